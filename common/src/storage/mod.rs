@@ -1,0 +1,214 @@
+//! Opening SlateDB databases on an object store, and the write path in front of them.
+//!
+//! A [`StorageRoot`] is built once from an [`ObjectStoreConfig`](crate::config::ObjectStoreConfig)
+//! and opens one SlateDB per database under `<root>/<database>/`:
+//! [`StorageRoot::open_writer`] for the single writer (fencing any earlier writer of the
+//! same path) and [`StorageRoot::open_replica`] for read-only followers.
+
+mod group_commit;
+mod object_store;
+mod reader;
+mod write_ops;
+
+use std::sync::Arc;
+
+use slatedb::config::{CompressionCodec, Settings};
+use slatedb::db_cache::foyer::{FoyerCache, FoyerCacheOptions};
+use slatedb::object_store::ObjectStore;
+use slatedb::object_store::path::Path;
+use slatedb::{Db, DbReader};
+use slatedb_common::metrics::DefaultMetricsRecorder;
+
+pub use self::group_commit::{CommitStats, Durability, GroupCommitter};
+pub use self::object_store::build_object_store;
+pub use self::reader::StorageReader;
+pub use self::write_ops::WriteOps;
+
+use crate::config::{Compression, StorageConfig};
+use crate::error::Result;
+use crate::merge::MergeRouter;
+use crate::metrics::MetricsRegistry;
+
+/// The root every database of one server lives under.
+#[derive(Clone)]
+pub struct StorageRoot {
+    config: StorageConfig,
+    store: Arc<dyn ObjectStore>,
+    root: Path,
+    metrics: MetricsRegistry,
+}
+
+impl std::fmt::Debug for StorageRoot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageRoot")
+            .field("object_store", &self.config.object_store)
+            .field("root", &self.root)
+            .finish()
+    }
+}
+
+impl StorageRoot {
+    /// Builds the object store client named by `config`. For an in-memory store, every
+    /// database opened from this root (writer and replicas) shares one memory store.
+    pub fn new(config: StorageConfig) -> Result<Self> {
+        let (store, root) = build_object_store(&config.object_store)?;
+        Ok(Self {
+            config,
+            store,
+            root,
+            metrics: MetricsRegistry::default(),
+        })
+    }
+
+    /// The configuration this root was built from.
+    pub fn config(&self) -> &StorageConfig {
+        &self.config
+    }
+
+    /// The object store client.
+    pub fn object_store(&self) -> Arc<dyn ObjectStore> {
+        self.store.clone()
+    }
+
+    /// The path of `database` inside the object store.
+    pub fn path_for(&self, database: &str) -> Path {
+        self.root.clone().join(database)
+    }
+
+    /// Where every database's SlateDB metrics are collected.
+    pub fn metrics(&self) -> &MetricsRegistry {
+        &self.metrics
+    }
+
+    /// Opens `database` as its single writer. Opening fences any other writer of the
+    /// same path: that writer's next write fails with [`crate::Error::Fenced`].
+    pub async fn open_writer(&self, database: &str, merge: Option<MergeRouter>) -> Result<Storage> {
+        let recorder = Arc::new(DefaultMetricsRecorder::new());
+        let mut builder = Db::builder(self.path_for(database), self.store.clone())
+            .with_settings(self.settings())
+            .with_db_cache(Arc::new(self.cache()), 0)
+            .with_metrics_recorder(recorder.clone());
+        if let Some(router) = merge {
+            builder = builder.with_merge_operator(Arc::new(router));
+        }
+        let db = Arc::new(builder.build().await?);
+        self.metrics.register(database, "writer", recorder);
+        let committer = GroupCommitter::start(db.clone(), &self.config);
+        tracing::info!(database, path = %self.path_for(database), "opened writer");
+        Ok(Storage {
+            name: database.to_string(),
+            db,
+            committer,
+        })
+    }
+
+    /// Opens `database` as a read-only replica that follows the writer, seeing new
+    /// writes once they are durable in the object store. The database must exist.
+    pub async fn open_replica(
+        &self,
+        database: &str,
+        merge: Option<MergeRouter>,
+    ) -> Result<StorageReader> {
+        let recorder = Arc::new(DefaultMetricsRecorder::new());
+        let options = slatedb::config::DbReaderOptions {
+            manifest_poll_interval: self.config.replica_poll_interval(),
+            ..Default::default()
+        };
+        let mut builder = DbReader::builder(self.path_for(database), self.store.clone())
+            .with_options(options)
+            .with_db_cache(Arc::new(self.cache()), 0)
+            .with_metrics_recorder(recorder.clone());
+        if let Some(router) = merge {
+            builder = builder.with_merge_operator(Arc::new(router));
+        }
+        let reader = builder.build().await?;
+        self.metrics.register(database, "replica", recorder);
+        tracing::info!(database, path = %self.path_for(database), "opened replica");
+        Ok(StorageReader::Replica(Arc::new(reader)))
+    }
+
+    fn cache(&self) -> FoyerCache {
+        FoyerCache::new_with_opts(FoyerCacheOptions {
+            max_capacity: self.config.block_cache_bytes.max(1024 * 1024),
+            ..Default::default()
+        })
+    }
+
+    fn settings(&self) -> Settings {
+        Settings {
+            flush_interval: Some(self.config.flush_interval()),
+            max_unflushed_bytes: self.config.max_unflushed_bytes as usize,
+            compression_codec: match self.config.compression {
+                Compression::None => None,
+                Compression::Lz4 => Some(CompressionCodec::Lz4),
+                Compression::Zstd => Some(CompressionCodec::Zstd),
+            },
+            ..Settings::default()
+        }
+    }
+}
+
+/// A database opened for writing: the SlateDB handle and its group-commit path.
+#[derive(Clone)]
+pub struct Storage {
+    name: String,
+    db: Arc<Db>,
+    committer: GroupCommitter,
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Storage").field("name", &self.name).finish()
+    }
+}
+
+impl Storage {
+    /// The database's name (its directory under the root).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The underlying SlateDB handle.
+    pub fn db(&self) -> &Arc<Db> {
+        &self.db
+    }
+
+    /// A read handle over this writer's data (including writes not yet durable).
+    pub fn reader(&self) -> StorageReader {
+        StorageReader::Writer(self.db.clone())
+    }
+
+    /// The group-commit write path.
+    pub fn committer(&self) -> &GroupCommitter {
+        &self.committer
+    }
+
+    /// Writes `ops` through the group-commit path and returns once they are applied
+    /// (and, for [`Durability::Remote`], durable in the object store).
+    pub async fn write(&self, ops: WriteOps, durability: Durability) -> Result<()> {
+        self.committer.write(ops, durability).await
+    }
+
+    /// Makes every write acknowledged so far durable.
+    pub async fn flush(&self) -> Result<()> {
+        self.db.flush().await?;
+        Ok(())
+    }
+
+    /// Checks the database is usable: it is open and not fenced.
+    pub fn check(&self) -> Result<()> {
+        let status = self.db.status();
+        match status.close_reason {
+            None => Ok(()),
+            Some(slatedb::CloseReason::Fenced) => Err(crate::Error::Fenced),
+            Some(_) => Err(crate::Error::Closed),
+        }
+    }
+
+    /// Stops the write path, flushes everything to the object store and closes.
+    pub async fn close(&self) -> Result<()> {
+        self.committer.shutdown().await;
+        self.db.close().await?;
+        Ok(())
+    }
+}

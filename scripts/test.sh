@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Runs the whole test suite, doing its own setup:
+#   1. a Python virtual environment (.venv) with the pinned S3 emulator (moto),
+#   2. the emulator on 127.0.0.1 with a test bucket,
+#   3. every cargo test in the workspace, with the emulator's address exported so the
+#      storage, fencing and server tests run against real S3 semantics.
+# Arguments, if any, replace the default `cargo test --workspace` arguments
+# (e.g. `scripts/test.sh -p opendata-common --test storage`).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+VENV="$ROOT/.venv"
+REQS="$ROOT/scripts/requirements-test.txt"
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+if [ ! -x "$VENV/bin/moto_server" ] || ! cmp -s "$REQS" "$VENV/.requirements"; then
+  log "creating $VENV with the S3 emulator"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$REQS"
+  cp "$REQS" "$VENV/.requirements"
+fi
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+PORT=$(free_port)
+MOTO_LOG=$(mktemp -t opendata-moto.XXXXXX.log)
+log "starting the S3 emulator on 127.0.0.1:$PORT (log: $MOTO_LOG)"
+"$VENV/bin/moto_server" -H 127.0.0.1 -p "$PORT" >"$MOTO_LOG" 2>&1 &
+MOTO_PID=$!
+cleanup() { kill "$MOTO_PID" 2>/dev/null || true; wait "$MOTO_PID" 2>/dev/null || true; }
+trap cleanup EXIT
+
+for _ in $(seq 1 100); do
+  if curl -fsS "http://127.0.0.1:$PORT/moto-api/" >/dev/null 2>&1; then break; fi
+  if ! kill -0 "$MOTO_PID" 2>/dev/null; then cat "$MOTO_LOG" >&2; echo "S3 emulator failed to start" >&2; exit 1; fi
+  sleep 0.1
+done
+
+export AWS_ACCESS_KEY_ID=opendata-test
+export AWS_SECRET_ACCESS_KEY=opendata-test
+export AWS_REGION=us-east-1
+export AWS_ALLOW_HTTP=true
+export OPENDATA_TEST_S3_ENDPOINT="http://127.0.0.1:$PORT"
+export OPENDATA_TEST_S3_BUCKET=opendata-test
+curl -fsS -X PUT "$OPENDATA_TEST_S3_ENDPOINT/$OPENDATA_TEST_S3_BUCKET" >/dev/null
+
+log "running cargo test"
+if [ $# -gt 0 ]; then
+  cargo test "$@"
+else
+  cargo test --workspace --all-targets
+  cargo test --workspace --doc
+fi
