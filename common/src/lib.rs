@@ -48,6 +48,7 @@
 pub mod config;
 pub mod encoding;
 pub mod error;
+pub mod http;
 pub mod keys;
 pub mod merge;
 pub mod metrics;

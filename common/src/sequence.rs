@@ -75,6 +75,21 @@ impl SequenceAllocator {
     }
 }
 
+impl SequenceAllocator {
+    /// Shrinks the reservation to what was actually handed out, adding the block record
+    /// to `ops`. Called on a clean shutdown so a restart does not skip the rest of the
+    /// block.
+    pub fn release_unused(&mut self, ops: &mut WriteOps) {
+        if self.reserved_end != self.next {
+            self.reserved_end = self.next;
+            ops.put(
+                self.key.clone(),
+                Bytes::copy_from_slice(&self.reserved_end.to_be_bytes()),
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,6 +111,12 @@ mod tests {
         assert_eq!(a.allocate(20, &mut ops), 8);
         assert_eq!(ops.len(), 1);
         assert_eq!(a.peek(), 28);
+        let mut ops = WriteOps::new();
+        a.release_unused(&mut ops);
+        assert_eq!(ops.len(), 1);
+        let mut ops = WriteOps::new();
+        a.release_unused(&mut ops);
+        assert!(ops.is_empty());
         assert!(SequenceAllocator::decode(&[1, 2]).is_err());
     }
 }

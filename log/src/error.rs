@@ -1,0 +1,56 @@
+//! Errors of the log database.
+
+/// A `Result` whose error is [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Errors of the log database.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request is invalid (empty key, oversized value, bad range, ...).
+    #[error("invalid request: {0}")]
+    InvalidInput(String),
+    /// A conditional append found a different last sequence than expected.
+    #[error("conflict: key {key:?} has {}, expected {}", describe(*actual), describe(*expected))]
+    Conflict {
+        /// The key, lossily printed.
+        key: String,
+        /// The sequence the caller expected (`None`: no entries).
+        expected: Option<u64>,
+        /// The key's actual last sequence (`None`: no entries).
+        actual: Option<u64>,
+    },
+    /// A storage failure.
+    #[error(transparent)]
+    Storage(#[from] opendata_common::Error),
+    /// Stored bytes could not be decoded.
+    #[error("corrupt record: {0}")]
+    Corrupt(#[from] opendata_common::DecodeError),
+    /// The key cache moved while a conditional append waited; retried internally.
+    #[error("conditional append must be retried")]
+    RetryCondition,
+}
+
+fn describe(last: Option<u64>) -> String {
+    match last {
+        Some(seq) => format!("last sequence {seq}"),
+        None => "no entries".to_string(),
+    }
+}
+
+impl From<slatedb::Error> for Error {
+    fn from(err: slatedb::Error) -> Self {
+        Error::Storage(err.into())
+    }
+}
+
+impl From<Error> for opendata_common::http::ApiError {
+    fn from(err: Error) -> Self {
+        use opendata_common::http::ApiError;
+        match err {
+            Error::InvalidInput(msg) => ApiError::bad_data(msg),
+            Error::Conflict { .. } => ApiError::conflict(err.to_string()),
+            Error::Storage(e) => e.into(),
+            Error::Corrupt(_) | Error::RetryCondition => ApiError::internal(err.to_string()),
+        }
+    }
+}

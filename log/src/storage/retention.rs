@@ -1,0 +1,107 @@
+//! Retention: dropping whole segments by age and by total size.
+//!
+//! Only sealed segments (every segment but the newest) are dropped. A sealed segment's
+//! entries are all older than the next segment's start time, so it expires once that
+//! start time is older than `retention_secs`. For size retention, the oldest sealed
+//! segments are dropped while the byte counters of all segments add up to more than
+//! `retention_bytes`. Dropping removes the segment from the in-memory list first (so
+//! scans skip it), then deletes its entries, its descriptor, its byte counter, and
+//! the key index records of keys whose newest entry was in it.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use opendata_common::segment::drop_segment;
+use opendata_common::storage::{Durability, WriteOps};
+use tokio::task::JoinHandle;
+
+use super::now_ms;
+use super::writer::Inner;
+use crate::error::Result;
+use crate::serde::{PREFIX, key_index, segment, segment_bytes};
+
+pub(crate) fn spawn(inner: Weak<Inner>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let period = match inner.upgrade() {
+                Some(i) => Duration::from_secs(i.config.retention_check_secs),
+                None => return,
+            };
+            tokio::time::sleep(period).await;
+            let Some(inner) = inner.upgrade() else { return };
+            match enforce(&inner).await {
+                Ok(dropped) if !dropped.is_empty() => {
+                    tracing::info!(?dropped, "log retention dropped segments")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "log retention failed"),
+            }
+        }
+    })
+}
+
+pub(crate) async fn enforce(inner: &Arc<Inner>) -> Result<Vec<u32>> {
+    let cfg = &inner.config;
+    let segments = inner.segments.read().clone();
+    if segments.len() < 2 {
+        return Ok(Vec::new());
+    }
+    let sealed = &segments[..segments.len() - 1];
+    let mut victims = Vec::new();
+    if cfg.retention_secs > 0 {
+        let cutoff = now_ms().saturating_sub(cfg.retention_secs * 1000);
+        for (i, seg) in sealed.iter().enumerate() {
+            if segments[i + 1].start_time_ms <= cutoff {
+                victims.push(seg.id);
+            }
+        }
+    }
+    if cfg.retention_bytes > 0 {
+        let mut sizes = Vec::with_capacity(segments.len());
+        for seg in &segments {
+            sizes.push(inner.core.segment_bytes(seg.id).await?);
+        }
+        let mut total: u64 = sizes.iter().sum();
+        for (i, seg) in sealed.iter().enumerate() {
+            if total <= cfg.retention_bytes {
+                break;
+            }
+            total = total.saturating_sub(sizes[i]);
+            if !victims.contains(&seg.id) {
+                victims.push(seg.id);
+            }
+        }
+    }
+    victims.sort_unstable();
+    for id in &victims {
+        drop_one(inner, *id).await?;
+    }
+    Ok(victims)
+}
+
+async fn drop_one(inner: &Arc<Inner>, id: u32) -> Result<()> {
+    inner.segments.write().retain(|s| s.id != id);
+    drop_segment(&inner.storage, PREFIX, id, Durability::Remote).await?;
+    // Key index records pointing into the dropped segment: their keys have no entries left.
+    let mut iter = inner
+        .core
+        .storage
+        .scan_prefix(&key_index::prefix(&[]))
+        .await?;
+    let mut ops = WriteOps::new();
+    while let Some(kv) = iter.next().await? {
+        if key_index::decode_value(&kv.value)?.last_segment <= id {
+            ops.delete(kv.key);
+            if ops.len() >= 10_000 {
+                inner
+                    .storage
+                    .write(std::mem::take(&mut ops), Durability::Remote)
+                    .await?;
+            }
+        }
+    }
+    ops.delete(segment::encode_key(id));
+    ops.delete(segment_bytes::encode_key(id));
+    inner.storage.write(ops, Durability::Remote).await?;
+    Ok(())
+}

@@ -1,0 +1,413 @@
+//! The writer: appends with group commit, sequence allocation, segment sealing,
+//! conditional appends and retention.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use opendata_common::sequence::SequenceAllocator;
+use opendata_common::storage::{Storage, StorageRoot, WriteOps};
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::read::{LogRead, ReadCore, SegmentSource, load_segments};
+use super::{DATABASE, now_ms, retention};
+use crate::config::{Config, LogConfig};
+use crate::error::{Error, Result};
+use crate::model::{AppendOptions, AppendResult, Condition, Record};
+use crate::serde::segment::SegmentRecord;
+use crate::serde::{entry, key_index, merge_router, segment, segment_bytes, sequence};
+
+/// Keys per generation of the last-sequence cache (see [`KeyCache`]).
+const KEY_CACHE_GENERATION: usize = 500_000;
+
+/// The log database, opened for writing.
+///
+/// Cloning shares the database. Close it with [`LogDb::close`] to flush everything.
+#[derive(Clone)]
+pub struct LogDb {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) storage: Storage,
+    pub(crate) config: LogConfig,
+    pub(crate) core: ReadCore,
+    pub(crate) segments: Arc<RwLock<Vec<SegmentRecord>>>,
+    state: Arc<Mutex<WriterState>>,
+    visible: watch::Sender<u64>,
+    retention: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// State only the commit path changes (inside `prepare`, which runs serially).
+struct WriterState {
+    alloc: SequenceAllocator,
+    current: Option<SegmentRecord>,
+    current_bytes: u64,
+    last_ts: u64,
+    keys: KeyCache,
+}
+
+/// Last sequence of recently appended keys, for conditional appends.
+///
+/// A key is inserted when its append is prepared, before the write reaches SlateDB, so
+/// a reader of storage could miss it for a moment: the cache covers that window. It
+/// holds two generations; when the newer fills up, the older is dropped. A conditional
+/// append reads storage first and remembers the generation it saw; if a rotation
+/// happened since, it reads again. Without a rotation, every key appended before the
+/// read is either still cached or was already applied to storage when it was read.
+struct KeyCache {
+    current: HashMap<Bytes, u64>,
+    previous: HashMap<Bytes, u64>,
+    generation: u64,
+}
+
+impl KeyCache {
+    fn get(&self, key: &[u8]) -> Option<u64> {
+        self.current
+            .get(key)
+            .or_else(|| self.previous.get(key))
+            .copied()
+    }
+
+    fn insert(&mut self, key: Bytes, seq: u64) {
+        if self.current.len() >= KEY_CACHE_GENERATION && !self.current.contains_key(&key) {
+            self.previous = std::mem::take(&mut self.current);
+            self.generation += 1;
+        }
+        self.current.insert(key, seq);
+    }
+}
+
+impl LogDb {
+    /// Opens (or creates) the log database described by `config`.
+    pub async fn open(config: Config) -> Result<Self> {
+        let root = StorageRoot::new(config.storage)?;
+        Self::open_in(&root, config.log).await
+    }
+
+    /// Opens the log database under an existing storage root (as the server does, so
+    /// that every database shares one object store client and metrics registry).
+    pub async fn open_in(root: &StorageRoot, config: LogConfig) -> Result<Self> {
+        config.validate().map_err(Error::InvalidInput)?;
+        let storage = root.open_writer(DATABASE, Some(merge_router())).await?;
+        let reader = storage.reader();
+        let alloc =
+            SequenceAllocator::load(&reader, sequence::key(), config.sequence_block).await?;
+        let records = load_segments(&reader).await?;
+        let current = records.last().copied();
+        let next = alloc.peek();
+        let segments = Arc::new(RwLock::new(records));
+        let state = WriterState {
+            alloc,
+            current,
+            current_bytes: 0,
+            last_ts: current.map_or(0, |c| c.start_time_ms),
+            keys: KeyCache {
+                current: HashMap::new(),
+                previous: HashMap::new(),
+                generation: 0,
+            },
+        };
+        let (visible, _) = watch::channel(next);
+        let inner = Arc::new(Inner {
+            core: ReadCore {
+                storage: reader,
+                segments: SegmentSource::Writer(segments.clone()),
+            },
+            storage,
+            config,
+            segments,
+            state: Arc::new(Mutex::new(state)),
+            visible,
+            retention: Mutex::new(None),
+        });
+        let db = LogDb { inner };
+        if db.inner.config.retention_secs > 0 || db.inner.config.retention_bytes > 0 {
+            let task = retention::spawn(Arc::downgrade(&db.inner));
+            *db.inner.retention.lock() = Some(task);
+        }
+        Ok(db)
+    }
+
+    /// Appends records, durably, and returns their sequences in order.
+    pub async fn append(&self, records: Vec<Record>) -> Result<Vec<u64>> {
+        Ok(self
+            .append_with(records, AppendOptions::default())
+            .await?
+            .sequences)
+    }
+
+    /// Appends records with options: memory-only durability, or a condition on a key's
+    /// last sequence (on a mismatch nothing is written and [`Error::Conflict`] returned).
+    pub async fn append_with(
+        &self,
+        records: Vec<Record>,
+        options: AppendOptions,
+    ) -> Result<AppendResult> {
+        self.validate(&records)?;
+        if let Some(cond) = &options.condition {
+            if cond.key.is_empty() {
+                return Err(Error::InvalidInput(
+                    "condition key must not be empty".into(),
+                ));
+            }
+        }
+        let records = Arc::new(records);
+        loop {
+            let pre = match &options.condition {
+                Some(cond) => Some(self.preread(cond).await?),
+                None => None,
+            };
+            let state = self.inner.state.clone();
+            let config = self.inner.config.clone();
+            let segments = self.inner.segments.clone();
+            let condition = options.condition.clone();
+            let recs = records.clone();
+            let result = self
+                .inner
+                .storage
+                .committer()
+                .submit(options.durability, move |ops: &mut WriteOps| {
+                    prepare(
+                        &mut state.lock(),
+                        &config,
+                        &segments,
+                        &recs,
+                        condition,
+                        pre,
+                        ops,
+                    )
+                })
+                .await;
+            match result {
+                Err(Error::RetryCondition) => continue,
+                Ok(result) => {
+                    if let Some(last) = result.sequences.last() {
+                        self.inner.visible.send_if_modified(|v| {
+                            if *v <= *last {
+                                *v = last + 1;
+                                true
+                            } else {
+                                false
+                            }
+                        });
+                    }
+                    return Ok(result);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn preread(&self, cond: &Condition) -> Result<(u64, Option<u64>)> {
+        let generation = self.inner.state.lock().keys.generation;
+        let stored = self
+            .inner
+            .core
+            .storage
+            .get(&key_index::encode_key(&cond.key))
+            .await?;
+        let last = match stored {
+            Some(v) => Some(key_index::decode_value(&v)?.last_seq),
+            None => None,
+        };
+        Ok((generation, last))
+    }
+
+    fn validate(&self, records: &[Record]) -> Result<()> {
+        let cfg = &self.inner.config;
+        if records.is_empty() {
+            return Err(Error::InvalidInput(
+                "append needs at least one record".into(),
+            ));
+        }
+        if records.len() > cfg.max_records_per_append {
+            return Err(Error::InvalidInput(format!(
+                "{} records in one append; the maximum is {}",
+                records.len(),
+                cfg.max_records_per_append
+            )));
+        }
+        for (i, r) in records.iter().enumerate() {
+            if r.key.is_empty() {
+                return Err(Error::InvalidInput(format!(
+                    "record {i}: key must not be empty"
+                )));
+            }
+            if r.key.len() > cfg.max_key_bytes {
+                return Err(Error::InvalidInput(format!(
+                    "record {i}: key is {} bytes; the maximum is {}",
+                    r.key.len(),
+                    cfg.max_key_bytes
+                )));
+            }
+            if r.value.len() > cfg.max_value_bytes {
+                return Err(Error::InvalidInput(format!(
+                    "record {i}: value is {} bytes; the maximum is {}",
+                    r.value.len(),
+                    cfg.max_value_bytes
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes every acknowledged append durable (useful after memory-durability appends).
+    pub async fn flush(&self) -> Result<()> {
+        Ok(self.inner.storage.flush().await?)
+    }
+
+    /// Stops retention, flushes and closes the database.
+    pub async fn close(&self) -> Result<()> {
+        if let Some(task) = self.inner.retention.lock().take() {
+            task.abort();
+        }
+        // Give back the unused part of the sequence block so a clean restart continues
+        // where this run stopped. Runs on the commit path, after every queued append.
+        let state = self.inner.state.clone();
+        let released = self
+            .inner
+            .storage
+            .committer()
+            .submit(
+                opendata_common::Durability::Remote,
+                move |ops: &mut WriteOps| {
+                    state.lock().alloc.release_unused(ops);
+                    Ok::<(), Error>(())
+                },
+            )
+            .await;
+        if let Err(e) = released {
+            tracing::warn!(error = %e, "could not release the unused sequence block");
+        }
+        Ok(self.inner.storage.close().await?)
+    }
+
+    /// Checks the database can serve: open and not fenced.
+    pub fn check(&self) -> Result<()> {
+        Ok(self.inner.storage.check()?)
+    }
+
+    /// Runs retention now: drops whole segments past the time or size limits and
+    /// returns the ids dropped.
+    pub async fn enforce_retention(&self) -> Result<Vec<u32>> {
+        retention::enforce(&self.inner).await
+    }
+
+    /// The underlying storage (for metrics and tests).
+    pub fn storage(&self) -> &Storage {
+        &self.inner.storage
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &LogConfig {
+        &self.inner.config
+    }
+}
+
+impl LogRead for LogDb {
+    fn read_core(&self) -> &ReadCore {
+        &self.inner.core
+    }
+
+    fn changes(&self) -> watch::Receiver<u64> {
+        self.inner.visible.subscribe()
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn prepare(
+    state: &mut WriterState,
+    config: &LogConfig,
+    segments: &RwLock<Vec<SegmentRecord>>,
+    records: &[Record],
+    condition: Option<Condition>,
+    pre: Option<(u64, Option<u64>)>,
+    ops: &mut WriteOps,
+) -> Result<AppendResult> {
+    if let Some(cond) = condition {
+        let actual = match state.keys.get(&cond.key) {
+            Some(seq) => Some(seq),
+            None => {
+                let (generation, stored) = pre.expect("conditions are pre-read");
+                if generation != state.keys.generation {
+                    return Err(Error::RetryCondition);
+                }
+                stored
+            }
+        };
+        if actual != cond.last_sequence {
+            return Err(Error::Conflict {
+                key: String::from_utf8_lossy(&cond.key).into_owned(),
+                expected: cond.last_sequence,
+                actual,
+            });
+        }
+    }
+
+    let now = now_ms().max(state.last_ts);
+    state.last_ts = now;
+
+    let needs_new_segment = match &state.current {
+        None => true,
+        Some(cur) => {
+            let by_time = config.seal_interval_secs > 0
+                && now.saturating_sub(cur.start_time_ms) >= config.seal_interval_secs * 1000;
+            let by_size = config.seal_bytes > 0 && state.current_bytes >= config.seal_bytes;
+            by_time || by_size
+        }
+    };
+    if needs_new_segment {
+        let id = match &state.current {
+            None => 0,
+            Some(cur) => cur
+                .id
+                .checked_add(1)
+                .ok_or_else(|| Error::InvalidInput("segment ids exhausted".into()))?,
+        };
+        let record = SegmentRecord {
+            id,
+            start_seq: state.alloc.peek(),
+            start_time_ms: now,
+        };
+        ops.put(segment::encode_key(id), segment::encode_value(&record));
+        state.current = Some(record);
+        state.current_bytes = 0;
+        segments.write().push(record);
+    }
+    let seg = state.current.expect("set above").id;
+
+    let first = state.alloc.allocate(records.len() as u64, ops);
+    let mut bytes = 0u64;
+    let mut last_per_key: HashMap<&Bytes, u64> = HashMap::new();
+    for (i, record) in records.iter().enumerate() {
+        let seq = first + i as u64;
+        ops.put(
+            entry::encode_key(seg, &record.key, seq),
+            entry::encode_value(now, &record.value),
+        );
+        bytes += (record.key.len() + record.value.len()) as u64;
+        last_per_key.insert(&record.key, seq);
+    }
+    for (key, seq) in last_per_key {
+        ops.put(
+            key_index::encode_key(key),
+            key_index::encode_value(&key_index::KeyIndexValue {
+                last_seq: seq,
+                last_segment: seg,
+            }),
+        );
+        state.keys.insert(key.clone(), seq);
+    }
+    ops.merge(
+        segment_bytes::encode_key(seg),
+        segment_bytes::operand(bytes),
+    );
+    state.current_bytes += bytes;
+    Ok(AppendResult {
+        sequences: (first..first + records.len() as u64).collect(),
+        timestamp_ms: now,
+    })
+}

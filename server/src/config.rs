@@ -1,0 +1,114 @@
+//! Server configuration: a TOML file, overridden by `OPENDATA_*` environment variables,
+//! overridden by command-line flags.
+//!
+//! ```toml
+//! listen = "127.0.0.1:8080"
+//! read_only = false
+//! max_body_bytes = 67108864
+//!
+//! [storage]
+//! flush_interval_ms = 100
+//! [storage.object_store]
+//! type = "local"          # or "memory", or "s3" with bucket/prefix/endpoint/region
+//! path = "./data"
+//!
+//! [log]                   # settings of the log database
+//! ```
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use opendata_common::StorageConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, ServerError};
+
+/// Everything `opendata serve` needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address the HTTP server listens on.
+    pub listen: SocketAddr,
+    /// Serve reads only, following the writer through the object store.
+    pub read_only: bool,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Seconds to wait for in-flight requests at shutdown before closing anyway.
+    pub shutdown_timeout_secs: u64,
+    /// The object store and SlateDB tuning shared by every database.
+    pub storage: StorageConfig,
+    /// The log database.
+    pub log: opendata_log::LogConfig,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            read_only: false,
+            max_body_bytes: 64 * 1024 * 1024,
+            shutdown_timeout_secs: 30,
+            storage: StorageConfig::default(),
+            log: opendata_log::LogConfig::default(),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Reads a TOML configuration file; fields it leaves out keep their defaults.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ServerError::Config(format!("cannot read {}: {e}", path.display())))?;
+        Self::from_toml(&text).map_err(|e| ServerError::Config(format!("{}: {e}", path.display())))
+    }
+
+    /// Parses TOML configuration text.
+    pub fn from_toml(text: &str) -> Result<Self> {
+        toml::from_str(text).map_err(|e| ServerError::Config(e.to_string()))
+    }
+
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self) -> Result<()> {
+        if self.max_body_bytes < 1024 {
+            return Err(ServerError::Config(
+                "max_body_bytes must be at least 1024".into(),
+            ));
+        }
+        self.log
+            .validate()
+            .map_err(|e| ServerError::Config(format!("[log] {e}")))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opendata_common::ObjectStoreConfig;
+
+    #[test]
+    fn should_parse_partial_toml_with_defaults() {
+        let cfg = ServerConfig::from_toml(
+            r#"
+            listen = "0.0.0.0:9000"
+            [storage.object_store]
+            type = "s3"
+            bucket = "b"
+            endpoint = "http://127.0.0.1:5000"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(cfg.listen.port(), 9000);
+        assert!(matches!(
+            cfg.storage.object_store,
+            ObjectStoreConfig::S3 { .. }
+        ));
+        assert_eq!(cfg.max_body_bytes, ServerConfig::default().max_body_bytes);
+    }
+
+    #[test]
+    fn should_reject_unknown_fields() {
+        let err = ServerConfig::from_toml("listne = \"x\"").unwrap_err();
+        assert!(err.to_string().contains("listne"), "{err}");
+    }
+}

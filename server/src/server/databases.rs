@@ -1,0 +1,52 @@
+//! The databases one server mounts.
+
+use axum::Router;
+use opendata_common::StorageRoot;
+use opendata_log::server::LogService;
+use opendata_log::{LogDb, LogDbReader};
+
+use crate::config::ServerConfig;
+use crate::error::Result;
+
+/// Every database the server serves.
+pub struct Databases {
+    /// The log database.
+    pub log: LogService,
+}
+
+impl Databases {
+    /// Opens every database: as writers, or as replicas when `read_only` is set.
+    pub async fn open(root: &StorageRoot, config: &ServerConfig) -> Result<Self> {
+        let log = if config.read_only {
+            LogService::Replica(LogDbReader::open_in(root).await?)
+        } else {
+            LogService::Writer(LogDb::open_in(root, config.log.clone()).await?)
+        };
+        Ok(Self { log })
+    }
+
+    /// Every database's routes.
+    pub fn routes(&self) -> Router {
+        Router::new().merge(opendata_log::server::router(self.log.clone()))
+    }
+
+    /// Names and health of each database.
+    pub fn check(&self) -> Vec<(&'static str, std::result::Result<(), String>)> {
+        vec![("log", self.log.check().map_err(|e| e.to_string()))]
+    }
+
+    /// Group-commit counters of each writer, for `/metrics`.
+    pub fn commit_stats(&self) -> Vec<(&'static str, opendata_common::storage::CommitStats)> {
+        let mut out = Vec::new();
+        if let LogService::Writer(db) = &self.log {
+            out.push(("log", db.storage().committer().stats()));
+        }
+        out
+    }
+
+    /// Flushes and closes every database.
+    pub async fn close(&self) -> Result<()> {
+        self.log.close().await?;
+        Ok(())
+    }
+}

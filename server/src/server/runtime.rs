@@ -1,0 +1,229 @@
+//! The shared runtime routes and middleware: health, readiness, metrics, request tracing.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use opendata_common::StorageRoot;
+use opendata_common::metrics::escape_label_value;
+use parking_lot::Mutex;
+
+use super::databases::Databases;
+
+/// State shared by the runtime routes and middleware.
+#[derive(Clone)]
+pub struct AppState {
+    pub(crate) root: StorageRoot,
+    pub(crate) databases: Arc<Databases>,
+    pub(crate) http: Arc<HttpMetrics>,
+    pub(crate) started: Instant,
+    pub(crate) read_only: bool,
+}
+
+/// Latency buckets of `opendata_http_request_duration_seconds`.
+const BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+#[derive(Default)]
+struct Series {
+    count: u64,
+    sum: f64,
+    buckets: [u64; BUCKETS.len()],
+}
+
+/// Request counters and latency histograms by route, method and status.
+#[derive(Default)]
+pub struct HttpMetrics {
+    series: Mutex<BTreeMap<(String, String, u16), Series>>,
+}
+
+impl HttpMetrics {
+    fn observe(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
+        let secs = elapsed.as_secs_f64();
+        let mut map = self.series.lock();
+        let s = map
+            .entry((route.to_string(), method.to_string(), status))
+            .or_default();
+        s.count += 1;
+        s.sum += secs;
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if secs <= *b {
+                s.buckets[i] += 1;
+            }
+        }
+    }
+
+    fn render(&self, out: &mut String) {
+        let map = self.series.lock();
+        out.push_str("# HELP opendata_http_requests_total HTTP requests served.\n");
+        out.push_str("# TYPE opendata_http_requests_total counter\n");
+        for ((route, method, status), s) in map.iter() {
+            let _ = writeln!(
+                out,
+                "opendata_http_requests_total{{route=\"{}\",method=\"{method}\",code=\"{status}\"}} {}",
+                escape_label_value(route),
+                s.count
+            );
+        }
+        out.push_str("# HELP opendata_http_request_duration_seconds HTTP request latency.\n");
+        out.push_str("# TYPE opendata_http_request_duration_seconds histogram\n");
+        for ((route, method, status), s) in map.iter() {
+            let labels = format!(
+                "route=\"{}\",method=\"{method}\",code=\"{status}\"",
+                escape_label_value(route)
+            );
+            for (i, b) in BUCKETS.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "opendata_http_request_duration_seconds_bucket{{{labels},le=\"{b}\"}} {}",
+                    s.buckets[i]
+                );
+            }
+            let _ = writeln!(
+                out,
+                "opendata_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                s.count
+            );
+            let _ = writeln!(
+                out,
+                "opendata_http_request_duration_seconds_sum{{{labels}}} {}",
+                s.sum
+            );
+            let _ = writeln!(
+                out,
+                "opendata_http_request_duration_seconds_count{{{labels}}} {}",
+                s.count
+            );
+        }
+    }
+}
+
+pub(crate) fn routes(state: AppState) -> Router {
+    Router::new()
+        .route("/-/healthy", get(healthy))
+        .route("/-/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+/// Times and logs every request and counts it by matched route.
+pub(crate) async fn observe(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let method = request.method().as_str().to_string();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let path = request.uri().path().to_string();
+    let response = next.run(request).await;
+    let elapsed = started.elapsed();
+    let status = response.status();
+    state
+        .http
+        .observe(&route, &method, status.as_u16(), elapsed);
+    if status.is_server_error() {
+        tracing::warn!(%method, %path, status = status.as_u16(), ?elapsed, "request failed");
+    } else {
+        tracing::debug!(%method, %path, status = status.as_u16(), ?elapsed, "request");
+    }
+    response
+}
+
+async fn healthy() -> &'static str {
+    "OpenData is Healthy.\n"
+}
+
+async fn ready(State(state): State<AppState>) -> Response {
+    let mut problems = Vec::new();
+    for (name, result) in state.databases.check() {
+        if let Err(e) = result {
+            problems.push(format!("{name}: {e}"));
+        }
+    }
+    // A real round trip to the object store.
+    let store = state.root.object_store();
+    let path = state.root.path_for("log");
+    let probe = tokio::time::timeout(
+        Duration::from_secs(5),
+        store.list_with_delimiter(Some(&path)),
+    )
+    .await;
+    match probe {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => problems.push(format!("object store: {e}")),
+        Err(_) => problems.push("object store: no answer within 5s".to_string()),
+    }
+    if problems.is_empty() {
+        (StatusCode::OK, "OpenData is Ready.\n").into_response()
+    } else {
+        opendata_common::http::ApiError::unavailable(format!("not ready: {}", problems.join("; ")))
+            .into_response()
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let mut out = String::with_capacity(16 * 1024);
+    out.push_str(
+        "# HELP opendata_build_info Build information.\n# TYPE opendata_build_info gauge\n",
+    );
+    let _ = writeln!(
+        out,
+        "opendata_build_info{{version=\"{}\",read_only=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION"),
+        state.read_only
+    );
+    out.push_str("# HELP opendata_uptime_seconds Seconds since the server started.\n# TYPE opendata_uptime_seconds gauge\n");
+    let _ = writeln!(
+        out,
+        "opendata_uptime_seconds {}",
+        state.started.elapsed().as_secs_f64()
+    );
+    let stats = state.databases.commit_stats();
+    for (metric, help, pick) in [
+        (
+            "opendata_commit_jobs_total",
+            "Writes acknowledged by the group-commit path.",
+            0usize,
+        ),
+        (
+            "opendata_commit_batches_total",
+            "SlateDB write batches the group-commit path made.",
+            1,
+        ),
+        (
+            "opendata_commit_flushes_total",
+            "WAL flushes made to acknowledge durable writes.",
+            2,
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP {metric} {help}\n# TYPE {metric} counter");
+        for (db, s) in &stats {
+            let v = [s.jobs, s.writes, s.flushes][pick];
+            let _ = writeln!(out, "{metric}{{database=\"{db}\"}} {v}");
+        }
+    }
+    state.http.render(&mut out);
+    state.root.metrics().render(&mut out);
+    (
+        [(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        out,
+    )
+        .into_response()
+}
