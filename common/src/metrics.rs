@@ -7,10 +7,13 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use slatedb_common::metrics::{DefaultMetricsRecorder, MetricValue};
 
+/// One database's recorder: `(database, role, recorder)`.
+type Registered = (String, String, Arc<DefaultMetricsRecorder>);
+
 /// The metrics recorders of every database opened from one [`crate::StorageRoot`].
 #[derive(Clone, Default)]
 pub struct MetricsRegistry {
-    recorders: Arc<Mutex<Vec<(String, String, Arc<DefaultMetricsRecorder>)>>>,
+    recorders: Arc<Mutex<Vec<Registered>>>,
 }
 
 impl MetricsRegistry {

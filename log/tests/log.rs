@@ -207,7 +207,8 @@ async fn should_reject_bad_input_without_touching_stored_data() {
         assert!(err.to_string().contains(needle), "{err} lacks {needle}");
     }
     assert_eq!(values(&db, "k", ..).await, vec![(0, "ok".into())]);
-    assert!(db.scan(Bytes::from("k"), 5..2).await.is_err());
+    let (hi, lo) = (5u64, 2u64);
+    assert!(db.scan(Bytes::from("k"), hi..lo).await.is_err());
     db.close().await.unwrap();
 }
 

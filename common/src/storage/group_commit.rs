@@ -72,12 +72,15 @@ pub struct CommitStats {
     pub flushes: u64,
 }
 
+/// The commit and flush tasks.
+type Tasks = (JoinHandle<()>, JoinHandle<()>);
+
 /// The group-commit write path of one database. Cloning shares it.
 #[derive(Clone)]
 pub struct GroupCommitter {
     tx: mpsc::Sender<Job>,
     counters: Arc<Counters>,
-    tasks: Arc<Mutex<Option<(JoinHandle<()>, JoinHandle<()>)>>>,
+    tasks: Arc<Mutex<Option<Tasks>>>,
 }
 
 impl GroupCommitter {
@@ -260,10 +263,10 @@ async fn commit_loop(
                         .jobs
                         .fetch_add((memory.len() + remote.len()) as u64, Ordering::Relaxed);
                     memory.into_iter().for_each(|d| d(Ok(())));
-                    if !remote.is_empty() {
-                        if let Err(mpsc::error::SendError(remote)) = flush_tx.send(remote) {
-                            remote.into_iter().for_each(|d| d(Err(Error::Closed)));
-                        }
+                    if !remote.is_empty()
+                        && let Err(mpsc::error::SendError(remote)) = flush_tx.send(remote)
+                    {
+                        remote.into_iter().for_each(|d| d(Err(Error::Closed)));
                     }
                 }
                 Err(err) => {

@@ -124,12 +124,12 @@ pub(crate) fn seq_bounds(range: &impl RangeBounds<u64>) -> Result<(u64, Option<u
         Bound::Excluded(e) => Some(*e),
         Bound::Unbounded => None,
     };
-    if let Some(end) = end {
-        if end < start {
-            return Err(Error::InvalidInput(format!(
-                "empty sequence range: end {end} is before start {start}"
-            )));
-        }
+    if let Some(end) = end
+        && end < start
+    {
+        return Err(Error::InvalidInput(format!(
+            "empty sequence range: end {end} is before start {start}"
+        )));
     }
     Ok((start, end))
 }
@@ -351,6 +351,7 @@ mod tests {
         assert_eq!(seq_bounds(&(5..9)).unwrap(), (5, Some(9)));
         assert_eq!(seq_bounds(&(5..=9)).unwrap(), (5, Some(10)));
         assert_eq!(seq_bounds(&(..=u64::MAX)).unwrap(), (0, None));
-        assert!(seq_bounds(&(9..5)).is_err());
+        let (hi, lo) = (9u64, 5u64);
+        assert!(seq_bounds(&(hi..lo)).is_err());
     }
 }

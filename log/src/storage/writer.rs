@@ -147,12 +147,12 @@ impl LogDb {
         options: AppendOptions,
     ) -> Result<AppendResult> {
         self.validate(&records)?;
-        if let Some(cond) = &options.condition {
-            if cond.key.is_empty() {
-                return Err(Error::InvalidInput(
-                    "condition key must not be empty".into(),
-                ));
-            }
+        if let Some(cond) = &options.condition
+            && cond.key.is_empty()
+        {
+            return Err(Error::InvalidInput(
+                "condition key must not be empty".into(),
+            ));
         }
         let records = Arc::new(records);
         loop {

@@ -1,0 +1,300 @@
+//! The `opendata` binary, end to end: runtime endpoints, errors, restarts, replicas.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::{ServerProcess, b64, s3_args};
+
+async fn append(client: &reqwest::Client, base: &str, key: &str, values: &[&str]) -> Vec<u64> {
+    let records: Vec<Value> = values
+        .iter()
+        .map(|v| json!({"key": b64(key), "value": b64(v)}))
+        .collect();
+    let resp = client
+        .post(format!("{base}/api/v1/log/append"))
+        .header("content-type", "application/protobuf+json")
+        .body(json!({"records": records, "awaitDurable": true}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    body["sequences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().parse().unwrap())
+        .collect()
+}
+
+async fn scan_values(client: &reqwest::Client, base: &str, key: &str) -> Vec<String> {
+    let resp = client
+        .get(format!("{base}/api/v1/log/scan"))
+        .query(&[("key", key)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            use base64::Engine;
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(e["value"].as_str().unwrap())
+                .unwrap();
+            String::from_utf8(raw).unwrap()
+        })
+        .collect()
+}
+
+async fn restart_keeps_data(args: Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("server.log");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let client = reqwest::Client::new();
+    let server = ServerProcess::start(&args, &log).await;
+    append(&client, &server.base, "orders", &["order-1", "order-2"]).await;
+    append(&client, &server.base, "events", &["e-1"]).await;
+    let status = server.terminate();
+    assert!(status.success(), "graceful shutdown exits 0, got {status}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("every database flushed and closed"), "{text}");
+
+    let server = ServerProcess::start(&args, &log).await;
+    assert_eq!(
+        scan_values(&client, &server.base, "orders").await,
+        vec!["order-1", "order-2"]
+    );
+    assert_eq!(
+        scan_values(&client, &server.base, "events").await,
+        vec!["e-1"]
+    );
+    let seqs = append(&client, &server.base, "orders", &["order-3"]).await;
+    assert_eq!(scan_values(&client, &server.base, "orders").await.len(), 3);
+    assert!(seqs[0] >= 3);
+    assert!(server.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_keep_data_across_a_sigterm_restart_on_a_local_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    restart_keeps_data(vec!["--object-store".into(), data.display().to_string()]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_keep_data_across_a_sigterm_restart_on_s3() {
+    if let Some(args) = s3_args("server-restart") {
+        restart_keeps_data(args).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_serve_health_readiness_and_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let server =
+        ServerProcess::start(&["--object-store", "memory://"], &dir.path().join("log")).await;
+    let client = reqwest::Client::new();
+    let r = client
+        .get(format!("{}/-/healthy", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = client
+        .get(format!("{}/-/ready", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    append(&client, &server.base, "k", &["v"]).await;
+    let r = client
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("# TYPE slatedb_"),
+        "SlateDB metrics missing:\n{text}"
+    );
+    assert!(text.contains("database=\"log\""), "{text}");
+    assert!(text.contains("opendata_http_requests_total{route=\"/api/v1/log/append\",method=\"POST\",code=\"200\"} 1"), "{text}");
+    assert!(
+        text.contains("opendata_commit_jobs_total{database=\"log\"} 1"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_answer_bad_input_with_clear_json_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(
+        &["--object-store", "memory://", "--max-body-bytes", "4096"],
+        &dir.path().join("log"),
+    )
+    .await;
+    let client = reqwest::Client::new();
+    append(&client, &server.base, "k", &["kept"]).await;
+    let url = format!("{}/api/v1/log/append", server.base);
+    let cases: Vec<(reqwest::RequestBuilder, u16, &str)> = vec![
+        (
+            client
+                .post(&url)
+                .header("content-type", "application/json")
+                .body("x".repeat(10_000)),
+            413,
+            "larger than",
+        ),
+        (
+            client
+                .post(&url)
+                .header("content-type", "image/png")
+                .body("{}"),
+            415,
+            "unsupported Content-Type",
+        ),
+        (
+            client
+                .post(&url)
+                .header("content-type", "application/json")
+                .body("{not json"),
+            400,
+            "invalid application/json body",
+        ),
+        (
+            client
+                .post(&url)
+                .header("content-type", "application/protobuf")
+                .body(vec![0xff, 0xff, 0xff]),
+            400,
+            "invalid application/protobuf body",
+        ),
+        (
+            client
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(r#"{"records":[{"key":"%%%","value":""}]}"#),
+            400,
+            "base64",
+        ),
+        (
+            client
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(r#"{"records":[{"key":"","value":"eA=="}]}"#),
+            400,
+            "key must not be empty",
+        ),
+        (
+            client
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(r#"{"records":[]}"#),
+            400,
+            "at least one record",
+        ),
+        (
+            client.get(format!("{}/api/v1/log/scan?key=k&limit=0", server.base)),
+            400,
+            "limit",
+        ),
+        (
+            client.get(format!(
+                "{}/api/v1/log/scan?key=k&start_seq=9&end_seq=2",
+                server.base
+            )),
+            400,
+            "end_seq",
+        ),
+        (
+            client.get(format!("{}/api/v1/log/scan?key_base64=***", server.base)),
+            400,
+            "key_base64",
+        ),
+        (
+            client.get(format!("{}/api/v1/log/scan", server.base)),
+            400,
+            "missing parameter 'key'",
+        ),
+        (
+            client.get(format!("{}/api/v1/log/scan?key=k&bogus=1", server.base)),
+            400,
+            "unknown parameter 'bogus'",
+        ),
+        (
+            client.get(format!("{}/api/v1/nothing", server.base)),
+            404,
+            "no route",
+        ),
+    ];
+    for (req, status, needle) in cases {
+        let resp = req.send().await.unwrap();
+        assert_eq!(
+            resp.status().as_u16(),
+            status,
+            "expected {status} for '{needle}'"
+        );
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["status"], "error");
+        assert!(body["errorType"].is_string());
+        assert!(
+            body["error"].as_str().unwrap().contains(needle),
+            "{body} lacks '{needle}'"
+        );
+    }
+    assert_eq!(scan_values(&client, &server.base, "k").await, vec!["kept"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_follow_the_writer_from_a_read_only_replica() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data").display().to_string();
+    let client = reqwest::Client::new();
+    let writer = ServerProcess::start(&["--object-store", &data], &dir.path().join("w.log")).await;
+    append(&client, &writer.base, "k", &["one"]).await;
+    let replica = ServerProcess::start(
+        &["--object-store", &data, "--read-only"],
+        &dir.path().join("r.log"),
+    )
+    .await;
+    assert_eq!(scan_values(&client, &replica.base, "k").await, vec!["one"]);
+    let resp = client
+        .post(format!("{}/api/v1/log/append", replica.base))
+        .header("content-type", "application/json")
+        .body(json!({"records": [{"key": b64("k"), "value": b64("x")}]}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    append(&client, &writer.base, "k", &["two"]).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if scan_values(&client, &replica.base, "k").await.len() == 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "replica never saw the second append"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let r = client
+        .get(format!("{}/-/ready", replica.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
