@@ -438,3 +438,44 @@ async fn should_acknowledge_memory_durability_appends() {
     db.flush().await.unwrap();
     db.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_split_large_appends_into_chunks_and_scan_inside_them() {
+    let (_root, db) = open_memory(LogConfig::default()).await;
+    // 10,000 records in one append: more than one chunk's worth for "big"; interleaved
+    // with another key so sequences of "big" are not contiguous.
+    let records: Vec<Record> = (0..10_000)
+        .map(|i| {
+            if i % 10 == 3 {
+                rec("other", &format!("o{i}"))
+            } else {
+                rec("big", &format!("v{i}"))
+            }
+        })
+        .collect();
+    let seqs = db.append(records).await.unwrap();
+    let big: Vec<u64> = (0..10_000)
+        .filter(|i| i % 10 != 3)
+        .map(|i| seqs[i])
+        .collect();
+    assert_eq!(db.count(Bytes::from("big"), ..).await.unwrap(), 9_000);
+    assert_eq!(db.count(Bytes::from("other"), ..).await.unwrap(), 1_000);
+    // A range that starts and ends inside chunks, on sequences of the other key.
+    let from = seqs[4_003];
+    let to = seqs[6_003];
+    let got = values(&db, "big", from..to).await;
+    let expected: Vec<u64> = big
+        .iter()
+        .copied()
+        .filter(|s| *s >= from && *s < to)
+        .collect();
+    assert_eq!(got.iter().map(|g| g.0).collect::<Vec<_>>(), expected);
+    assert_eq!(got[0].1, "v4004");
+    assert_eq!(
+        db.count(Bytes::from("big"), from..to).await.unwrap(),
+        expected.len() as u64
+    );
+    let keys = db.list_keys(b"", None, 10).await.unwrap();
+    assert_eq!(keys.keys[0].last_sequence, *big.last().unwrap());
+    db.close().await.unwrap();
+}

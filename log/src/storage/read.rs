@@ -189,6 +189,7 @@ impl ReadCore {
             min_time_ms,
             segments: selected,
             current: None,
+            chunk: None,
         })
     }
 
@@ -267,16 +268,16 @@ pub struct LogIterator {
     min_time_ms: Option<u64>,
     segments: VecDeque<u32>,
     current: Option<DbIterator>,
+    chunk: Option<entry::ChunkReader>,
 }
 
 impl LogIterator {
     /// The next entry, or `None` at the end of the range.
     pub async fn next(&mut self) -> Result<Option<LogEntry>> {
         loop {
-            let Some((sequence, value)) = self.next_raw().await? else {
+            let Some((sequence, timestamp_ms, value)) = self.next_raw().await? else {
                 return Ok(None);
             };
-            let (timestamp_ms, payload) = entry::decode_value(&value)?;
             if let Some(min) = self.min_time_ms {
                 if timestamp_ms < min {
                     continue;
@@ -288,28 +289,39 @@ impl LogIterator {
                 key: self.key.clone(),
                 sequence,
                 timestamp_ms,
-                value: payload,
+                value,
             }));
         }
     }
 
-    async fn next_raw(&mut self) -> Result<Option<(u64, Bytes)>> {
+    /// The next `(sequence, timestamp, payload)` in range.
+    async fn next_raw(&mut self) -> Result<Option<(u64, u64, Bytes)>> {
         loop {
+            if let Some(chunk) = self.chunk.as_mut() {
+                match chunk.next_entry()? {
+                    Some((seq, payload)) => {
+                        if seq < self.start {
+                            continue;
+                        }
+                        if self.end.is_some_and(|e| seq >= e) {
+                            self.finish();
+                            return Ok(None);
+                        }
+                        return Ok(Some((seq, chunk.timestamp_ms(), payload)));
+                    }
+                    None => self.chunk = None,
+                }
+            }
             if self.current.is_none() {
                 let Some(segment) = self.segments.pop_front() else {
                     return Ok(None);
                 };
+                // Chunks are keyed by their last sequence: the first chunk whose last
+                // sequence is >= start holds start (or comes after it).
                 let prefix = entry::key_prefix(segment, &self.key);
                 let mut from = prefix.clone();
                 from.extend_from_slice(&self.start.to_be_bytes());
-                let to = match self.end {
-                    Some(end) => {
-                        let mut to = prefix.clone();
-                        to.extend_from_slice(&end.to_be_bytes());
-                        to
-                    }
-                    None => prefix_successor(&prefix).expect("entry prefix ends with a terminator"),
-                };
+                let to = prefix_successor(&prefix).expect("entry prefix ends with a terminator");
                 let iter = self
                     .storage
                     .scan_with_read_ahead(Bytes::from(from)..Bytes::from(to), SCAN_READ_AHEAD)
@@ -319,12 +331,18 @@ impl LogIterator {
             let iter = self.current.as_mut().expect("set above");
             match iter.next().await? {
                 Some(kv) => {
-                    let sequence = entry::decode_sequence(&kv.key)?;
-                    return Ok(Some((sequence, kv.value)));
+                    let last = entry::decode_last_sequence(&kv.key)?;
+                    self.chunk = Some(entry::ChunkReader::new(last, kv.value)?);
                 }
                 None => self.current = None,
             }
         }
+    }
+
+    fn finish(&mut self) {
+        self.segments.clear();
+        self.current = None;
+        self.chunk = None;
     }
 
     /// Collects up to `limit` entries.

@@ -2,6 +2,9 @@
 //! conditional appends and retention.
 
 use std::collections::HashMap;
+
+/// A fast, DoS-resistant hasher for the commit path's per-key maps.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -16,6 +19,7 @@ use super::{DATABASE, now_ms, retention};
 use crate::config::{Config, LogConfig};
 use crate::error::{Error, Result};
 use crate::model::{AppendOptions, AppendResult, Condition, Record};
+use crate::serde::entry::ChunkBuilder;
 use crate::serde::segment::SegmentRecord;
 use crate::serde::{entry, key_index, merge_router, segment, segment_bytes, sequence};
 
@@ -58,8 +62,8 @@ struct WriterState {
 /// happened since, it reads again. Without a rotation, every key appended before the
 /// read is either still cached or was already applied to storage when it was read.
 struct KeyCache {
-    current: HashMap<Bytes, u64>,
-    previous: HashMap<Bytes, u64>,
+    current: FastMap<Bytes, u64>,
+    previous: FastMap<Bytes, u64>,
     generation: u64,
 }
 
@@ -105,8 +109,8 @@ impl LogDb {
             current_bytes: 0,
             last_ts: current.map_or(0, |c| c.start_time_ms),
             keys: KeyCache {
-                current: HashMap::new(),
-                previous: HashMap::new(),
+                current: FastMap::default(),
+                previous: FastMap::default(),
                 generation: 0,
             },
         };
@@ -381,25 +385,38 @@ fn prepare(
 
     let first = state.alloc.allocate(records.len() as u64, ops);
     let mut bytes = 0u64;
-    let mut last_per_key: HashMap<&Bytes, u64> = HashMap::new();
+    // One chunk per key (split when large), in order of each key's first record.
+    let mut chunks: Vec<(&Bytes, ChunkBuilder)> = Vec::new();
+    let mut slot: FastMap<&Bytes, usize> = FastMap::default();
     for (i, record) in records.iter().enumerate() {
         let seq = first + i as u64;
-        ops.put(
-            entry::encode_key(seg, &record.key, seq),
-            entry::encode_value(now, &record.value),
-        );
         bytes += (record.key.len() + record.value.len()) as u64;
-        last_per_key.insert(&record.key, seq);
+        let idx = *slot.entry(&record.key).or_insert_with(|| {
+            chunks.push((&record.key, ChunkBuilder::new(now, 0)));
+            chunks.len() - 1
+        });
+        let builder = &mut chunks[idx].1;
+        if !builder.is_empty()
+            && (builder.payload_bytes() + record.value.len() > entry::CHUNK_TARGET_BYTES
+                || builder.len() >= entry::CHUNK_MAX_ENTRIES)
+        {
+            let full = std::mem::replace(builder, ChunkBuilder::new(now, 0));
+            let (last, value) = full.finish();
+            ops.put(entry::encode_key(seg, &record.key, last), value);
+        }
+        chunks[idx].1.push(seq, record.value.clone());
     }
-    for (key, seq) in last_per_key {
+    for (key, builder) in chunks {
+        let (last, value) = builder.finish();
+        ops.put(entry::encode_key(seg, key, last), value);
         ops.put(
             key_index::encode_key(key),
             key_index::encode_value(&key_index::KeyIndexValue {
-                last_seq: seq,
+                last_seq: last,
                 last_segment: seg,
             }),
         );
-        state.keys.insert(key.clone(), seq);
+        state.keys.insert(key.clone(), last);
     }
     ops.merge(
         segment_bytes::encode_key(seg),
