@@ -49,9 +49,16 @@ export OPENDATA_TEST_S3_BUCKET=opendata-test
 curl -fsS -X PUT "$OPENDATA_TEST_S3_ENDPOINT/$OPENDATA_TEST_S3_BUCKET" >/dev/null
 
 log "running cargo test"
+OUT=$(mktemp -t opendata-test.XXXXXX.log)
+status=0
 if [ $# -gt 0 ]; then
-  cargo test "$@"
+  cargo test "$@" 2>&1 | tee "$OUT" || status=$?
 else
-  cargo test --workspace --all-targets
-  cargo test --workspace --doc
+  { cargo test --workspace --all-targets && cargo test --workspace --doc; } 2>&1 | tee "$OUT" || status=$?
 fi
+# One closing line for the whole run, summed over every test binary.
+passed=$(grep -oE '^test result: [A-Za-z]+\. [0-9]+ passed' "$OUT" | awk '{s+=$4} END {print s+0}')
+failed=$(grep -oE '; [0-9]+ failed' "$OUT" | awk '{s+=$2} END {print s+0}')
+echo
+echo "tests: ${passed} passed, ${failed} failed"
+exit "$status"

@@ -108,6 +108,15 @@ pub struct StorageConfig {
     pub max_unflushed_bytes: u64,
     /// SST compression: `none`, `lz4` or `zstd`.
     pub compression: Compression,
+    /// How often the compactor looks for work, in milliseconds. Prompt compaction keeps
+    /// level 0 short, so writers are not stalled waiting for it.
+    pub compactor_poll_interval_ms: u64,
+    /// Compactions that may run at once.
+    pub max_concurrent_compactions: usize,
+    /// Level-0 SSTs allowed before memtable flushes wait for compaction.
+    pub l0_max_ssts: usize,
+    /// Size of a memtable flushed to one level-0 SST, in bytes.
+    pub l0_sst_size_bytes: u64,
     /// Largest number of bytes the group-commit path puts in one SlateDB write.
     pub max_commit_bytes: u64,
     /// How many writes may wait for the group-commit path before new ones are rejected
@@ -122,7 +131,11 @@ impl Default for StorageConfig {
             flush_interval_ms: 100,
             replica_poll_interval_ms: 250,
             block_cache_bytes: 256 * 1024 * 1024,
-            max_unflushed_bytes: 512 * 1024 * 1024,
+            max_unflushed_bytes: 256 * 1024 * 1024,
+            compactor_poll_interval_ms: 100,
+            max_concurrent_compactions: 4,
+            l0_max_ssts: 16,
+            l0_sst_size_bytes: 64 * 1024 * 1024,
             compression: Compression::Lz4,
             max_commit_bytes: 8 * 1024 * 1024,
             write_queue_depth: 16 * 1024,
@@ -149,6 +162,10 @@ impl StorageConfig {
 
     pub(crate) fn flush_interval(&self) -> Duration {
         Duration::from_millis(self.flush_interval_ms.max(1))
+    }
+
+    pub(crate) fn compactor_poll_interval(&self) -> Duration {
+        Duration::from_millis(self.compactor_poll_interval_ms.max(10))
     }
 
     pub(crate) fn replica_poll_interval(&self) -> Duration {

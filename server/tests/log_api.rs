@@ -86,7 +86,7 @@ async fn should_speak_binary_protobuf_both_ways() {
         .unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "application/protobuf");
-    let appended = AppendResponse::from_protobuf(&resp.bytes().await.unwrap()).unwrap();
+    let appended = AppendResponse::from_protobuf(resp.bytes().await.unwrap()).unwrap();
     assert_eq!(appended.sequences.len(), 2);
     let resp = client
         .get(format!("{}/api/v1/log/scan", server.base))
@@ -95,7 +95,7 @@ async fn should_speak_binary_protobuf_both_ways() {
         .send()
         .await
         .unwrap();
-    let scanned = ScanResponse::from_protobuf(&resp.bytes().await.unwrap()).unwrap();
+    let scanned = ScanResponse::from_protobuf(resp.bytes().await.unwrap()).unwrap();
     assert_eq!(scanned.entries.len(), 2);
     assert_eq!(&scanned.entries[0].value[..], b"\x01\x02");
     assert_eq!(scanned.entries[1].sequence, appended.sequences[1]);

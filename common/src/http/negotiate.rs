@@ -135,8 +135,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Format {
 
 /// A message that can travel in every supported format.
 pub trait ApiMessage: Sized {
-    /// Decodes binary protobuf.
-    fn from_protobuf(bytes: &[u8]) -> Result<Self, String>;
+    /// Decodes binary protobuf. Taking `Bytes` lets `bytes` fields share the body's
+    /// memory instead of copying it.
+    fn from_protobuf(bytes: Bytes) -> Result<Self, String>;
     /// Encodes binary protobuf.
     fn to_protobuf(&self) -> Vec<u8>;
     /// Decodes the proto3 JSON mapping.
@@ -198,7 +199,7 @@ impl<S: Send + Sync, T: ApiMessage> FromRequest<S> for Negotiated<T> {
         let Body(bytes) = Body::from_request(req, state).await?;
         let value = match request_format {
             Format::Json => T::from_json(&bytes),
-            Format::Protobuf => T::from_protobuf(&bytes),
+            Format::Protobuf => T::from_protobuf(bytes),
             Format::ProtobufJson => T::from_protobuf_json(&bytes),
         }
         .map_err(|e| {

@@ -138,6 +138,18 @@ impl StorageRoot {
         Settings {
             flush_interval: Some(self.config.flush_interval()),
             max_unflushed_bytes: self.config.max_unflushed_bytes as usize,
+            l0_max_ssts: self.config.l0_max_ssts.max(1),
+            l0_sst_size_bytes: self.config.l0_sst_size_bytes.max(1024 * 1024) as usize,
+            compactor_options: Some(slatedb::config::CompactorOptions {
+                poll_interval: self.config.compactor_poll_interval(),
+                max_concurrent_compactions: self.config.max_concurrent_compactions.max(1),
+                worker: Some(slatedb::config::CompactionWorkerOptions {
+                    compactions_poll_interval: self.config.compactor_poll_interval(),
+                    max_concurrent_compactions: self.config.max_concurrent_compactions.max(1),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
             compression_codec: match self.config.compression {
                 Compression::None => None,
                 Compression::Lz4 => Some(CompressionCodec::Lz4),
@@ -146,6 +158,17 @@ impl StorageRoot {
             ..Settings::default()
         }
     }
+}
+
+/// What the manifest references: see [`Storage::live_sst_bytes`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LiveSsts {
+    /// Estimated bytes of the referenced SSTs.
+    pub bytes: u64,
+    /// Level-0 SSTs.
+    pub l0_ssts: usize,
+    /// Sorted runs.
+    pub sorted_runs: usize,
 }
 
 /// A database opened for writing: the SlateDB handle and its group-commit path.
@@ -193,6 +216,21 @@ impl Storage {
     pub async fn flush(&self) -> Result<()> {
         self.db.flush().await?;
         Ok(())
+    }
+
+    /// Bytes of the SSTs the current manifest references (level 0 and sorted runs):
+    /// what the database keeps once obsolete files are collected. Refreshes the
+    /// manifest first, so compactions finished by the compactor are counted.
+    pub async fn live_sst_bytes(&self) -> Result<LiveSsts> {
+        self.db.refresh_manifest().await?;
+        let manifest = self.db.manifest();
+        let l0: u64 = manifest.l0().iter().map(|v| v.estimate_size()).sum();
+        let runs: u64 = manifest.compacted().iter().map(|r| r.estimate_size()).sum();
+        Ok(LiveSsts {
+            bytes: l0 + runs,
+            l0_ssts: manifest.l0().len(),
+            sorted_runs: manifest.compacted().len(),
+        })
     }
 
     /// Checks the database is usable: it is open and not fenced.

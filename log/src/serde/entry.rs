@@ -21,7 +21,7 @@
 
 use bytes::{Bytes, BytesMut};
 use opendata_common::DecodeError;
-use opendata_common::encoding::{escape_prefix, get_u64};
+use opendata_common::encoding::get_u64;
 
 use super::{ENTRY, PREFIX};
 
@@ -42,13 +42,6 @@ pub fn encode_key(segment: u32, key: &[u8], last_sequence: u64) -> Bytes {
 /// The prefix every chunk of `key` in `segment` starts with.
 pub fn key_prefix(segment: u32, key: &[u8]) -> Vec<u8> {
     PREFIX.segmented(segment, ENTRY).bytes(key).into_vec()
-}
-
-/// The prefix every chunk in `segment` whose log key starts with `key_prefix` has.
-pub fn key_prefix_prefix(segment: u32, key_prefix: &[u8]) -> Vec<u8> {
-    let mut out = PREFIX.segmented(segment, ENTRY).into_vec();
-    escape_prefix(&mut out, key_prefix);
-    out
 }
 
 /// Decodes a chunk key into `(segment, log key, last sequence)`.

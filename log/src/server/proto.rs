@@ -313,7 +313,7 @@ fn from_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
 macro_rules! api_message {
     ($($t:ty),*) => {$(
         impl ApiMessage for $t {
-            fn from_protobuf(bytes: &[u8]) -> Result<Self, String> {
+            fn from_protobuf(bytes: Bytes) -> Result<Self, String> {
                 <$t>::decode(bytes).map_err(|e| e.to_string())
             }
             fn to_protobuf(&self) -> Vec<u8> {
@@ -329,8 +329,108 @@ macro_rules! api_message {
     )*};
 }
 
+impl ApiMessage for AppendRequest {
+    fn from_protobuf(bytes: Bytes) -> Result<Self, String> {
+        AppendRequest::decode(bytes).map_err(|e| e.to_string())
+    }
+    fn to_protobuf(&self) -> Vec<u8> {
+        self.encode_to_vec()
+    }
+    fn from_protobuf_json(bytes: &[u8]) -> Result<Self, String> {
+        append_request_from_json(bytes)
+    }
+    fn to_protobuf_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("wire messages always serialize")
+    }
+}
+
+/// The JSON form of an append, borrowing its strings from the body.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AppendRequestJson<'a> {
+    #[serde(borrow)]
+    records: Vec<RecordJson<'a>>,
+    #[serde(default)]
+    await_durable: Option<bool>,
+    #[serde(default, deserialize_with = "pj::de_opt_u64")]
+    expected_last_sequence: Option<u64>,
+    #[serde(default)]
+    expect_empty: bool,
+    #[serde(default, borrow)]
+    condition_key: Option<std::borrow::Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordJson<'a> {
+    #[serde(borrow)]
+    key: std::borrow::Cow<'a, str>,
+    #[serde(default, borrow)]
+    value: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// Decodes an append request from JSON with one allocation for all keys and values:
+/// the strings are borrowed from the body, and every base64 field is decoded into one
+/// shared buffer that the records slice.
+fn append_request_from_json(bytes: &[u8]) -> Result<AppendRequest, String> {
+    let parsed: AppendRequestJson<'_> = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    let estimate: usize = parsed
+        .records
+        .iter()
+        .map(|r| r.key.len() + r.value.as_ref().map_or(0, |v| v.len()))
+        .sum::<usize>()
+        / 4
+        * 3
+        + parsed.records.len() * 6;
+    let mut buf = bytes::BytesMut::with_capacity(estimate);
+    let mut spans = Vec::with_capacity(parsed.records.len());
+    for (i, r) in parsed.records.iter().enumerate() {
+        let key = decode_into(&mut buf, &r.key).map_err(|e| format!("records[{i}].key: {e}"))?;
+        let value = match &r.value {
+            Some(v) => decode_into(&mut buf, v).map_err(|e| format!("records[{i}].value: {e}"))?,
+            None => (buf.len(), buf.len()),
+        };
+        spans.push((key, value));
+    }
+    let shared = buf.freeze();
+    let records = spans
+        .into_iter()
+        .map(|((ks, ke), (vs, ve))| Record {
+            key: shared.slice(ks..ke),
+            value: shared.slice(vs..ve),
+        })
+        .collect();
+    let condition_key = match parsed.condition_key {
+        Some(k) => decode_base64(&k).map_err(|e| format!("conditionKey: {e}"))?,
+        None => Bytes::new(),
+    };
+    Ok(AppendRequest {
+        records,
+        await_durable: parsed.await_durable,
+        expected_last_sequence: parsed.expected_last_sequence,
+        expect_empty: parsed.expect_empty,
+        condition_key,
+    })
+}
+
+/// Appends the decoded form of base64 `text` to `buf` and returns its span.
+fn decode_into(buf: &mut bytes::BytesMut, text: &str) -> Result<(usize, usize), String> {
+    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    let text = text.trim();
+    let start = buf.len();
+    let room = text.len() / 4 * 3 + 3;
+    for engine in [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE, &URL_SAFE_NO_PAD] {
+        buf.resize(start + room, 0);
+        if let Ok(n) = engine.decode_slice(text, &mut buf[start..]) {
+            buf.truncate(start + n);
+            return Ok((start, start + n));
+        }
+    }
+    buf.truncate(start);
+    Err(format!("'{}' is not valid base64", truncate(text, 64)))
+}
+
 api_message!(
-    AppendRequest,
     AppendResponse,
     ScanResponse,
     CountResponse,
@@ -371,13 +471,13 @@ mod tests {
                 expect_empty: false,
                 condition_key: Bytes::new(),
             };
-            prop_assert_eq!(&AppendRequest::from_protobuf(&req.to_protobuf()).unwrap(), &req);
+            prop_assert_eq!(&AppendRequest::from_protobuf(Bytes::from(req.to_protobuf())).unwrap(), &req);
             prop_assert_eq!(&AppendRequest::from_protobuf_json(&req.to_protobuf_json()).unwrap(), &req);
         }
 
         #[test]
         fn should_never_panic_on_garbage(data in proptest::collection::vec(any::<u8>(), 0..64)) {
-            let _ = AppendRequest::from_protobuf(&data);
+            let _ = AppendRequest::from_protobuf(Bytes::from(data.clone()));
             let _ = AppendRequest::from_protobuf_json(&data);
         }
     }
