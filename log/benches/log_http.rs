@@ -1,69 +1,73 @@
-//! Log HTTP benchmarks: the real `opendata` binary on a local directory, loaded by
-//! `wrk` on the same machine, and Server-Sent Events latency.
+//! Log HTTP benchmarks: the log database's HTTP routes served on loopback from a
+//! local-directory store, loaded by `wrk` (a separate process) on the same machine, and
+//! Server-Sent Events latency.
 //!
-//! `cargo bench -p opendata-server --bench log_http` runs the full set (needs `wrk`:
+//! `cargo bench -p opendata-log --bench log_http` runs the full set (needs `wrk`:
 //! `apt-get install wrk`). Under `cargo test` it runs a one-second smoke version, and
 //! skips the `wrk` part with a notice when `wrk` is not installed.
 //!
 //! Load: 100 records of 256 B per request, 32 connections, 2 wrk threads, 20 s, with
 //! `application/protobuf+json` bodies and with binary `application/protobuf` bodies.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use axum::extract::DefaultBodyLimit;
 use base64::Engine;
 use opendata_common::http::ApiMessage;
+use opendata_common::{StorageConfig, StorageRoot};
 use opendata_log::server::proto::{AppendRequest, Record};
+use opendata_log::server::{LogService, router};
+use opendata_log::{LogConfig, LogDb};
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The log routes served on a free loopback port by their own runtime, as `opendata
+/// serve` would serve them.
 struct Server {
-    child: Child,
     base: String,
+    runtime: Option<tokio::runtime::Runtime>,
+    db: LogDb,
     _dir: tempfile::TempDir,
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
+        if let Some(rt) = self.runtime.take() {
+            let db = self.db.clone();
+            rt.block_on(async move {
+                let _ = db.close().await;
+            });
+            rt.shutdown_timeout(Duration::from_secs(5));
+        }
     }
 }
 
 fn start_server() -> Server {
-    let base_dir = std::env::var_os("LOG_BENCH_DIR");
-    let dir = match base_dir {
+    let dir = match std::env::var_os("LOG_BENCH_DIR") {
         Some(b) => tempfile::tempdir_in(b).unwrap(),
         None => tempfile::tempdir().unwrap(),
     };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_opendata"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--object-store",
-        ])
-        .arg(dir.path().join("data"))
-        .env("OPENDATA_LOG_LEVEL", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
         .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let path = dir.path().join("data");
+    let (db, base) = runtime.block_on(async move {
+        let root = StorageRoot::new(StorageConfig::local(path)).unwrap();
+        let db = LogDb::open_in(&root, LogConfig::default()).await.unwrap();
+        let app =
+            router(LogService::Writer(db.clone())).layer(DefaultBodyLimit::max(64 * 1024 * 1024));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (db, base)
+    });
     Server {
-        child,
         base,
+        runtime: Some(runtime),
+        db,
         _dir: dir,
     }
 }
