@@ -42,6 +42,8 @@ pub(crate) fn spawn(inner: Weak<Inner>) -> JoinHandle<()> {
 
 pub(crate) async fn enforce(inner: &Arc<Inner>) -> Result<Vec<u32>> {
     let cfg = &inner.config;
+    // Seal an old open segment even if nothing is being appended, so it can expire.
+    inner.seal_if_due().await?;
     let segments = inner.segments.read().clone();
     if segments.len() < 2 {
         return Ok(Vec::new());
@@ -74,32 +76,40 @@ pub(crate) async fn enforce(inner: &Arc<Inner>) -> Result<Vec<u32>> {
     }
     victims.sort_unstable();
     for id in &victims {
-        drop_one(inner, *id).await?;
+        let end_seq = segments
+            .iter()
+            .position(|s| s.id == *id)
+            .and_then(|i| segments.get(i + 1))
+            .map_or(u64::MAX, |next| next.start_seq);
+        drop_one(inner, *id, end_seq).await?;
     }
     Ok(victims)
 }
 
-async fn drop_one(inner: &Arc<Inner>, id: u32) -> Result<()> {
+/// Drops segment `id`, whose sequences end (exclusive) at `end_seq`.
+async fn drop_one(inner: &Arc<Inner>, id: u32, end_seq: u64) -> Result<()> {
     inner.segments.write().retain(|s| s.id != id);
     drop_segment(&inner.storage, PREFIX, id, Durability::Remote).await?;
-    // Key index records pointing into the dropped segment: their keys have no entries left.
+    // Key index records pointing into the dropped segment: their keys have no entries
+    // left, unless an append raced with this scan (forget_keys checks that).
     let mut iter = inner
         .core
         .storage
         .scan_prefix(&key_index::prefix(&[]))
         .await?;
-    let mut ops = WriteOps::new();
+    let mut candidates = Vec::new();
     while let Some(kv) = iter.next().await? {
         if key_index::decode_value(&kv.value)?.last_segment <= id {
-            ops.delete(kv.key);
-            if ops.len() >= 10_000 {
+            candidates.push(bytes::Bytes::from(key_index::decode_key(&kv.key)?));
+            if candidates.len() >= 10_000 {
                 inner
-                    .storage
-                    .write(std::mem::take(&mut ops), Durability::Remote)
+                    .forget_keys(std::mem::take(&mut candidates), end_seq)
                     .await?;
             }
         }
     }
+    inner.forget_keys(candidates, end_seq).await?;
+    let mut ops = WriteOps::new();
     ops.delete(segment::encode_key(id));
     ops.delete(segment_bytes::encode_key(id));
     inner.storage.write(ops, Durability::Remote).await?;

@@ -321,6 +321,97 @@ impl LogRead for LogDb {
     }
 }
 
+/// Opens a new segment when there is none yet (`for_append`), or when the current one
+/// is due to be sealed by age or size. The new segment starts at the next sequence.
+fn roll_segment_if_due(
+    state: &mut WriterState,
+    config: &LogConfig,
+    segments: &RwLock<Vec<SegmentRecord>>,
+    ops: &mut WriteOps,
+    now: u64,
+    for_append: bool,
+) -> Result<bool> {
+    let due = match &state.current {
+        None => for_append,
+        Some(cur) => {
+            let by_time = config.seal_interval_secs > 0
+                && now.saturating_sub(cur.start_time_ms) >= config.seal_interval_secs * 1000;
+            let by_size = config.seal_bytes > 0 && state.current_bytes >= config.seal_bytes;
+            by_time || by_size
+        }
+    };
+    if !due {
+        return Ok(false);
+    }
+    let id = match &state.current {
+        None => 0,
+        Some(cur) => cur
+            .id
+            .checked_add(1)
+            .ok_or_else(|| Error::InvalidInput("segment ids exhausted".into()))?,
+    };
+    let record = SegmentRecord {
+        id,
+        start_seq: state.alloc.peek(),
+        start_time_ms: now,
+    };
+    ops.put(segment::encode_key(id), segment::encode_value(&record));
+    state.current = Some(record);
+    state.current_bytes = 0;
+    segments.write().push(record);
+    Ok(true)
+}
+
+impl Inner {
+    /// Seals the current segment if it is due, even with no append to trigger it, so
+    /// that an idle log's data still ages out. Returns whether a new segment was opened.
+    pub(crate) async fn seal_if_due(self: &Arc<Self>) -> Result<bool> {
+        let state = self.state.clone();
+        let config = self.config.clone();
+        let segments = self.segments.clone();
+        self.storage
+            .committer()
+            .submit(
+                opendata_common::Durability::Remote,
+                move |ops: &mut WriteOps| {
+                    let mut state = state.lock();
+                    let now = now_ms().max(state.last_ts);
+                    state.last_ts = now;
+                    roll_segment_if_due(&mut state, &config, &segments, ops, now, false)
+                },
+            )
+            .await
+    }
+
+    /// Deletes the key index records of `candidates` (keys whose indexed newest entry
+    /// lies before sequence `end_seq`), on the commit path, skipping every key the writer
+    /// has seen appended at or after `end_seq` in the meantime: a concurrent append's
+    /// fresh index record is never deleted.
+    pub(crate) async fn forget_keys(
+        self: &Arc<Self>,
+        candidates: Vec<Bytes>,
+        end_seq: u64,
+    ) -> Result<()> {
+        let state = self.state.clone();
+        self.storage
+            .committer()
+            .submit(
+                opendata_common::Durability::Remote,
+                move |ops: &mut WriteOps| {
+                    let state = state.lock();
+                    for key in candidates {
+                        if state.keys.get(&key).is_some_and(|last| last >= end_seq) {
+                            continue;
+                        }
+                        ops.delete(key_index::encode_key(&key));
+                    }
+                    Ok::<(), Error>(())
+                },
+            )
+            .await
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn prepare(
     state: &mut WriterState,
@@ -354,33 +445,7 @@ fn prepare(
     let now = now_ms().max(state.last_ts);
     state.last_ts = now;
 
-    let needs_new_segment = match &state.current {
-        None => true,
-        Some(cur) => {
-            let by_time = config.seal_interval_secs > 0
-                && now.saturating_sub(cur.start_time_ms) >= config.seal_interval_secs * 1000;
-            let by_size = config.seal_bytes > 0 && state.current_bytes >= config.seal_bytes;
-            by_time || by_size
-        }
-    };
-    if needs_new_segment {
-        let id = match &state.current {
-            None => 0,
-            Some(cur) => cur
-                .id
-                .checked_add(1)
-                .ok_or_else(|| Error::InvalidInput("segment ids exhausted".into()))?,
-        };
-        let record = SegmentRecord {
-            id,
-            start_seq: state.alloc.peek(),
-            start_time_ms: now,
-        };
-        ops.put(segment::encode_key(id), segment::encode_value(&record));
-        state.current = Some(record);
-        state.current_bytes = 0;
-        segments.write().push(record);
-    }
+    roll_segment_if_due(state, config, segments, ops, now, true)?;
     let seg = state.current.expect("set above").id;
 
     let first = state.alloc.allocate(records.len() as u64, ops);
