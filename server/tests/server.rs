@@ -298,3 +298,27 @@ async fn should_follow_the_writer_from_a_read_only_replica() {
         .unwrap();
     assert_eq!(r.status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_explain_that_a_replica_needs_an_existing_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("empty").display().to_string();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_opendata"))
+        .args([
+            "serve",
+            "--read-only",
+            "--object-store",
+            &data,
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("read-only replica of the log database"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("start the writer"), "{stderr}");
+}

@@ -6,7 +6,7 @@ use opendata_log::server::LogService;
 use opendata_log::{LogDb, LogDbReader};
 
 use crate::config::ServerConfig;
-use crate::error::Result;
+use crate::error::{Result, ServerError};
 
 /// Every database the server serves.
 pub struct Databases {
@@ -18,7 +18,15 @@ impl Databases {
     /// Opens every database: as writers, or as replicas when `read_only` is set.
     pub async fn open(root: &StorageRoot, config: &ServerConfig) -> Result<Self> {
         let log = if config.read_only {
-            LogService::Replica(LogDbReader::open_in(root).await?)
+            let reader = LogDbReader::open_in(root).await.map_err(|e| {
+                ServerError::Config(format!(
+                    "cannot open a read-only replica of the log database at '{}': {e}. \
+                     A replica follows an existing database: start the writer on the same \
+                     object store first",
+                    root.path_for(opendata_log::storage::DATABASE)
+                ))
+            })?;
+            LogService::Replica(reader)
         } else {
             LogService::Writer(LogDb::open_in(root, config.log.clone()).await?)
         };
