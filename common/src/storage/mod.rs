@@ -29,6 +29,24 @@ use crate::error::Result;
 use crate::merge::MergeRouter;
 use crate::metrics::MetricsRegistry;
 
+/// The runtime SlateDB's compaction and garbage collection run on: their own OS threads,
+/// so a long merge is time-sliced by the kernel instead of holding one of the request
+/// runtime's few worker threads. Created once per process and never dropped.
+fn background_runtime() -> tokio::runtime::Handle {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("slatedb-background")
+                .enable_all()
+                .build()
+                .expect("the background runtime starts")
+        })
+        .handle()
+        .clone()
+}
+
 /// The root every database of one server lives under.
 #[derive(Clone)]
 pub struct StorageRoot {
@@ -84,8 +102,22 @@ impl StorageRoot {
     /// same path: that writer's next write fails with [`crate::Error::Fenced`].
     pub async fn open_writer(&self, database: &str, merge: Option<MergeRouter>) -> Result<Storage> {
         let recorder = Arc::new(DefaultMetricsRecorder::new());
+        let settings = self.settings();
+        let background = background_runtime();
+        let mut compactor =
+            slatedb::CompactorBuilder::new(self.path_for(database), self.store.clone())
+                .with_runtime(background.clone())
+                .with_metrics_recorder(recorder.clone());
+        if let Some(options) = settings.compactor_options.clone() {
+            compactor = compactor.with_options(options);
+        }
+        if let Some(router) = &merge {
+            compactor = compactor.with_merge_operator(Arc::new(router.clone()));
+        }
         let mut builder = Db::builder(self.path_for(database), self.store.clone())
-            .with_settings(self.settings())
+            .with_settings(settings)
+            .with_compactor_builder(compactor)
+            .with_gc_runtime(background)
             .with_db_cache(Arc::new(self.cache()), 0)
             .with_metrics_recorder(recorder.clone());
         if let Some(router) = merge {
