@@ -1,0 +1,3 @@
+//! Turning incoming writes into validated [`crate::model::WriteBatch`]es.
+
+pub mod remote_write;

@@ -1,0 +1,3 @@
+//! HTTP-facing pieces of the time series database.
+
+pub mod proto;
