@@ -453,7 +453,10 @@ mod tests {
         );
     }
 
-    fn arb_series() -> impl Strategy<Value = (Vec<(String, String)>, Vec<(i64, u64)>)> {
+    /// A series as (labels sorted by name, samples as timestamp and value bits).
+    type ArbSeries = (Vec<(String, String)>, Vec<(i64, u64)>);
+
+    fn arb_series() -> impl Strategy<Value = ArbSeries> {
         (
             proptest::collection::btree_map("[a-z_][a-z0-9_]{0,6}", "[ -~]{1,8}", 0..4),
             "[a-z_:][a-z0-9_:]{0,8}",
