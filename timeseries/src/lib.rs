@@ -4,10 +4,11 @@
 //! and the Prometheus HTTP API out, on the shared storage foundation in
 //! `opendata-common`.
 //!
-//! Built so far: the data model ([`model`]) and decoding of Prometheus remote-write
+//! Built so far: the data model ([`model`]), decoding of Prometheus remote-write
 //! requests, 1.0 (`prometheus.WriteRequest`) and 2.0 (`io.prometheus.write.v2.Request`),
-//! with validation ([`ingest::remote_write`]). Storage, the HTTP API and the PromQL
-//! engine come with their own issues.
+//! with validation ([`ingest::remote_write`]), and the sample chunk codec
+//! ([`serde::chunk`]: delta-of-delta timestamps, XOR or decimal-integer values, chosen per
+//! chunk). Storage, the HTTP API and the PromQL engine come with their own issues.
 //!
 //! ```
 //! use opendata_timeseries::ingest::remote_write::{decode, RemoteWriteVersion};
@@ -31,6 +32,7 @@
 pub mod error;
 pub mod ingest;
 pub mod model;
+pub mod serde;
 pub mod server;
 
 pub use error::{Error, Result};
