@@ -172,6 +172,37 @@ pub fn get_varint(cursor: &mut &[u8]) -> Result<u64, DecodeError> {
     Ok(value)
 }
 
+/// Appends `value` as LEB128: 7 bits a byte, least significant first, high bit set on
+/// every byte but the last. Compact, not order-preserving: for values, not keys.
+pub fn put_leb128(buf: &mut impl bytes::BufMut, mut value: u64) {
+    while value >= 0x80 {
+        buf.put_u8((value as u8) | 0x80);
+        value >>= 7;
+    }
+    buf.put_u8(value as u8);
+}
+
+/// Decodes a LEB128 integer at `*pos`, advancing it. Truncated input, more than ten
+/// bytes or a value over 64 bits is an error.
+pub fn get_leb128(buf: &[u8], pos: &mut usize) -> Result<u64, DecodeError> {
+    let mut value = 0u64;
+    for shift in (0..64).step_by(7) {
+        let Some(&b) = buf.get(*pos) else {
+            return Err(DecodeError::truncated("LEB128 integer"));
+        };
+        *pos += 1;
+        let bits = u64::from(b & 0x7F);
+        if shift == 63 && bits > 1 {
+            return Err(DecodeError::new("LEB128 integer", "overflows 64 bits"));
+        }
+        value |= bits << shift;
+        if b & 0x80 == 0 {
+            return Ok(value);
+        }
+    }
+    Err(DecodeError::new("LEB128 integer", "longer than 10 bytes"))
+}
+
 /// Appends a big-endian `u16`.
 pub fn put_u16(buf: &mut Vec<u8>, value: u16) {
     buf.extend_from_slice(&value.to_be_bytes());
@@ -303,12 +334,24 @@ mod tests {
         }
 
         #[test]
+        fn should_roundtrip_leb128(v in prop_oneof![0u64..300, any::<u64>()], tail in proptest::collection::vec(any::<u8>(), 0..4)) {
+            let mut buf = Vec::new();
+            put_leb128(&mut buf, v);
+            let len = buf.len();
+            buf.extend_from_slice(&tail);
+            let mut pos = 0;
+            prop_assert_eq!(get_leb128(&buf, &mut pos).unwrap(), v);
+            prop_assert_eq!(pos, len);
+        }
+
+        #[test]
         fn should_never_panic_decoding_garbage(data in proptest::collection::vec(any::<u8>(), 0..32)) {
             let _ = get_bytes(&mut data.as_slice());
             let _ = get_varint(&mut data.as_slice());
             let _ = get_i64(&mut data.as_slice());
             let _ = get_f64(&mut data.as_slice());
             let _ = get_u32(&mut data.as_slice());
+            let _ = get_leb128(&data, &mut 0);
         }
 
         #[test]

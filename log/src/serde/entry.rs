@@ -21,7 +21,7 @@
 
 use bytes::{Bytes, BytesMut};
 use opendata_common::DecodeError;
-use opendata_common::encoding::get_u64;
+use opendata_common::encoding::{get_leb128, get_u64, put_leb128};
 
 use super::{ENTRY, PREFIX};
 
@@ -63,36 +63,6 @@ pub fn decode_last_sequence(key: &[u8]) -> Result<u64, DecodeError> {
     }
     let mut tail = &key[key.len() - 8..];
     get_u64(&mut tail)
-}
-
-fn put_leb128(out: &mut BytesMut, mut v: u64) {
-    while v >= 0x80 {
-        out.extend_from_slice(&[(v as u8) | 0x80]);
-        v >>= 7;
-    }
-    out.extend_from_slice(&[v as u8]);
-}
-
-fn get_leb128(buf: &[u8], pos: &mut usize) -> Result<u64, DecodeError> {
-    let mut v = 0u64;
-    for shift in (0..64).step_by(7) {
-        let Some(&b) = buf.get(*pos) else {
-            return Err(DecodeError::truncated("log chunk"));
-        };
-        *pos += 1;
-        let bits = u64::from(b & 0x7F);
-        if shift == 63 && bits > 1 {
-            return Err(DecodeError::new("log chunk", "integer overflows 64 bits"));
-        }
-        v |= bits << shift;
-        if b & 0x80 == 0 {
-            return Ok(v);
-        }
-    }
-    Err(DecodeError::new(
-        "log chunk",
-        "integer longer than 10 bytes",
-    ))
 }
 
 /// Builds one chunk value.

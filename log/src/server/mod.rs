@@ -15,6 +15,7 @@ mod params;
 pub mod proto;
 
 use std::convert::Infallible;
+use std::ops::Bound;
 use std::time::Duration;
 
 use axum::Router;
@@ -174,14 +175,7 @@ async fn scan(
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
     let p = Params::parse(q.as_deref())?;
-    let key = p.key("key")?;
-    let start = p.u64("start_seq")?.unwrap_or(0);
-    let end = p.u64("end_seq")?;
-    if end.is_some_and(|e| e < start) {
-        return Err(ApiError::bad_data(
-            "end_seq must not be less than start_seq",
-        ));
-    }
+    let (key, start, end) = p.key_and_range()?;
     let start_time = p.u64("start_time")?;
     let limit = p.limit("limit", DEFAULT_SCAN_LIMIT, MAX_SCAN_LIMIT)?;
     let follow = p.bool("follow")?.unwrap_or(false);
@@ -220,6 +214,12 @@ async fn scan(
     }))
 }
 
+/// `[start, end)`, or from `start` on when there is no end.
+fn seq_range(start: u64, end: Option<u64>) -> (Bound<u64>, Bound<u64>) {
+    let end = end.map_or(Bound::Unbounded, Bound::Excluded);
+    (Bound::Included(start), end)
+}
+
 async fn read_range<R: LogRead>(
     r: &R,
     key: &Bytes,
@@ -228,11 +228,7 @@ async fn read_range<R: LogRead>(
     start_time: Option<u64>,
     limit: usize,
 ) -> crate::Result<Vec<LogEntry>> {
-    let end_bound = match end {
-        Some(e) => std::ops::Bound::Excluded(e),
-        None => std::ops::Bound::Unbounded,
-    };
-    let range = (std::ops::Bound::Included(start), end_bound);
+    let range = seq_range(start, end);
     let iter = match start_time {
         Some(t) => r.scan_from_time(key.clone(), t, range).await?,
         None => r.scan(key.clone(), range).await?,
@@ -297,21 +293,9 @@ async fn count(
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
     let p = Params::parse(q.as_deref())?;
-    let key = p.key("key")?;
-    let start = p.u64("start_seq")?.unwrap_or(0);
-    let end = p.u64("end_seq")?;
+    let (key, start, end) = p.key_and_range()?;
     p.reject_unknown(&["key", "key_base64", "start_seq", "end_seq"])?;
-    let end_bound = match end {
-        Some(e) if e < start => {
-            return Err(ApiError::bad_data(
-                "end_seq must not be less than start_seq",
-            ));
-        }
-        Some(e) => std::ops::Bound::Excluded(e),
-        None => std::ops::Bound::Unbounded,
-    };
-    let n =
-        with_reader!(&svc, r => r.count(key, (std::ops::Bound::Included(start), end_bound)).await)?;
+    let n = with_reader!(&svc, r => r.count(key, seq_range(start, end)).await)?;
     Ok(format.respond(&CountResponse { count: n }))
 }
 

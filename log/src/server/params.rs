@@ -57,6 +57,20 @@ impl Params {
         }
     }
 
+    /// The required key and the optional `start_seq` (default 0) and `end_seq`
+    /// (exclusive), checked so the range is not reversed.
+    pub(crate) fn key_and_range(&self) -> ApiResult<(Bytes, u64, Option<u64>)> {
+        let key = self.key("key")?;
+        let start = self.u64("start_seq")?.unwrap_or(0);
+        let end = self.u64("end_seq")?;
+        if end.is_some_and(|e| e < start) {
+            return Err(ApiError::bad_data(
+                "end_seq must not be less than start_seq",
+            ));
+        }
+        Ok((key, start, end))
+    }
+
     pub(crate) fn u64(&self, name: &str) -> ApiResult<Option<u64>> {
         match self.get(name)? {
             None => Ok(None),

@@ -95,14 +95,9 @@ pub mod pj {
 
 /// Decodes base64 in the standard or URL-safe alphabet, with or without padding.
 pub fn decode_base64(s: &str) -> Result<Bytes, String> {
-    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
-    let s = s.trim();
-    for engine in [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE, &URL_SAFE_NO_PAD] {
-        if let Ok(v) = engine.decode(s) {
-            return Ok(Bytes::from(v));
-        }
-    }
-    Err(format!("'{}' is not valid base64", truncate(s, 64)))
+    let mut buf = bytes::BytesMut::new();
+    decode_into(&mut buf, s)?;
+    Ok(buf.freeze())
 }
 
 fn truncate(s: &str, n: usize) -> String {

@@ -24,6 +24,7 @@
 //! `110`+8 (z < 256); `1110`+16; `11110`+32; `11111`+64.
 
 use opendata_common::DecodeError;
+use opendata_common::encoding::{get_leb128, put_leb128};
 
 use super::bits::{BitReader, BitWriter};
 use crate::model::Sample;
@@ -219,29 +220,6 @@ fn decimal_scale(values: &[f64]) -> Option<usize> {
         }
     }
     values.iter().all(|v| fits(*v, k).is_some()).then_some(k)
-}
-
-fn put_leb128(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn get_leb128(buf: &[u8], pos: &mut usize) -> Result<u64, DecodeError> {
-    let mut v = 0u64;
-    for shift in (0..64).step_by(7) {
-        let b = *buf
-            .get(*pos)
-            .ok_or_else(|| DecodeError::truncated("sample chunk"))?;
-        *pos += 1;
-        v |= u64::from(b & 0x7F) << shift;
-        if b & 0x80 == 0 {
-            return Ok(v);
-        }
-    }
-    Err(DecodeError::new("sample chunk", "count is too long"))
 }
 
 /// Encodes samples (in the order given; callers sort them and drop duplicates).
