@@ -26,6 +26,32 @@ pub struct Label {
 pub struct Labels(Vec<Label>);
 
 impl Labels {
+    /// Labels from `(name, value)` pairs in any order: sorted by name, empty values
+    /// dropped (an empty value means the label is absent), and for a repeated name the
+    /// last pair kept. Names are not validated here; remote-write decoding validates them.
+    pub fn from_pairs<N: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (N, V)>,
+    ) -> Self {
+        let mut labels: Vec<Label> = pairs
+            .into_iter()
+            .map(|(n, v)| Label {
+                name: n.into(),
+                value: v.into(),
+            })
+            .collect();
+        // Stable sort keeps the input order within a name; keep the last of each name.
+        labels.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut out: Vec<Label> = Vec::with_capacity(labels.len());
+        for l in labels {
+            match out.last_mut() {
+                Some(last) if last.name == l.name => *last = l,
+                _ => out.push(l),
+            }
+        }
+        out.retain(|l| !l.value.is_empty());
+        Labels(out)
+    }
+
     /// Labels already sorted by name with unique names (checked by the caller).
     pub(crate) fn from_sorted(labels: Vec<Label>) -> Self {
         debug_assert!(labels.windows(2).all(|w| w[0].name < w[1].name));
