@@ -168,7 +168,8 @@ impl StorageConfig {
         Duration::from_millis(self.compactor_poll_interval_ms.max(10))
     }
 
-    pub(crate) fn replica_poll_interval(&self) -> Duration {
+    /// How often replicas poll the object store for new data (at least 10 ms).
+    pub fn replica_poll_interval(&self) -> Duration {
         Duration::from_millis(self.replica_poll_interval_ms.max(10))
     }
 }

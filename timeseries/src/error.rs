@@ -1,4 +1,6 @@
-//! Errors of the time series database.
+//! Errors of the time series database, and their HTTP mapping.
+
+use opendata_common::http::ApiError;
 
 /// A `Result` whose error is [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -9,13 +11,45 @@ pub enum Error {
     /// The request is malformed or its data invalid (HTTP 400; never worth retrying).
     #[error("bad data: {0}")]
     BadData(String),
+    /// Some samples fell outside the window that takes samples (too old, in a closed
+    /// bucket, past retention, or too far in the future). The others were written
+    /// (HTTP 400, like Prometheus: resending would not help).
+    #[error("out of bounds: {0}")]
+    OutOfBounds(String),
     /// The request's content type or protocol version is not supported (HTTP 415).
     #[error("unsupported: {0}")]
     Unsupported(String),
     /// The request is larger than allowed (HTTP 413).
     #[error("too large: {0}")]
     TooLarge(String),
+    /// The configuration is invalid or does not fit the stored database.
+    #[error("configuration: {0}")]
+    Config(String),
     /// A storage failure.
     #[error(transparent)]
     Storage(#[from] opendata_common::Error),
+}
+
+impl From<slatedb::Error> for Error {
+    fn from(err: slatedb::Error) -> Self {
+        Error::Storage(err.into())
+    }
+}
+
+impl From<opendata_common::DecodeError> for Error {
+    fn from(err: opendata_common::DecodeError) -> Self {
+        Error::Storage(err.into())
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(err: Error) -> Self {
+        match err {
+            Error::BadData(_) | Error::OutOfBounds(_) => ApiError::bad_data(err.to_string()),
+            Error::Unsupported(_) => ApiError::unsupported_media_type(err.to_string()),
+            Error::TooLarge(_) => ApiError::too_large(err.to_string()),
+            Error::Config(_) => ApiError::internal(err.to_string()),
+            Error::Storage(e) => e.into(),
+        }
+    }
 }

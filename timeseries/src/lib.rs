@@ -29,10 +29,14 @@
 //! assert_eq!(batch.series[0].samples[0].value, 1.0);
 //! ```
 
+pub mod config;
 pub mod error;
 pub mod ingest;
 pub mod model;
 pub mod serde;
 pub mod server;
+pub mod storage;
 
+pub use config::TimeSeriesConfig;
 pub use error::{Error, Result};
+pub use storage::{Querier, SeriesSet, TimeSeriesDb, TimeSeriesDbReader, WriteOutcome};

@@ -185,3 +185,174 @@ impl WriteBatch {
         self.series.iter().map(|s| s.samples.len()).sum()
     }
 }
+
+/// How a [`Matcher`] compares a label value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MatchKind {
+    /// `name="value"`.
+    Equal,
+    /// `name!="value"`.
+    NotEqual,
+    /// `name=~"regex"`.
+    Regex,
+    /// `name!~"regex"`.
+    NotRegex,
+}
+
+/// A label matcher, as in a PromQL selector.
+///
+/// A series without the label is treated as having the empty value, as Prometheus does:
+/// `job=""` selects series without `job`, and `job!~"a.*"` selects them too. Regexes are
+/// fully anchored (`^(?s:regex)$`: they must match the whole value, and `.` matches any
+/// character, newline included) with RE2 syntax.
+#[derive(Debug, Clone)]
+pub struct Matcher {
+    /// The label name.
+    pub name: String,
+    /// The comparison.
+    pub kind: MatchKind,
+    /// The value or regex source.
+    pub value: String,
+    regex: Option<regex::Regex>,
+}
+
+impl PartialEq for Matcher {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && self.kind == other.kind && self.value == other.value
+    }
+}
+
+impl Matcher {
+    /// A matcher; fails with a message when a regex does not compile.
+    pub fn new(
+        kind: MatchKind,
+        name: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Result<Self, String> {
+        let name = name.into();
+        let value = value.into();
+        let regex = match kind {
+            MatchKind::Regex | MatchKind::NotRegex => Some(
+                regex::RegexBuilder::new(&format!("^(?s:{value})$"))
+                    .size_limit(1 << 22)
+                    .build()
+                    .map_err(|e| format!("invalid regex '{value}' for label {name}: {e}"))?,
+            ),
+            _ => None,
+        };
+        Ok(Self {
+            name,
+            kind,
+            value,
+            regex,
+        })
+    }
+
+    /// `name="value"`.
+    pub fn equal(name: impl Into<String>, value: impl Into<String>) -> Self {
+        Self::new(MatchKind::Equal, name, value).expect("equality matchers always build")
+    }
+
+    /// True when `value` (the empty string for an absent label) matches.
+    pub fn matches(&self, value: &str) -> bool {
+        match self.kind {
+            MatchKind::Equal => value == self.value,
+            MatchKind::NotEqual => value != self.value,
+            MatchKind::Regex => self.regex.as_ref().is_some_and(|r| r.is_match(value)),
+            MatchKind::NotRegex => !self.regex.as_ref().is_some_and(|r| r.is_match(value)),
+        }
+    }
+
+    /// True when a series without the label matches.
+    pub fn matches_empty(&self) -> bool {
+        self.matches("")
+    }
+
+    /// For a regex that is a plain alternation of literals (`a|b|c`), the literals: such
+    /// matchers are answered with point reads instead of a scan of every value.
+    pub fn literal_alternatives(&self) -> Option<Vec<String>> {
+        if !matches!(self.kind, MatchKind::Regex) {
+            return None;
+        }
+        const META: &[char] = &[
+            '.', '+', '*', '?', '(', ')', '[', ']', '{', '}', '^', '$', '\\',
+        ];
+        if self.value.contains(META) {
+            return None;
+        }
+        Some(self.value.split('|').map(str::to_string).collect())
+    }
+
+    /// True when the series with `labels` matches.
+    pub fn matches_labels(&self, labels: &Labels) -> bool {
+        self.matches(labels.get(&self.name).unwrap_or(""))
+    }
+}
+
+impl std::fmt::Display for Matcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let op = match self.kind {
+            MatchKind::Equal => "=",
+            MatchKind::NotEqual => "!=",
+            MatchKind::Regex => "=~",
+            MatchKind::NotRegex => "!~",
+        };
+        write!(f, "{}{}{:?}", self.name, op, self.value)
+    }
+}
+
+/// A series and its samples in a time range, in time order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// The labels.
+    pub labels: Labels,
+    /// Samples in increasing timestamp order, one per timestamp.
+    pub samples: Vec<Sample>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn should_anchor_regex_matchers_on_both_ends() {
+        let m = Matcher::new(MatchKind::Regex, "job", "api|web").unwrap();
+        assert!(m.matches("api") && m.matches("web"));
+        assert!(!m.matches("xapi") && !m.matches("api2") && !m.matches(""));
+        let m = Matcher::new(MatchKind::Regex, "job", "a.c").unwrap();
+        assert!(m.matches("a\nc"));
+        assert_eq!(m.literal_alternatives(), None);
+        let m = Matcher::new(MatchKind::Regex, "job", "api|web").unwrap();
+        assert_eq!(m.literal_alternatives(), Some(vec!["api".into(), "web".into()]));
+    }
+
+    #[test]
+    fn should_treat_absent_labels_as_empty() {
+        let labels = Labels::from_pairs([("__name__", "up")]);
+        assert!(Matcher::equal("job", "").matches_labels(&labels));
+        assert!(
+            Matcher::new(MatchKind::NotRegex, "job", "a.*")
+                .unwrap()
+                .matches_labels(&labels)
+        );
+        assert!(
+            !Matcher::new(MatchKind::NotEqual, "job", "")
+                .unwrap()
+                .matches_labels(&labels)
+        );
+    }
+
+    #[test]
+    fn should_report_bad_regexes() {
+        let err = Matcher::new(MatchKind::Regex, "job", "a(").unwrap_err();
+        assert!(err.contains("invalid regex"), "{err}");
+    }
+
+    #[test]
+    fn should_sort_and_dedupe_pairs() {
+        let l = Labels::from_pairs([("b", "1"), ("a", "2"), ("b", "3"), ("c", "")]);
+        assert_eq!(l.as_slice().len(), 2);
+        assert_eq!(l.get("b"), Some("3"));
+        assert_eq!(l.get("c"), None);
+    }
+}

@@ -1,4 +1,18 @@
-//! The sample chunk codec: a run of one series' samples in a few bits each.
+//! Sample chunks: a run of one series' samples in a few bits each.
+//!
+//! Stored chunks are keyed by bucket, series and the write sequence of the flush that
+//! wrote them:
+//!
+//! ```text
+//! key:   ┌──────┬──────┬──────┬───────────────┬──────┬──────────────────┬─────────────────────┐
+//!        │ 0x02 │ 0x01 │ 0x80 │ bucket u32 BE │ 0x20 │ series id u32 BE │ flush seq u64 BE    │
+//!        └──────┴──────┴──────┴───────────────┴──────┴──────────────────┴─────────────────────┘
+//! value: the chunk below, timestamps strictly increasing
+//! ```
+//!
+//! A series' chunks in a bucket are adjacent (one seek reads them), and when two of them
+//! hold the same timestamp the one with the higher flush sequence was written later and
+//! wins. The value is:
 //!
 //! ```text
 //! ┌──────────────────────────┬──────────────┬──────────────────────────────────────────┐
@@ -26,8 +40,30 @@
 use opendata_common::DecodeError;
 use opendata_common::encoding::{get_leb128, put_leb128};
 
+use bytes::Bytes;
+
 use super::bits::{BitReader, BitWriter};
+use super::{CHUNK, PREFIX};
 use crate::model::Sample;
+
+/// Key of the chunk of series `id` in `bucket` written by flush `seq`.
+pub fn key(bucket: u32, id: u32, seq: u64) -> Bytes {
+    PREFIX.segmented(bucket, CHUNK).u32(id).u64(seq).build()
+}
+
+/// Scan prefix of the chunks of series `id` in `bucket`.
+pub fn series_prefix(bucket: u32, id: u32) -> Bytes {
+    PREFIX.segmented(bucket, CHUNK).u32(id).build()
+}
+
+/// Decodes (series id, flush sequence) from a chunk key.
+pub fn decode_key(key: &[u8]) -> Result<(u32, u64), DecodeError> {
+    let mut parsed = PREFIX.parse(key)?.expect_record_type(CHUNK)?;
+    let id = parsed.read_u32()?;
+    let seq = parsed.read_u64()?;
+    parsed.finish()?;
+    Ok((id, seq))
+}
 
 const VERSION: u8 = 1;
 const MODE_XOR: u8 = 0;
@@ -396,6 +432,15 @@ mod tests {
         let encoded = encode(&scrape(10, 3, |i| i as f64 * 0.1));
         assert!(decode(&encoded[..encoded.len() - 3]).is_err());
         assert!(decode(&[0x10, 0xFF, 0xFF, 0xFF, 0x0F]).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn should_round_trip_chunk_keys(bucket in any::<u32>(), id in any::<u32>(), seq in any::<u64>()) {
+            let k = key(bucket, id, seq);
+            prop_assert_eq!(decode_key(&k).unwrap(), (id, seq));
+            prop_assert!(k.starts_with(&series_prefix(bucket, id)));
+        }
     }
 
     proptest! {

@@ -1,0 +1,79 @@
+//! Configuration of the time series database (the `[timeseries]` section of the
+//! server's configuration).
+
+use serde::{Deserialize, Serialize};
+
+/// Settings of the time series database.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TimeSeriesConfig {
+    /// Width of a time bucket in seconds. Fixed when the database is created: reopening
+    /// with another width is refused.
+    pub bucket_secs: u64,
+    /// How far behind the newest sample a bucket still takes samples, in seconds. A bucket
+    /// closes (its samples go into chunks, and later samples for it are refused as out of
+    /// bounds) once the newest sample is this far past its end.
+    pub out_of_order_secs: u64,
+    /// Refuse samples more than this many seconds ahead of the server's clock (they would
+    /// close every open bucket).
+    pub max_future_secs: u64,
+    /// Drop whole buckets whose end is older than this many seconds (0: keep forever).
+    pub retention_secs: u64,
+    /// How often retention and bucket closing run, in seconds.
+    pub maintenance_interval_secs: u64,
+    /// Flush an open bucket's write-ahead records into chunks once they hold this many
+    /// samples, so reopening replays at most about this many (0: only when it closes).
+    pub flush_samples: u64,
+    /// Largest decompressed remote-write body, in bytes.
+    pub max_decoded_bytes: usize,
+    /// Samples kept uncompressed per series in memory before they are sealed into a chunk.
+    pub head_chunk_samples: usize,
+    /// How many series ids are reserved per durable block record.
+    pub series_id_block: u64,
+}
+
+impl Default for TimeSeriesConfig {
+    fn default() -> Self {
+        Self {
+            bucket_secs: 2 * 3600,
+            out_of_order_secs: 3600,
+            max_future_secs: 3600,
+            retention_secs: 15 * 24 * 3600,
+            maintenance_interval_secs: 10,
+            flush_samples: 50_000_000,
+            max_decoded_bytes: 256 * 1024 * 1024,
+            head_chunk_samples: 120,
+            series_id_block: 1 << 16,
+        }
+    }
+}
+
+impl TimeSeriesConfig {
+    /// Checks the settings.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.bucket_secs < 60 {
+            return Err("timeseries.bucket_secs must be at least 60".into());
+        }
+        if self.bucket_secs > 30 * 24 * 3600 {
+            return Err("timeseries.bucket_secs must be at most 30 days".into());
+        }
+        if self.maintenance_interval_secs == 0 {
+            return Err("timeseries.maintenance_interval_secs must be at least 1".into());
+        }
+        if self.head_chunk_samples < 8 {
+            return Err("timeseries.head_chunk_samples must be at least 8".into());
+        }
+        if self.series_id_block == 0 {
+            return Err("timeseries.series_id_block must be at least 1".into());
+        }
+        if self.max_decoded_bytes < 1024 {
+            return Err("timeseries.max_decoded_bytes must be at least 1024".into());
+        }
+        Ok(())
+    }
+
+    /// Bucket width in milliseconds.
+    pub fn bucket_ms(&self) -> i64 {
+        (self.bucket_secs * 1000) as i64
+    }
+}
