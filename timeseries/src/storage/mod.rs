@@ -16,7 +16,7 @@ mod writer;
 
 pub use read::{Querier, SeriesSet};
 pub use replica::TimeSeriesDbReader;
-pub use writer::{TimeSeriesDb, WriteOutcome};
+pub use writer::{Config, TimeSeriesDb, WriteOutcome};
 
 /// The database's directory name under the storage root.
 pub const DATABASE: &str = "timeseries";

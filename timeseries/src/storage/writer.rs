@@ -312,7 +312,8 @@ impl Inner {
         };
         let newest = now.saturating_add((cfg.max_future_secs * 1000) as i64);
         let mut st = self.state.lock();
-        let seq = st.write_alloc.allocate(1, ops);
+        // Sequences start at 1: 0 means "nothing" in bucket states.
+        let seq = st.write_alloc.allocate(1, ops) + 1;
         let max_before = st.max_ts;
         let mut max_ts = st.max_ts;
         let mut out = WriteOutcome::default();
