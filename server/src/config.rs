@@ -13,6 +13,11 @@
 //! path = "./data"
 //!
 //! [log]                   # settings of the log database
+//!
+//! [timeseries]            # settings of the time series database
+//! bucket_secs = 7200      # fixed when the database is created
+//! out_of_order_secs = 3600
+//! retention_secs = 1296000
 //! ```
 
 use std::net::SocketAddr;
@@ -39,6 +44,8 @@ pub struct ServerConfig {
     pub storage: StorageConfig,
     /// The log database.
     pub log: opendata_log::LogConfig,
+    /// The time series database.
+    pub timeseries: opendata_timeseries::TimeSeriesConfig,
 }
 
 impl Default for ServerConfig {
@@ -50,6 +57,7 @@ impl Default for ServerConfig {
             shutdown_timeout_secs: 30,
             storage: StorageConfig::default(),
             log: opendata_log::LogConfig::default(),
+            timeseries: opendata_timeseries::TimeSeriesConfig::default(),
         }
     }
 }
@@ -77,6 +85,9 @@ impl ServerConfig {
         self.log
             .validate()
             .map_err(|e| ServerError::Config(format!("[log] {e}")))?;
+        self.timeseries
+            .validate()
+            .map_err(|e| ServerError::Config(format!("[timeseries] {e}")))?;
         Ok(())
     }
 }

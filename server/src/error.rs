@@ -15,6 +15,9 @@ pub enum ServerError {
     /// The log database failed.
     #[error(transparent)]
     Log(#[from] opendata_log::Error),
+    /// A time series database failure.
+    #[error(transparent)]
+    TimeSeries(#[from] opendata_timeseries::Error),
     /// Binding or serving the socket failed.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),

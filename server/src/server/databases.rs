@@ -4,6 +4,8 @@ use axum::Router;
 use opendata_common::StorageRoot;
 use opendata_log::server::LogService;
 use opendata_log::{LogDb, LogDbReader};
+use opendata_timeseries::server::TimeSeriesService;
+use opendata_timeseries::{TimeSeriesDb, TimeSeriesDbReader};
 
 use crate::config::ServerConfig;
 use crate::error::{Result, ServerError};
@@ -12,6 +14,8 @@ use crate::error::{Result, ServerError};
 pub struct Databases {
     /// The log database.
     pub log: LogService,
+    /// The time series database.
+    pub timeseries: TimeSeriesService,
 }
 
 impl Databases {
@@ -30,17 +34,42 @@ impl Databases {
         } else {
             LogService::Writer(LogDb::open_in(root, config.log.clone()).await?)
         };
-        Ok(Self { log })
+        let timeseries = if config.read_only {
+            let reader = TimeSeriesDbReader::open_in(root, config.timeseries.clone())
+                .await
+                .map_err(|e| {
+                    ServerError::Config(format!(
+                        "cannot open a read-only replica of the time series database at '{}': {e}. \
+                         A replica follows an existing database: start the writer on the same \
+                         object store first",
+                        root.path_for(opendata_timeseries::storage::DATABASE)
+                    ))
+                })?;
+            TimeSeriesService::Replica(reader)
+        } else {
+            TimeSeriesService::Writer(
+                TimeSeriesDb::open_in(root, config.timeseries.clone()).await?,
+            )
+        };
+        Ok(Self { log, timeseries })
     }
 
     /// Every database's routes.
     pub fn routes(&self) -> Router {
-        Router::new().merge(opendata_log::server::router(self.log.clone()))
+        Router::new()
+            .merge(opendata_log::server::router(self.log.clone()))
+            .merge(opendata_timeseries::server::router(self.timeseries.clone()))
     }
 
     /// Names and health of each database.
     pub fn check(&self) -> Vec<(&'static str, std::result::Result<(), String>)> {
-        vec![("log", self.log.check().map_err(|e| e.to_string()))]
+        vec![
+            ("log", self.log.check().map_err(|e| e.to_string())),
+            (
+                "timeseries",
+                self.timeseries.check().map_err(|e| e.to_string()),
+            ),
+        ]
     }
 
     /// Group-commit counters of each writer, for `/metrics`.
@@ -49,12 +78,16 @@ impl Databases {
         if let LogService::Writer(db) = &self.log {
             out.push(("log", db.storage().committer().stats()));
         }
+        if let TimeSeriesService::Writer(db) = &self.timeseries {
+            out.push(("timeseries", db.storage().committer().stats()));
+        }
         out
     }
 
     /// Flushes and closes every database.
     pub async fn close(&self) -> Result<()> {
         self.log.close().await?;
+        self.timeseries.close().await?;
         Ok(())
     }
 }

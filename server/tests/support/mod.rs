@@ -102,7 +102,12 @@ impl Drop for ServerProcess {
 /// Arguments that put the server on the S3 emulator, if the test setup started one.
 pub fn s3_args(test: &str) -> Option<Vec<String>> {
     let config = opendata_common::testing::s3_config(test)?;
-    match config.object_store {
+    s3_args_for(&config)
+}
+
+/// Arguments that put the server on the S3 store of `config`.
+pub fn s3_args_for(config: &opendata_common::StorageConfig) -> Option<Vec<String>> {
+    match config.object_store.clone() {
         opendata_common::ObjectStoreConfig::S3 {
             bucket,
             prefix,

@@ -232,7 +232,7 @@ impl TimeSeriesDb {
     pub async fn write_with(&self, batch: WriteBatch, durability: Durability) -> Result<WriteOutcome> {
         for (i, s) in batch.series.iter().enumerate() {
             for sample in &s.samples {
-                if sample.timestamp_ms.abs() > MAX_ABS_TIMESTAMP_MS {
+                if !(-MAX_ABS_TIMESTAMP_MS..=MAX_ABS_TIMESTAMP_MS).contains(&sample.timestamp_ms) {
                     return Err(Error::BadData(format!(
                         "series {i}: timestamp {} ms is out of range (|t| must be at most {} ms)",
                         sample.timestamp_ms, MAX_ABS_TIMESTAMP_MS

@@ -1,0 +1,357 @@
+//! The time series database through the real `opendata` binary: remote write 1.0 and
+//! 2.0, the Prometheus metadata API, bad input, and SIGKILL during ingest.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use opendata_common::StorageConfig;
+use opendata_timeseries::TimeSeriesDb;
+use opendata_timeseries::model::Matcher;
+use opendata_timeseries::server::proto::{v1, v2};
+use parking_lot::Mutex;
+use prost::Message;
+use serde_json::Value;
+use support::{ServerProcess, s3_args_for};
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn label(name: &str, value: &str) -> v1::Label {
+    v1::Label {
+        name: name.into(),
+        value: value.into(),
+    }
+}
+
+fn ts(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> v1::TimeSeries {
+    v1::TimeSeries {
+        labels: labels.iter().map(|(n, v)| label(n, v)).collect(),
+        samples: samples
+            .iter()
+            .map(|&(t, v)| v1::Sample {
+                value: v,
+                timestamp: t,
+            })
+            .collect(),
+    }
+}
+
+fn snappy(bytes: &[u8]) -> Vec<u8> {
+    snap::raw::Encoder::new().compress_vec(bytes).unwrap()
+}
+
+fn v1_body(series: Vec<v1::TimeSeries>) -> Vec<u8> {
+    snappy(
+        &v1::WriteRequest {
+            timeseries: series,
+            metadata: vec![],
+        }
+        .encode_to_vec(),
+    )
+}
+
+async fn post_write(client: &reqwest::Client, base: &str, body: Vec<u8>) -> (u16, String) {
+    post_write_as(client, base, body, "application/x-protobuf").await
+}
+
+async fn post_write_as(
+    client: &reqwest::Client,
+    base: &str,
+    body: Vec<u8>,
+    content_type: &str,
+) -> (u16, String) {
+    let r = client
+        .post(format!("{base}/api/v1/write"))
+        .header("content-type", content_type)
+        .header("content-encoding", "snappy")
+        .header("x-prometheus-remote-write-version", "0.1.0")
+        .body(body)
+        .send()
+        .await;
+    match r {
+        Ok(r) => (r.status().as_u16(), r.text().await.unwrap()),
+        // The server may answer before reading the whole body and close the connection.
+        Err(e) => (0, e.to_string()),
+    }
+}
+
+async fn get_json(client: &reqwest::Client, url: String) -> (u16, Value) {
+    let r = client.get(url).send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_take_remote_write_and_answer_the_metadata_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data").display().to_string();
+    let server =
+        ServerProcess::start(&["--object-store", &data], &dir.path().join("server.log")).await;
+    let client = reqwest::Client::new();
+    let base = server.base.clone();
+    let t = now_ms() - 60_000;
+
+    // Remote write 1.0, with metadata.
+    let req = v1::WriteRequest {
+        timeseries: vec![
+            ts(&[("__name__", "http_requests_total"), ("code", "200"), ("job", "api")], &[(t, 10.0), (t + 15_000, 12.0)]),
+            ts(&[("__name__", "http_requests_total"), ("code", "500"), ("job", "web")], &[(t, 1.0)]),
+        ],
+        metadata: vec![v1::MetricMetadata {
+            r#type: 1,
+            metric_family_name: "http_requests_total".into(),
+            help: "Requests served.".into(),
+            unit: "".into(),
+        }],
+    };
+    let (status, body) = post_write(&client, &base, snappy(&req.encode_to_vec())).await;
+    assert_eq!(status, 204, "{body}");
+
+    // Remote write 2.0: symbol table and per-series metadata.
+    let v2req = v2::Request {
+        symbols: vec!["".into(), "__name__".into(), "temperature_celsius".into(), "room".into(), "lab".into(), "Room temperature.".into(), "celsius".into()],
+        timeseries: vec![v2::TimeSeries {
+            labels_refs: vec![1, 2, 3, 4],
+            samples: vec![v2::Sample { value: 21.5, timestamp: t }],
+            metadata: Some(v2::Metadata { r#type: 2, help_ref: 5, unit_ref: 6 }),
+        }],
+    };
+    let r = client
+        .post(format!("{base}/api/v1/write"))
+        .header("content-type", "application/x-protobuf;proto=io.prometheus.write.v2.Request")
+        .header("content-encoding", "snappy")
+        .header("x-prometheus-remote-write-version", "2.0.0")
+        .body(snappy(&v2req.encode_to_vec()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(r.headers()["x-prometheus-remote-write-samples-written"], "1");
+
+    // /api/v1/series, GET and POST.
+    let (status, body) = get_json(&client, format!("{base}/api/v1/series?match[]=http_requests_total{{job=~\"a.*\"}}")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "success");
+    assert_eq!(body["data"], serde_json::json!([{"__name__": "http_requests_total", "code": "200", "job": "api"}]));
+    let r = client
+        .post(format!("{base}/api/v1/series"))
+        .form(&[("match[]", "{__name__=~\".+\"}"), ("start", &((t - 1000) as f64 / 1000.0).to_string()), ("limit", "2")])
+        .send()
+        .await
+        .unwrap();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["data"].as_array().unwrap().len(), 2, "{body}");
+
+    // Labels and values, with and without match[].
+    let (_, body) = get_json(&client, format!("{base}/api/v1/labels")).await;
+    assert_eq!(body["data"], serde_json::json!(["__name__", "code", "job", "room"]));
+    let (_, body) = get_json(&client, format!("{base}/api/v1/labels?match[]=temperature_celsius")).await;
+    assert_eq!(body["data"], serde_json::json!(["__name__", "room"]));
+    let (_, body) = get_json(&client, format!("{base}/api/v1/label/job/values")).await;
+    assert_eq!(body["data"], serde_json::json!(["api", "web"]));
+    let r = client
+        .post(format!("{base}/api/v1/label/__name__/values"))
+        .form(&[("match[]", "{job=\"web\"}")])
+        .send()
+        .await
+        .unwrap();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["data"], serde_json::json!(["http_requests_total"]));
+    let (_, body) = get_json(&client, format!("{base}/api/v1/label/job/values?limit=1")).await;
+    assert_eq!(body["data"], serde_json::json!(["api"]));
+    // A time range with no data.
+    let (_, body) = get_json(&client, format!("{base}/api/v1/label/job/values?start=0&end=1000")).await;
+    assert_eq!(body["data"], serde_json::json!([]));
+
+    // Metadata from both protocol versions, and buildinfo.
+    let (_, body) = get_json(&client, format!("{base}/api/v1/metadata")).await;
+    assert_eq!(body["data"]["http_requests_total"][0]["type"], "counter");
+    assert_eq!(body["data"]["http_requests_total"][0]["help"], "Requests served.");
+    assert_eq!(body["data"]["temperature_celsius"][0]["unit"], "celsius");
+    let (_, body) = get_json(&client, format!("{base}/api/v1/metadata?metric=temperature_celsius")).await;
+    assert_eq!(body["data"].as_object().unwrap().len(), 1);
+    let (status, body) = get_json(&client, format!("{base}/api/v1/status/buildinfo")).await;
+    assert_eq!(status, 200);
+    assert!(body["data"]["version"].is_string());
+
+    // Parameter errors are 400s with Prometheus's envelope.
+    for url in [
+        format!("{base}/api/v1/series"),
+        format!("{base}/api/v1/series?match[]=up{{"),
+        format!("{base}/api/v1/series?match[]={{job=\"\"}}"),
+        format!("{base}/api/v1/series?match[]=up&start=yesterday"),
+        format!("{base}/api/v1/series?match[]=up&start=10&end=5"),
+        format!("{base}/api/v1/labels?limit=-1"),
+        format!("{base}/api/v1/label/bad.name/values"),
+    ] {
+        let (status, body) = get_json(&client, url.clone()).await;
+        assert_eq!(status, 400, "{url}: {body}");
+        assert_eq!(body["status"], "error");
+        assert_eq!(body["errorType"], "bad_data");
+        assert!(!body["error"].as_str().unwrap().is_empty());
+    }
+    server.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_refuse_bad_remote_writes_without_writing_any_of_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data").display().to_string();
+    let server = ServerProcess::start(
+        &["--object-store", &data, "--max-body-bytes", "65536"],
+        &dir.path().join("server.log"),
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let base = server.base.clone();
+    let t = now_ms();
+    let good = ts(&[("__name__", "ok_metric")], &[(t, 1.0)]);
+    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        ("not snappy", b"definitely not snappy".to_vec(), 400, "snappy"),
+        ("bad protobuf", snappy(&[0xff, 0xff, 0xff, 0x01, 0x02]), 400, "WriteRequest"),
+        ("empty label name", v1_body(vec![good.clone(), ts(&[("__name__", "m"), ("", "x")], &[(t, 1.0)])]), 400, "empty label name"),
+        ("invalid label name", v1_body(vec![good.clone(), ts(&[("__name__", "m"), ("a-b", "x")], &[(t, 1.0)])]), 400, "invalid label name"),
+        ("duplicate label", v1_body(vec![good.clone(), ts(&[("__name__", "m"), ("a", "x"), ("a", "y")], &[(t, 1.0)])]), 400, "duplicate label name"),
+        ("unsorted labels", v1_body(vec![good.clone(), ts(&[("__name__", "m"), ("b", "x"), ("a", "y")], &[(t, 1.0)])]), 400, "not sorted"),
+        ("no metric name", v1_body(vec![good.clone(), ts(&[("a", "x")], &[(t, 1.0)])]), 400, "__name__"),
+        ("absurd timestamp", v1_body(vec![good.clone(), ts(&[("__name__", "m")], &[(i64::MIN, 1.0)])]), 400, "out of range"),
+        ("oversized", {
+            // Incompressible label values push the snappy body past the 64 KiB limit.
+            let mut x = 0x2545_f491_4f6c_dd1du64;
+            let big: String = (0..80_000).map(|_| { x ^= x << 13; x ^= x >> 7; x ^= x << 17; (b'a' + (x % 26) as u8) as char }).collect();
+            v1_body(vec![good.clone(), ts(&[("__name__", "m"), ("big", big.as_str())], &[(t, 1.0)])])
+        }, 413, ""),
+    ];
+    for (what, body, want, needle) in cases {
+        let (status, text) = post_write(&client, &base, body).await;
+        assert_eq!(status, want, "{what}: {text}");
+        if !needle.is_empty() {
+            assert!(text.contains(needle), "{what}: message {text:?} should mention {needle:?}");
+        }
+    }
+    // A wrong content type or encoding.
+    let (status, _) = post_write_as(&client, &base, v1_body(vec![good.clone()]), "application/json").await;
+    assert_eq!(status, 415);
+    let (status, _) = post_write_as(&client, &base, v1_body(vec![good.clone()]), "application/x-protobuf;proto=nope.Request").await;
+    assert_eq!(status, 415);
+    // Nothing of the refused requests was written, not even their good series.
+    let (_, body) = get_json(&client, format!("{base}/api/v1/label/__name__/values")).await;
+    assert_eq!(body["data"], serde_json::json!([]), "{body}");
+    // The database still works.
+    let (status, text) = post_write(&client, &base, v1_body(vec![good])).await;
+    assert_eq!(status, 204, "{text}");
+    let (_, body) = get_json(&client, format!("{base}/api/v1/label/__name__/values")).await;
+    assert_eq!(body["data"], serde_json::json!(["ok_metric"]));
+    server.terminate();
+}
+
+type Acked = Arc<Mutex<BTreeMap<String, Vec<(i64, f64)>>>>;
+
+async fn producer(client: reqwest::Client, base: String, id: usize, acked: Acked) {
+    let start = now_ms() - 3_000_000;
+    for n in 0.. {
+        // 50 series × 10 samples per request; each producer owns its series.
+        let mut series = Vec::new();
+        let mut mine = Vec::new();
+        for s in 0..50 {
+            let name = format!("p{id}_s{s}");
+            let samples: Vec<(i64, f64)> = (0..10).map(|k| (start + (n * 10 + k) * 1000, (n * 10 + k) as f64 + 0.5)).collect();
+            series.push(ts(&[("__name__", "load"), ("series", name.as_str())], &samples));
+            mine.push((name, samples));
+        }
+        let Ok(r) = client
+            .post(format!("{base}/api/v1/write"))
+            .header("content-type", "application/x-protobuf")
+            .header("content-encoding", "snappy")
+            .body(v1_body(series))
+            .send()
+            .await
+        else {
+            return;
+        };
+        if r.status() != 204 {
+            return;
+        }
+        let mut acked = acked.lock();
+        for (name, samples) in mine {
+            acked.entry(name).or_default().extend(samples);
+        }
+    }
+}
+
+async fn kill_during_ingest(args: Vec<String>, storage: StorageConfig) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("server.log");
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = ServerProcess::start(&argv, &log).await;
+    let client = reqwest::Client::new();
+    let acked: Acked = Arc::default();
+    let tasks: Vec<_> = (0..4)
+        .map(|p| tokio::spawn(producer(client.clone(), server.base.clone(), p, acked.clone())))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    server.kill();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let acked = acked.lock().clone();
+    let total: usize = acked.values().map(Vec::len).sum();
+    assert!(total >= 1000, "too few acknowledged samples ({total}) to prove anything");
+
+    // Reopen the killed server's database and find every acknowledged sample.
+    let db = TimeSeriesDb::open(opendata_timeseries::storage::Config {
+        storage,
+        timeseries: Default::default(),
+    })
+    .await
+    .unwrap();
+    let found = db
+        .querier()
+        .select(&[Matcher::equal("__name__", "load")], i64::MIN / 4, i64::MAX / 4)
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let stored: BTreeMap<String, Vec<(i64, f64)>> = found
+        .into_iter()
+        .map(|s| {
+            let name = s.labels.get("series").unwrap().to_string();
+            (name, s.samples.iter().map(|x| (x.timestamp_ms, x.value)).collect())
+        })
+        .collect();
+    for (name, samples) in &acked {
+        let got = stored.get(name).unwrap_or_else(|| panic!("series {name} lost"));
+        let got: BTreeMap<i64, f64> = got.iter().copied().collect();
+        for (t, v) in samples {
+            assert_eq!(got.get(t), Some(v), "{name}: acknowledged sample at {t} lost");
+        }
+    }
+    db.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_keep_every_acknowledged_sample_after_sigkill_on_a_local_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    kill_during_ingest(
+        vec!["--object-store".into(), data.display().to_string()],
+        StorageConfig::local(&data),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_keep_every_acknowledged_sample_after_sigkill_on_s3() {
+    if let Some(storage) = opendata_common::testing::s3_config("ts-sigkill") {
+        let args = s3_args_for(&storage).unwrap();
+        kill_during_ingest(args, storage).await;
+    }
+}
