@@ -2,7 +2,9 @@
 # Runs the whole test suite, doing its own setup:
 #   1. a Python virtual environment (.venv) with the pinned S3 emulator (moto),
 #   2. the emulator on 127.0.0.1 with a test bucket,
-#   3. every cargo test in the workspace, with the emulator's address exported so the
+#   3. a real Prometheus server binary (Debian's `prometheus` package, installed with
+#      apt-get when missing) for the remote-write test,
+#   4. every cargo test in the workspace, with the emulator's address exported so the
 #      storage, fencing and server tests run against real S3 semantics.
 # Arguments, if any, replace the default `cargo test --workspace` arguments
 # (e.g. `scripts/test.sh -p opendata-common --test storage`).
@@ -20,6 +22,16 @@ if [ ! -x "$VENV/bin/moto_server" ] || ! cmp -s "$REQS" "$VENV/.requirements"; t
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$REQS"
   cp "$REQS" "$VENV/.requirements"
+fi
+
+if ! command -v prometheus >/dev/null 2>&1; then
+  log "installing Debian's prometheus package (for the remote-write test)"
+  SUDO=""
+  if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  # The package may start its own service; the tests start their own instances.
+  $SUDO pkill -x prometheus >/dev/null 2>&1 || true
 fi
 
 free_port() {
