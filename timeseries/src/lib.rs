@@ -34,5 +34,6 @@ pub mod ingest;
 pub mod model;
 pub mod serde;
 pub mod server;
+pub mod workload;
 
 pub use error::{Error, Result};
