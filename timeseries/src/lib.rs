@@ -36,6 +36,7 @@ pub mod model;
 pub mod serde;
 pub mod server;
 pub mod storage;
+pub mod workload;
 
 pub use config::TimeSeriesConfig;
 pub use error::{Error, Result};
