@@ -250,6 +250,17 @@ impl Storage {
         Ok(())
     }
 
+    /// Writes the memtable out as a level-0 SST now (normally SlateDB does so when it
+    /// fills), so everything written so far is in SSTs the compactor can merge.
+    pub async fn flush_memtable(&self) -> Result<()> {
+        self.db
+            .flush_with_options(slatedb::config::FlushOptions {
+                flush_type: slatedb::config::FlushType::MemTable,
+            })
+            .await?;
+        Ok(())
+    }
+
     /// Bytes of the SSTs the current manifest references (level 0 and sorted runs):
     /// what the database keeps once obsolete files are collected. Refreshes the
     /// manifest first, so compactions finished by the compactor are counted.
