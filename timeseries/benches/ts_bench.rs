@@ -152,8 +152,14 @@ async fn bench_storage(full: bool) {
     let series = if full { 10_000 } else { 1_000 };
     let hours = if full { 8 } else { 1 };
     let scrapes = (hours * HOUR / 15_000) as u64;
+    // TS_BENCH_JITTER: scrape timestamp jitter in ms (default ±3, the workload's).
+    let jitter_ms = std::env::var("TS_BENCH_JITTER")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(WorkloadConfig::default().jitter_ms);
     let w = Workload::new(WorkloadConfig {
         series,
+        jitter_ms,
         start_ms: now_ms() - hours * HOUR - 60_000,
         ..Default::default()
     });
@@ -179,7 +185,7 @@ async fn bench_storage(full: bool) {
     let (open_buckets, closed) = db.querier().bucket_counts();
     let on_disk = dir_bytes(dir.path());
     println!(
-        "storage: {series} series, {hours} h, {total} samples ({open_buckets} open + {closed} closed buckets): \
+        "storage: {series} series, {hours} h, jitter ±{jitter_ms} ms, {total} samples ({open_buckets} open + {closed} closed buckets): \
          live SSTs {} bytes = {:.3} bytes/sample ({} L0, {} sorted runs); directory {} bytes = {:.3} bytes/sample; raw 16 B samples {:.1} MB",
         live.bytes,
         live.bytes as f64 / total as f64,

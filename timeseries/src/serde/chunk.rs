@@ -43,7 +43,7 @@ use opendata_common::encoding::{get_leb128, put_leb128};
 use bytes::Bytes;
 
 use super::bits::{BitReader, BitWriter};
-use super::{CHUNK, PREFIX};
+use super::{CHUNK, PREFIX, TIMESTAMPS};
 use crate::model::Sample;
 
 /// Key of the chunk of series `id` in `bucket` written by flush `seq`.
@@ -68,6 +68,8 @@ pub fn decode_key(key: &[u8]) -> Result<(u32, u64), DecodeError> {
 const VERSION: u8 = 1;
 const MODE_XOR: u8 = 0;
 const MODE_DECIMAL: u8 = 1;
+/// Header flag: the chunk holds values only; its timestamps are in a timestamp column.
+const SHARED_TIMESTAMPS: u8 = 0x08;
 const MAX_SCALE: usize = 9;
 const POW10: [f64; MAX_SCALE + 1] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
 /// Integers of the decimal mode stay below 2^53 so `i as f64` is exact.
@@ -258,32 +260,192 @@ fn decimal_scale(values: &[f64]) -> Option<usize> {
     values.iter().all(|v| fits(*v, k).is_some()).then_some(k)
 }
 
+/// Appends the values to `w` in whichever mode is smaller.
+fn put_values(w: BitWriter, values: &[f64]) -> (u8, BitWriter) {
+    let base = w.clone();
+    let mut xor = w;
+    put_xor(&mut xor, values);
+    let mut best = (MODE_XOR, xor);
+    if let Some(k) = decimal_scale(values) {
+        let mut dec = base;
+        dec.write(k as u64, 4);
+        put_series(&mut dec, values.iter().map(|v| (v * POW10[k]).round() as i64));
+        if dec.bit_len() < best.1.bit_len() {
+            best = (MODE_DECIMAL, dec);
+        }
+    }
+    best
+}
+
 /// Encodes samples (in the order given; callers sort them and drop duplicates).
 pub fn encode(samples: &[Sample]) -> Vec<u8> {
     let values: Vec<f64> = samples.iter().map(|s| s.value).collect();
     let mut w = BitWriter::new();
     put_series(&mut w, samples.iter().map(|s| s.timestamp_ms));
-    let ts_bits = w.clone();
-    let mut xor = w;
-    put_xor(&mut xor, &values);
-    let mut best = (MODE_XOR, xor);
-    if let Some(k) = decimal_scale(&values) {
-        let mut dec = ts_bits;
-        dec.write(k as u64, 4);
-        put_series(
-            &mut dec,
-            values.iter().map(|v| (v * POW10[k]).round() as i64),
-        );
-        if dec.bit_len() < best.1.bit_len() {
-            best = (MODE_DECIMAL, dec);
-        }
-    }
-    let body = best.1.finish();
+    let (mode, bits) = put_values(w, &values);
+    let body = bits.finish();
     let mut out = Vec::with_capacity(body.len() + 6);
-    out.push((VERSION << 4) | best.0);
+    out.push((VERSION << 4) | mode);
     put_leb128(&mut out, samples.len() as u64);
     out.extend_from_slice(&body);
     out
+}
+
+/// Encodes only the values of `samples`, whose timestamps are stored once for many
+/// series in a timestamp column (see [`encode_timestamps`]) named by `column`:
+///
+/// ```text
+/// ┌─────────────────────────────────────┬──────────────┬────────────────┬────────────┐
+/// │ version (hi 4) 0x8|mode (lo 4)      │ count LEB128 │ column u64 BE  │ value bits │
+/// └─────────────────────────────────────┴──────────────┴────────────────┴────────────┘
+/// ```
+pub fn encode_values_only(samples: &[Sample], column: u64) -> Vec<u8> {
+    let values: Vec<f64> = samples.iter().map(|s| s.value).collect();
+    let (mode, bits) = put_values(BitWriter::new(), &values);
+    let body = bits.finish();
+    let mut out = Vec::with_capacity(body.len() + 14);
+    out.push((VERSION << 4) | SHARED_TIMESTAMPS | mode);
+    put_leb128(&mut out, samples.len() as u64);
+    out.extend_from_slice(&column.to_be_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+/// The timestamp column a chunk refers to, if it stores only values.
+pub fn timestamp_column(bytes: &[u8]) -> Result<Option<u64>, DecodeError> {
+    let header = *bytes
+        .first()
+        .ok_or_else(|| DecodeError::truncated("sample chunk"))?;
+    if header & SHARED_TIMESTAMPS == 0 {
+        return Ok(None);
+    }
+    let mut pos = 1;
+    get_leb128(bytes, &mut pos)?;
+    let raw = bytes
+        .get(pos..pos + 8)
+        .ok_or_else(|| DecodeError::truncated("sample chunk"))?;
+    Ok(Some(u64::from_be_bytes(raw.try_into().expect("8 bytes"))))
+}
+
+/// Decodes a values-only chunk with its timestamp column's timestamps.
+pub fn decode_with_timestamps(bytes: &[u8], timestamps: &[i64]) -> Result<Vec<Sample>, DecodeError> {
+    let header = *bytes
+        .first()
+        .ok_or_else(|| DecodeError::truncated("sample chunk"))?;
+    if header >> 4 != VERSION || header & SHARED_TIMESTAMPS == 0 {
+        return Err(DecodeError::new("sample chunk", "not a values-only chunk"));
+    }
+    let mode = header & 0x07;
+    let mut pos = 1;
+    let count = get_leb128(bytes, &mut pos)? as usize;
+    if count != timestamps.len() {
+        return Err(DecodeError::new(
+            "sample chunk",
+            format!("{count} values but {} timestamps", timestamps.len()),
+        ));
+    }
+    let body = bytes
+        .get(pos + 8..)
+        .ok_or_else(|| DecodeError::truncated("sample chunk"))?;
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    let mut r = BitReader::new(body);
+    let values = get_values(&mut r, mode, count)?;
+    Ok(timestamps
+        .iter()
+        .zip(values)
+        .map(|(&timestamp_ms, value)| Sample {
+            timestamp_ms,
+            value,
+        })
+        .collect())
+}
+
+/// A timestamp column: the timestamps many series of a bucket share (all series of one
+/// scrape target, stamped together by the scraper), stored once.
+///
+/// ```text
+/// key:   [0x02][0x01][0x80][bucket u32 BE][0x21][flush seq u64 BE][column u64 BE]
+/// value: ┌─────────┬──────────────┬─────────────────────────────────────────────┐
+///        │ 0x01 v. │ count LEB128 │ first ts 64 bits, delta, delta-of-deltas... │
+///        └─────────┴──────────────┴─────────────────────────────────────────────┘
+/// ```
+///
+/// Columns belong to the flush that wrote them (its sequence is in the key, as in the
+/// chunk keys that refer to them). The column id is [`column_id`] of the timestamps; a
+/// flush that finds two different columns with the same id stores the second series
+/// inline instead.
+pub fn encode_timestamps(timestamps: &[i64]) -> Vec<u8> {
+    let mut w = BitWriter::new();
+    put_series(&mut w, timestamps.iter().copied());
+    let body = w.finish();
+    let mut out = Vec::with_capacity(body.len() + 6);
+    out.push(VERSION);
+    put_leb128(&mut out, timestamps.len() as u64);
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Decodes a timestamp column.
+pub fn decode_timestamps(bytes: &[u8]) -> Result<Vec<i64>, DecodeError> {
+    if bytes.first() != Some(&VERSION) {
+        return Err(DecodeError::new("timestamp column", "unknown version"));
+    }
+    let mut pos = 1;
+    let count = get_leb128(bytes, &mut pos)?;
+    let body = &bytes[pos..];
+    if count > body.len() as u64 * 8 + 1 {
+        return Err(DecodeError::new("timestamp column", "count exceeds the size"));
+    }
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    get_series(&mut BitReader::new(body), count as usize)
+}
+
+/// The id of a timestamp column: 64-bit FNV-1a of the timestamps.
+pub fn column_id(timestamps: &[i64]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for t in timestamps {
+        for b in t.to_be_bytes() {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    h
+}
+
+/// Key of timestamp column `column` written by flush `seq` in `bucket`.
+pub fn timestamps_key(bucket: u32, seq: u64, column: u64) -> Bytes {
+    PREFIX
+        .segmented(bucket, TIMESTAMPS)
+        .u64(seq)
+        .u64(column)
+        .build()
+}
+
+fn get_values(r: &mut BitReader<'_>, mode: u8, count: usize) -> Result<Vec<f64>, DecodeError> {
+    match mode {
+        MODE_XOR => get_xor(r, count),
+        MODE_DECIMAL => {
+            let k = r.read(4)? as usize;
+            if k > MAX_SCALE {
+                return Err(DecodeError::new(
+                    "sample chunk",
+                    format!("decimal scale {k} is too large"),
+                ));
+            }
+            Ok(get_series(r, count)?
+                .into_iter()
+                .map(|i| i as f64 / POW10[k])
+                .collect())
+        }
+        other => Err(DecodeError::new(
+            "sample chunk",
+            format!("unknown value mode {other}"),
+        )),
+    }
 }
 
 /// Decodes a chunk. Corrupt or truncated input is a [`DecodeError`], never a panic.
@@ -297,7 +459,13 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Sample>, DecodeError> {
             format!("unknown version {}", header >> 4),
         ));
     }
-    let mode = header & 0x0F;
+    if header & SHARED_TIMESTAMPS != 0 {
+        return Err(DecodeError::new(
+            "sample chunk",
+            "values-only chunk: decode it with its timestamp column",
+        ));
+    }
+    let mode = header & 0x07;
     let mut pos = 1;
     let count = get_leb128(bytes, &mut pos)?;
     let body = &bytes[pos..];
@@ -314,28 +482,7 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Sample>, DecodeError> {
     }
     let mut r = BitReader::new(body);
     let timestamps = get_series(&mut r, count)?;
-    let values = match mode {
-        MODE_XOR => get_xor(&mut r, count)?,
-        MODE_DECIMAL => {
-            let k = r.read(4)? as usize;
-            if k > MAX_SCALE {
-                return Err(DecodeError::new(
-                    "sample chunk",
-                    format!("decimal scale {k} is too large"),
-                ));
-            }
-            get_series(&mut r, count)?
-                .into_iter()
-                .map(|i| i as f64 / POW10[k])
-                .collect()
-        }
-        other => {
-            return Err(DecodeError::new(
-                "sample chunk",
-                format!("unknown value mode {other}"),
-            ));
-        }
-    };
+    let values = get_values(&mut r, mode, count)?;
     Ok(timestamps
         .into_iter()
         .zip(values)
@@ -432,6 +579,35 @@ mod tests {
         let encoded = encode(&scrape(10, 3, |i| i as f64 * 0.1));
         assert!(decode(&encoded[..encoded.len() - 3]).is_err());
         assert!(decode(&[0x10, 0xFF, 0xFF, 0xFF, 0x0F]).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn should_round_trip_values_only_chunks_with_their_column(
+            raw in proptest::collection::vec((0i64..1_000_000, any::<f64>()), 1..200),
+        ) {
+            let mut ts: Vec<i64> = raw.iter().map(|(t, _)| *t).collect();
+            ts.sort();
+            ts.dedup();
+            let samples: Vec<Sample> = ts.iter().zip(raw.iter()).map(|(&t, (_, v))| Sample { timestamp_ms: t, value: *v }).collect();
+            let col = column_id(&ts);
+            let bytes = encode_values_only(&samples, col);
+            prop_assert_eq!(timestamp_column(&bytes).unwrap(), Some(col));
+            let column = decode_timestamps(&encode_timestamps(&ts)).unwrap();
+            prop_assert_eq!(&column, &ts);
+            let back = decode_with_timestamps(&bytes, &column).unwrap();
+            let bits = |s: &[Sample]| s.iter().map(|x| (x.timestamp_ms, x.value.to_bits())).collect::<Vec<_>>();
+            prop_assert_eq!(bits(&back), bits(&samples));
+            prop_assert!(decode(&bytes).is_err());
+            prop_assert!(decode_with_timestamps(&bytes, &column[1..]).is_err());
+        }
+
+        #[test]
+        fn should_not_panic_on_arbitrary_columns_and_values_only_chunks(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let _ = decode_timestamps(&bytes);
+            let _ = timestamp_column(&bytes);
+            let _ = decode_with_timestamps(&bytes, &[1, 2, 3]);
+        }
     }
 
     proptest! {

@@ -19,6 +19,7 @@
 //! | [`postings`] (inverted index) | bucket | `0x13` | label name + value → roaring bitmap of ids (merge: union) |
 //! | [`label_names`] | bucket | `0x14` | label name → roaring bitmap of ids (merge: union) |
 //! | [`chunk`] | bucket | `0x20` | series id + flush sequence → compressed samples |
+//! | timestamp column ([`chunk`]) | bucket | `0x21` | column id → timestamps shared by many series |
 //! | [`wal`] | bucket | `0x30` | write sequence → one commit's new series and samples |
 
 pub mod bits;
@@ -62,6 +63,8 @@ pub const POSTINGS: RecordType = RecordType::new(0x13);
 pub const LABEL_NAMES: RecordType = RecordType::new(0x14);
 /// Record type of sample chunks.
 pub const CHUNK: RecordType = RecordType::new(0x20);
+/// Record type of timestamp columns.
+pub const TIMESTAMPS: RecordType = RecordType::new(0x21);
 /// Record type of write-ahead records.
 pub const WAL: RecordType = RecordType::new(0x30);
 

@@ -17,7 +17,7 @@ use opendata_common::segment::drop_segment;
 use opendata_common::storage::WriteOps;
 use roaring::RoaringBitmap;
 
-use super::head::HeadBucket;
+use super::head::{FastMap, HeadBucket};
 use super::writer::Inner;
 use super::{bucket_end, now_ms};
 use crate::error::Result;
@@ -70,12 +70,26 @@ impl Inner {
         };
         let seq = frozen.through_seq;
         let mut ops = WriteOps::new();
+        // Series scraped together share timestamps: each distinct run of timestamps is
+        // stored once as a column, and chunks hold values only.
+        let mut columns: FastMap<u64, Vec<i64>> = FastMap::default();
         for (id, sd) in &frozen.series {
             let samples = sd.samples(i64::MIN, i64::MAX)?;
             if samples.is_empty() {
                 continue;
             }
-            ops.put(chunk::key(b, *id, seq), chunk::encode(&samples));
+            let ts: Vec<i64> = samples.iter().map(|s| s.timestamp_ms).collect();
+            let col = chunk::column_id(&ts);
+            let value = match columns.get(&col) {
+                Some(existing) if *existing == ts => chunk::encode_values_only(&samples, col),
+                Some(_) => chunk::encode(&samples),
+                None => {
+                    ops.put(chunk::timestamps_key(b, seq, col), chunk::encode_timestamps(&ts));
+                    columns.insert(col, ts);
+                    chunk::encode_values_only(&samples, col)
+                }
+            };
+            ops.put(chunk::key(b, *id, seq), value);
             if ops.size_bytes() >= FLUSH_BATCH_BYTES {
                 committer
                     .write(std::mem::take(&mut ops), Durability::Memory)

@@ -359,37 +359,44 @@ impl Querier {
             .reader
             .scan(chunk::series_prefix(bucket, first)..Bytes::from(range_end))
             .await?;
-        let mut pending: Option<(u32, Bytes)> = None;
+        let mut pending: Option<(u32, u64, Bytes)> = None;
+        let mut columns: BTreeMap<(u64, u64), Arc<Vec<i64>>> = BTreeMap::new();
         for &id in ids {
             let mut merged: Vec<Sample> = Vec::new();
             // A key read past the previous series may already belong to this one.
             let mut carried = pending.take();
-            if carried.as_ref().is_none_or(|(got, _)| *got < id) {
+            if carried.as_ref().is_none_or(|(got, _, _)| *got < id) {
                 carried = None;
                 iter.seek(chunk::series_prefix(bucket, id))
                     .await
                     .map_err(opendata_common::Error::from)?;
             }
             loop {
-                let (got, value) = match carried.take() {
+                let (got, seq, value) = match carried.take() {
                     Some(c) => c,
                     None => match iter.next().await.map_err(opendata_common::Error::from)? {
                         Some(kv) => {
-                            let (got, _) = chunk::decode_key(&kv.key).map_err(decode_err)?;
-                            (got, kv.value)
+                            let (got, seq) = chunk::decode_key(&kv.key).map_err(decode_err)?;
+                            (got, seq, kv.value)
                         }
                         None => break,
                     },
                 };
                 if got > id {
-                    pending = Some((got, value));
+                    pending = Some((got, seq, value));
                     break;
                 }
                 if got < id {
                     continue;
                 }
-                let samples: Vec<Sample> = chunk::decode(&value)
-                    .map_err(decode_err)?
+                let decoded = match chunk::timestamp_column(&value).map_err(decode_err)? {
+                    None => chunk::decode(&value).map_err(decode_err)?,
+                    Some(col) => {
+                        let ts = self.column(bucket, seq, col, &mut columns).await?;
+                        chunk::decode_with_timestamps(&value, &ts).map_err(decode_err)?
+                    }
+                };
+                let samples: Vec<Sample> = decoded
                     .into_iter()
                     .filter(|s| s.timestamp_ms >= start && s.timestamp_ms <= end)
                     .collect();
@@ -400,6 +407,33 @@ impl Querier {
             }
         }
         Ok(())
+    }
+
+    /// Timestamp column `col` of flush `seq` in `bucket`, cached for one read.
+    async fn column(
+        &self,
+        bucket: u32,
+        seq: u64,
+        col: u64,
+        cache: &mut BTreeMap<(u64, u64), Arc<Vec<i64>>>,
+    ) -> Result<Arc<Vec<i64>>> {
+        if let Some(ts) = cache.get(&(seq, col)) {
+            return Ok(ts.clone());
+        }
+        let bytes = self
+            .shared
+            .reader
+            .get(&chunk::timestamps_key(bucket, seq, col))
+            .await?
+            .ok_or_else(|| {
+                decode_err(opendata_common::DecodeError::new(
+                    "sample chunk",
+                    format!("timestamp column {col:016x} of flush {seq} in bucket {bucket} is missing"),
+                ))
+            })?;
+        let ts = Arc::new(chunk::decode_timestamps(&bytes).map_err(decode_err)?);
+        cache.insert((seq, col), ts.clone());
+        Ok(ts)
     }
 
     /// Matching series per label set, with where their samples are.
