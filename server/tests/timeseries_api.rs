@@ -101,8 +101,22 @@ async fn should_take_remote_write_and_answer_the_metadata_api() {
     // Remote write 1.0, with metadata.
     let req = v1::WriteRequest {
         timeseries: vec![
-            ts(&[("__name__", "http_requests_total"), ("code", "200"), ("job", "api")], &[(t, 10.0), (t + 15_000, 12.0)]),
-            ts(&[("__name__", "http_requests_total"), ("code", "500"), ("job", "web")], &[(t, 1.0)]),
+            ts(
+                &[
+                    ("__name__", "http_requests_total"),
+                    ("code", "200"),
+                    ("job", "api"),
+                ],
+                &[(t, 10.0), (t + 15_000, 12.0)],
+            ),
+            ts(
+                &[
+                    ("__name__", "http_requests_total"),
+                    ("code", "500"),
+                    ("job", "web"),
+                ],
+                &[(t, 1.0)],
+            ),
         ],
         metadata: vec![v1::MetricMetadata {
             r#type: 1,
@@ -116,16 +130,34 @@ async fn should_take_remote_write_and_answer_the_metadata_api() {
 
     // Remote write 2.0: symbol table and per-series metadata.
     let v2req = v2::Request {
-        symbols: vec!["".into(), "__name__".into(), "temperature_celsius".into(), "room".into(), "lab".into(), "Room temperature.".into(), "celsius".into()],
+        symbols: vec![
+            "".into(),
+            "__name__".into(),
+            "temperature_celsius".into(),
+            "room".into(),
+            "lab".into(),
+            "Room temperature.".into(),
+            "celsius".into(),
+        ],
         timeseries: vec![v2::TimeSeries {
             labels_refs: vec![1, 2, 3, 4],
-            samples: vec![v2::Sample { value: 21.5, timestamp: t }],
-            metadata: Some(v2::Metadata { r#type: 2, help_ref: 5, unit_ref: 6 }),
+            samples: vec![v2::Sample {
+                value: 21.5,
+                timestamp: t,
+            }],
+            metadata: Some(v2::Metadata {
+                r#type: 2,
+                help_ref: 5,
+                unit_ref: 6,
+            }),
         }],
     };
     let r = client
         .post(format!("{base}/api/v1/write"))
-        .header("content-type", "application/x-protobuf;proto=io.prometheus.write.v2.Request")
+        .header(
+            "content-type",
+            "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+        )
         .header("content-encoding", "snappy")
         .header("x-prometheus-remote-write-version", "2.0.0")
         .body(snappy(&v2req.encode_to_vec()))
@@ -133,16 +165,30 @@ async fn should_take_remote_write_and_answer_the_metadata_api() {
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
-    assert_eq!(r.headers()["x-prometheus-remote-write-samples-written"], "1");
+    assert_eq!(
+        r.headers()["x-prometheus-remote-write-samples-written"],
+        "1"
+    );
 
     // /api/v1/series, GET and POST.
-    let (status, body) = get_json(&client, format!("{base}/api/v1/series?match[]=http_requests_total{{job=~\"a.*\"}}")).await;
+    let (status, body) = get_json(
+        &client,
+        format!("{base}/api/v1/series?match[]=http_requests_total{{job=~\"a.*\"}}"),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "success");
-    assert_eq!(body["data"], serde_json::json!([{"__name__": "http_requests_total", "code": "200", "job": "api"}]));
+    assert_eq!(
+        body["data"],
+        serde_json::json!([{"__name__": "http_requests_total", "code": "200", "job": "api"}])
+    );
     let r = client
         .post(format!("{base}/api/v1/series"))
-        .form(&[("match[]", "{__name__=~\".+\"}"), ("start", &((t - 1000) as f64 / 1000.0).to_string()), ("limit", "2")])
+        .form(&[
+            ("match[]", "{__name__=~\".+\"}"),
+            ("start", &((t - 1000) as f64 / 1000.0).to_string()),
+            ("limit", "2"),
+        ])
         .send()
         .await
         .unwrap();
@@ -151,8 +197,15 @@ async fn should_take_remote_write_and_answer_the_metadata_api() {
 
     // Labels and values, with and without match[].
     let (_, body) = get_json(&client, format!("{base}/api/v1/labels")).await;
-    assert_eq!(body["data"], serde_json::json!(["__name__", "code", "job", "room"]));
-    let (_, body) = get_json(&client, format!("{base}/api/v1/labels?match[]=temperature_celsius")).await;
+    assert_eq!(
+        body["data"],
+        serde_json::json!(["__name__", "code", "job", "room"])
+    );
+    let (_, body) = get_json(
+        &client,
+        format!("{base}/api/v1/labels?match[]=temperature_celsius"),
+    )
+    .await;
     assert_eq!(body["data"], serde_json::json!(["__name__", "room"]));
     let (_, body) = get_json(&client, format!("{base}/api/v1/label/job/values")).await;
     assert_eq!(body["data"], serde_json::json!(["api", "web"]));
@@ -167,15 +220,26 @@ async fn should_take_remote_write_and_answer_the_metadata_api() {
     let (_, body) = get_json(&client, format!("{base}/api/v1/label/job/values?limit=1")).await;
     assert_eq!(body["data"], serde_json::json!(["api"]));
     // A time range with no data.
-    let (_, body) = get_json(&client, format!("{base}/api/v1/label/job/values?start=0&end=1000")).await;
+    let (_, body) = get_json(
+        &client,
+        format!("{base}/api/v1/label/job/values?start=0&end=1000"),
+    )
+    .await;
     assert_eq!(body["data"], serde_json::json!([]));
 
     // Metadata from both protocol versions, and buildinfo.
     let (_, body) = get_json(&client, format!("{base}/api/v1/metadata")).await;
     assert_eq!(body["data"]["http_requests_total"][0]["type"], "counter");
-    assert_eq!(body["data"]["http_requests_total"][0]["help"], "Requests served.");
+    assert_eq!(
+        body["data"]["http_requests_total"][0]["help"],
+        "Requests served."
+    );
     assert_eq!(body["data"]["temperature_celsius"][0]["unit"], "celsius");
-    let (_, body) = get_json(&client, format!("{base}/api/v1/metadata?metric=temperature_celsius")).await;
+    let (_, body) = get_json(
+        &client,
+        format!("{base}/api/v1/metadata?metric=temperature_celsius"),
+    )
+    .await;
     assert_eq!(body["data"].as_object().unwrap().len(), 1);
     let (status, body) = get_json(&client, format!("{base}/api/v1/status/buildinfo")).await;
     assert_eq!(status, 200);
@@ -214,32 +278,117 @@ async fn should_refuse_bad_remote_writes_without_writing_any_of_them() {
     let t = now_ms();
     let good = ts(&[("__name__", "ok_metric")], &[(t, 1.0)]);
     let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
-        ("not snappy", b"definitely not snappy".to_vec(), 400, "snappy"),
-        ("bad protobuf", snappy(&[0xff, 0xff, 0xff, 0x01, 0x02]), 400, "WriteRequest"),
-        ("empty label name", v1_body(vec![good.clone(), ts(&[("__name__", "m"), ("", "x")], &[(t, 1.0)])]), 400, "empty label name"),
-        ("invalid label name", v1_body(vec![good.clone(), ts(&[("__name__", "m"), ("a-b", "x")], &[(t, 1.0)])]), 400, "invalid label name"),
-        ("duplicate label", v1_body(vec![good.clone(), ts(&[("__name__", "m"), ("a", "x"), ("a", "y")], &[(t, 1.0)])]), 400, "duplicate label name"),
-        ("unsorted labels", v1_body(vec![good.clone(), ts(&[("__name__", "m"), ("b", "x"), ("a", "y")], &[(t, 1.0)])]), 400, "not sorted"),
-        ("no metric name", v1_body(vec![good.clone(), ts(&[("a", "x")], &[(t, 1.0)])]), 400, "__name__"),
-        ("absurd timestamp", v1_body(vec![good.clone(), ts(&[("__name__", "m")], &[(i64::MIN, 1.0)])]), 400, "out of range"),
-        ("oversized", {
-            // Incompressible label values push the snappy body past the 64 KiB limit.
-            let mut x = 0x2545_f491_4f6c_dd1du64;
-            let big: String = (0..80_000).map(|_| { x ^= x << 13; x ^= x >> 7; x ^= x << 17; (b'a' + (x % 26) as u8) as char }).collect();
-            v1_body(vec![good.clone(), ts(&[("__name__", "m"), ("big", big.as_str())], &[(t, 1.0)])])
-        }, 413, ""),
+        (
+            "not snappy",
+            b"definitely not snappy".to_vec(),
+            400,
+            "snappy",
+        ),
+        (
+            "bad protobuf",
+            snappy(&[0xff, 0xff, 0xff, 0x01, 0x02]),
+            400,
+            "WriteRequest",
+        ),
+        (
+            "empty label name",
+            v1_body(vec![
+                good.clone(),
+                ts(&[("__name__", "m"), ("", "x")], &[(t, 1.0)]),
+            ]),
+            400,
+            "empty label name",
+        ),
+        (
+            "invalid label name",
+            v1_body(vec![
+                good.clone(),
+                ts(&[("__name__", "m"), ("a-b", "x")], &[(t, 1.0)]),
+            ]),
+            400,
+            "invalid label name",
+        ),
+        (
+            "duplicate label",
+            v1_body(vec![
+                good.clone(),
+                ts(&[("__name__", "m"), ("a", "x"), ("a", "y")], &[(t, 1.0)]),
+            ]),
+            400,
+            "duplicate label name",
+        ),
+        (
+            "unsorted labels",
+            v1_body(vec![
+                good.clone(),
+                ts(&[("__name__", "m"), ("b", "x"), ("a", "y")], &[(t, 1.0)]),
+            ]),
+            400,
+            "not sorted",
+        ),
+        (
+            "no metric name",
+            v1_body(vec![good.clone(), ts(&[("a", "x")], &[(t, 1.0)])]),
+            400,
+            "__name__",
+        ),
+        (
+            "absurd timestamp",
+            v1_body(vec![
+                good.clone(),
+                ts(&[("__name__", "m")], &[(i64::MIN, 1.0)]),
+            ]),
+            400,
+            "out of range",
+        ),
+        (
+            "oversized",
+            {
+                // Incompressible label values push the snappy body past the 64 KiB limit.
+                let mut x = 0x2545_f491_4f6c_dd1du64;
+                let big: String = (0..80_000)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        (b'a' + (x % 26) as u8) as char
+                    })
+                    .collect();
+                v1_body(vec![
+                    good.clone(),
+                    ts(&[("__name__", "m"), ("big", big.as_str())], &[(t, 1.0)]),
+                ])
+            },
+            413,
+            "",
+        ),
     ];
     for (what, body, want, needle) in cases {
         let (status, text) = post_write(&client, &base, body).await;
         assert_eq!(status, want, "{what}: {text}");
         if !needle.is_empty() {
-            assert!(text.contains(needle), "{what}: message {text:?} should mention {needle:?}");
+            assert!(
+                text.contains(needle),
+                "{what}: message {text:?} should mention {needle:?}"
+            );
         }
     }
     // A wrong content type or encoding.
-    let (status, _) = post_write_as(&client, &base, v1_body(vec![good.clone()]), "application/json").await;
+    let (status, _) = post_write_as(
+        &client,
+        &base,
+        v1_body(vec![good.clone()]),
+        "application/json",
+    )
+    .await;
     assert_eq!(status, 415);
-    let (status, _) = post_write_as(&client, &base, v1_body(vec![good.clone()]), "application/x-protobuf;proto=nope.Request").await;
+    let (status, _) = post_write_as(
+        &client,
+        &base,
+        v1_body(vec![good.clone()]),
+        "application/x-protobuf;proto=nope.Request",
+    )
+    .await;
     assert_eq!(status, 415);
     // Nothing of the refused requests was written, not even their good series.
     let (_, body) = get_json(&client, format!("{base}/api/v1/label/__name__/values")).await;
@@ -262,8 +411,13 @@ async fn producer(client: reqwest::Client, base: String, id: usize, acked: Acked
         let mut mine = Vec::new();
         for s in 0..50 {
             let name = format!("p{id}_s{s}");
-            let samples: Vec<(i64, f64)> = (0..10).map(|k| (start + (n * 10 + k) * 1000, (n * 10 + k) as f64 + 0.5)).collect();
-            series.push(ts(&[("__name__", "load"), ("series", name.as_str())], &samples));
+            let samples: Vec<(i64, f64)> = (0..10)
+                .map(|k| (start + (n * 10 + k) * 1000, (n * 10 + k) as f64 + 0.5))
+                .collect();
+            series.push(ts(
+                &[("__name__", "load"), ("series", name.as_str())],
+                &samples,
+            ));
             mine.push((name, samples));
         }
         let Ok(r) = client
@@ -294,7 +448,14 @@ async fn kill_during_ingest(args: Vec<String>, storage: StorageConfig) {
     let client = reqwest::Client::new();
     let acked: Acked = Arc::default();
     let tasks: Vec<_> = (0..4)
-        .map(|p| tokio::spawn(producer(client.clone(), server.base.clone(), p, acked.clone())))
+        .map(|p| {
+            tokio::spawn(producer(
+                client.clone(),
+                server.base.clone(),
+                p,
+                acked.clone(),
+            ))
+        })
         .collect();
     tokio::time::sleep(Duration::from_millis(2000)).await;
     server.kill();
@@ -303,7 +464,10 @@ async fn kill_during_ingest(args: Vec<String>, storage: StorageConfig) {
     }
     let acked = acked.lock().clone();
     let total: usize = acked.values().map(Vec::len).sum();
-    assert!(total >= 1000, "too few acknowledged samples ({total}) to prove anything");
+    assert!(
+        total >= 1000,
+        "too few acknowledged samples ({total}) to prove anything"
+    );
 
     // Reopen the killed server's database and find every acknowledged sample.
     let db = TimeSeriesDb::open(opendata_timeseries::storage::Config {
@@ -314,7 +478,11 @@ async fn kill_during_ingest(args: Vec<String>, storage: StorageConfig) {
     .unwrap();
     let found = db
         .querier()
-        .select(&[Matcher::equal("__name__", "load")], i64::MIN / 4, i64::MAX / 4)
+        .select(
+            &[Matcher::equal("__name__", "load")],
+            i64::MIN / 4,
+            i64::MAX / 4,
+        )
         .await
         .unwrap()
         .collect()
@@ -324,14 +492,26 @@ async fn kill_during_ingest(args: Vec<String>, storage: StorageConfig) {
         .into_iter()
         .map(|s| {
             let name = s.labels.get("series").unwrap().to_string();
-            (name, s.samples.iter().map(|x| (x.timestamp_ms, x.value)).collect())
+            (
+                name,
+                s.samples
+                    .iter()
+                    .map(|x| (x.timestamp_ms, x.value))
+                    .collect(),
+            )
         })
         .collect();
     for (name, samples) in &acked {
-        let got = stored.get(name).unwrap_or_else(|| panic!("series {name} lost"));
+        let got = stored
+            .get(name)
+            .unwrap_or_else(|| panic!("series {name} lost"));
         let got: BTreeMap<i64, f64> = got.iter().copied().collect();
         for (t, v) in samples {
-            assert_eq!(got.get(t), Some(v), "{name}: acknowledged sample at {t} lost");
+            assert_eq!(
+                got.get(t),
+                Some(v),
+                "{name}: acknowledged sample at {t} lost"
+            );
         }
     }
     db.close().await.unwrap();

@@ -48,12 +48,26 @@ fn config() -> TimeSeriesConfig {
 }
 
 async fn open(dir: &std::path::Path) -> TimeSeriesDb {
-    let root = StorageRoot::new(StorageConfig::local(dir)).unwrap();
+    let mut storage = StorageConfig::local(dir);
+    // TS_BENCH_COMPRESSION: none, lz4 (the default) or zstd.
+    if let Ok(c) = std::env::var("TS_BENCH_COMPRESSION") {
+        storage.compression = match c.as_str() {
+            "none" => opendata_common::config::Compression::None,
+            "zstd" => opendata_common::config::Compression::Zstd,
+            _ => opendata_common::config::Compression::Lz4,
+        };
+    }
+    let root = StorageRoot::new(storage).unwrap();
     TimeSeriesDb::open_in(&root, config()).await.unwrap()
 }
 
 /// Writes slices of batches in time order, `writers` batches at a time within a slice.
-async fn ingest(db: &TimeSeriesDb, slices: Vec<Vec<WriteBatch>>, writers: usize, durability: Durability) -> (u64, Duration) {
+async fn ingest(
+    db: &TimeSeriesDb,
+    slices: Vec<Vec<WriteBatch>>,
+    writers: usize,
+    durability: Durability,
+) -> (u64, Duration) {
     let start = Instant::now();
     let mut samples = 0u64;
     for slice in slices {
@@ -65,7 +79,9 @@ async fn ingest(db: &TimeSeriesDb, slices: Vec<Vec<WriteBatch>>, writers: usize,
             tasks.push(tokio::spawn(async move {
                 let mut n = 0u64;
                 loop {
-                    let Some(batch) = queue.lock().pop() else { break };
+                    let Some(batch) = queue.lock().pop() else {
+                        break;
+                    };
                     n += batch.sample_count() as u64;
                     let out = db.write_with(batch, durability).await.unwrap();
                     assert_eq!(out.out_of_bounds, 0, "{:?}", out.first_out_of_bounds);
@@ -80,7 +96,12 @@ async fn ingest(db: &TimeSeriesDb, slices: Vec<Vec<WriteBatch>>, writers: usize,
     (samples, start.elapsed())
 }
 
-fn slices(w: &Workload, per_request: usize, per_series: usize, scrapes: u64) -> Vec<Vec<WriteBatch>> {
+fn slices(
+    w: &Workload,
+    per_request: usize,
+    per_series: usize,
+    scrapes: u64,
+) -> Vec<Vec<WriteBatch>> {
     let per_slice = w.requests_per_slice(per_request);
     let all: Vec<WriteBatch> = w.batches(per_request, per_series, scrapes).collect();
     let mut out: Vec<Vec<WriteBatch>> = Vec::new();
@@ -142,7 +163,11 @@ fn dir_bytes(path: &std::path::Path) -> u64 {
     if let Ok(entries) = std::fs::read_dir(path) {
         for e in entries.flatten() {
             let m = e.metadata().unwrap();
-            total += if m.is_dir() { dir_bytes(&e.path()) } else { m.len() };
+            total += if m.is_dir() {
+                dir_bytes(&e.path())
+            } else {
+                m.len()
+            };
         }
     }
     total
@@ -173,7 +198,11 @@ async fn bench_storage(full: bool) {
         let mut slice = Vec::new();
         for s in (0..w.series_count()).step_by(1000) {
             let b = w.batch(s..(s + 1000).min(w.series_count()), first..last);
-            raw += b.series.iter().map(|s| s.samples.len() as u64 * 16).sum::<u64>();
+            raw += b
+                .series
+                .iter()
+                .map(|s| s.samples.len() as u64 * 16)
+                .sum::<u64>();
             slice.push(b);
         }
         let (n, _) = ingest(&db, vec![slice], 2, Durability::Memory).await;
@@ -200,7 +229,7 @@ async fn bench_storage(full: bool) {
 
 async fn bench_select(full: bool) {
     let series = if full { 100_000 } else { 2_000 };
-    let hours: i64 = if full { 4 } else { 4 };
+    let hours: i64 = 4;
     let scrapes = (hours * HOUR / 15_000) as u64;
     let start_ms = now_ms() - hours * HOUR;
     let w = Workload::new(WorkloadConfig {
@@ -249,7 +278,10 @@ async fn bench_select(full: bool) {
                 .await
                 .unwrap();
             times.push(t.elapsed());
-            found = (got.len(), got.iter().map(|s| s.samples.len()).sum::<usize>());
+            found = (
+                got.len(),
+                got.iter().map(|s| s.samples.len()).sum::<usize>(),
+            );
         }
         times.sort();
         println!(

@@ -4,11 +4,20 @@
 //! and the Prometheus HTTP API out, on the shared storage foundation in
 //! `opendata-common`.
 //!
-//! Built so far: the data model ([`model`]), decoding of Prometheus remote-write
-//! requests, 1.0 (`prometheus.WriteRequest`) and 2.0 (`io.prometheus.write.v2.Request`),
-//! with validation ([`ingest::remote_write`]), and the sample chunk codec
-//! ([`serde::chunk`]: delta-of-delta timestamps, XOR or decimal-integer values, chosen per
-//! chunk). Storage, the HTTP API and the PromQL engine come with their own issues.
+//! - [`TimeSeriesDb`], the writer: remote-write batches in through group commit; an
+//!   acknowledged write is durable in the object store and visible to queries at once.
+//!   Time is cut into buckets (segments); open buckets live in memory (the head) and in
+//!   write-ahead records, closed buckets in compressed chunks with a forward index, a
+//!   series dictionary, an inverted index of roaring bitmaps and a label-name index.
+//! - [`TimeSeriesDbReader`], a read-only replica following the writer.
+//! - [`Querier`], the read interface the PromQL engine builds on: series by matchers
+//!   over a time range with their samples in time order, label names and values,
+//!   metadata.
+//! - [`server`]: Prometheus remote write 1.0/2.0 and the Prometheus HTTP API's
+//!   series, labels, label values, metadata and buildinfo endpoints.
+//! - [`workload`]: a node-exporter-like workload generator for benchmarks.
+//!
+//! Layouts and algorithms are in `docs/timeseries.md`.
 //!
 //! ```
 //! use opendata_timeseries::ingest::remote_write::{decode, RemoteWriteVersion};
@@ -27,6 +36,31 @@
 //! let batch = decode(&body, RemoteWriteVersion::V1, 1 << 20).unwrap();
 //! assert_eq!(batch.series[0].labels.metric_name(), Some("up"));
 //! assert_eq!(batch.series[0].samples[0].value, 1.0);
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! use opendata_common::StorageConfig;
+//! use opendata_timeseries::model::Matcher;
+//! use opendata_timeseries::storage::Config;
+//! use opendata_timeseries::{TimeSeriesConfig, TimeSeriesDb};
+//!
+//! let db = TimeSeriesDb::open(Config {
+//!     storage: StorageConfig::in_memory(),
+//!     timeseries: TimeSeriesConfig { retention_secs: 0, ..Default::default() },
+//! })
+//! .await
+//! .unwrap();
+//! db.write(batch).await.unwrap();
+//! let series = db
+//!     .querier()
+//!     .select(&[Matcher::equal("__name__", "up")], 0, i64::MAX / 4)
+//!     .await
+//!     .unwrap()
+//!     .collect()
+//!     .await
+//!     .unwrap();
+//! assert_eq!(series[0].samples.len(), 1);
+//! db.close().await.unwrap();
+//! # });
 //! ```
 
 pub mod config;

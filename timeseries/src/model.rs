@@ -323,7 +323,10 @@ mod tests {
         assert!(m.matches("a\nc"));
         assert_eq!(m.literal_alternatives(), None);
         let m = Matcher::new(MatchKind::Regex, "job", "api|web").unwrap();
-        assert_eq!(m.literal_alternatives(), Some(vec!["api".into(), "web".into()]));
+        assert_eq!(
+            m.literal_alternatives(),
+            Some(vec!["api".into(), "web".into()])
+        );
     }
 
     #[test]

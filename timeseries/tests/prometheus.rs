@@ -131,7 +131,10 @@ remote_write:
     let _prometheus = KillOnDrop(
         Command::new(&binary)
             .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("prom").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("prom").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
             .stdout(Stdio::null())
             .stderr(log)
@@ -139,7 +142,8 @@ remote_write:
             .expect("prometheus starts"),
     );
     let client = reqwest::Client::new();
-    let log_text = || std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap_or_default();
+    let log_text =
+        || std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap_or_default();
 
     // Wait until Prometheus has scraped itself for a while and we hold a late enough
     // sample of `up`.
@@ -163,14 +167,21 @@ remote_write:
         {
             break t;
         }
-        assert!(Instant::now() < deadline, "no remote write arrived; prometheus log:\n{}", log_text());
+        assert!(
+            Instant::now() < deadline,
+            "no remote write arrived; prometheus log:\n{}",
+            log_text()
+        );
     };
 
     // The same range vector from both: Prometheus's query API, and our read interface.
     let selector = r#"{__name__=~"up|prometheus_tsdb_head_series|go_goroutines|prometheus_http_requests_total|process_cpu_seconds_total"}"#;
     let body: Value = client
         .get(format!("{prom}/api/v1/query"))
-        .query(&[("query", format!("{selector}[8s]")), ("time", format!("{}", at as f64 / 1000.0))])
+        .query(&[
+            ("query", format!("{selector}[8s]")),
+            ("time", format!("{}", at as f64 / 1000.0)),
+        ])
         .send()
         .await
         .unwrap()

@@ -86,14 +86,20 @@ async fn should_read_back_written_samples_with_out_of_order_and_duplicates() {
     let db = open_local(dir.path(), config()).await;
     let t0 = now() - HOUR / 2;
     let up = [("__name__", "up"), ("job", "api")];
-    db.write(batch(vec![series(&up, &[(t0, 1.0), (t0 + 15_000, 2.0), (t0 + 30_000, 3.0)])]))
-        .await
-        .unwrap();
+    db.write(batch(vec![series(
+        &up,
+        &[(t0, 1.0), (t0 + 15_000, 2.0), (t0 + 30_000, 3.0)],
+    )]))
+    .await
+    .unwrap();
     // Out of order, a duplicate timestamp (last write wins) and a stale marker.
     let stale = f64::from_bits(0x7ff0_0000_0000_0002);
-    db.write(batch(vec![series(&up, &[(t0 + 7_000, 9.0), (t0 + 15_000, 20.0), (t0 + 45_000, stale)])]))
-        .await
-        .unwrap();
+    db.write(batch(vec![series(
+        &up,
+        &[(t0 + 7_000, 9.0), (t0 + 15_000, 20.0), (t0 + 45_000, stale)],
+    )]))
+    .await
+    .unwrap();
     let got = read_all(&db, &[Matcher::equal("__name__", "up")]).await;
     assert_eq!(got.len(), 1);
     let want: Vec<(i64, u64)> = vec![
@@ -128,8 +134,12 @@ async fn should_survive_restart_close_buckets_and_answer_from_stored_indexes() {
             let job = if i % 2 == 0 { "api" } else { "web" };
             let name = format!("m{i}");
             let pairs = [("__name__", name.as_str()), ("job", job), ("i", "x")];
-            let samples: Vec<(i64, f64)> = (0..20).map(|k| (t0 + k * 60_000, (i * 100 + k) as f64)).collect();
-            db.write(batch(vec![series(&pairs, &samples)])).await.unwrap();
+            let samples: Vec<(i64, f64)> = (0..20)
+                .map(|k| (t0 + k * 60_000, (i * 100 + k) as f64))
+                .collect();
+            db.write(batch(vec![series(&pairs, &samples)]))
+                .await
+                .unwrap();
             expected.push(series(&pairs, &samples));
         }
         // Dropped without close: everything acknowledged must come back from the WAL.
@@ -138,49 +148,113 @@ async fn should_survive_restart_close_buckets_and_answer_from_stored_indexes() {
     let got = read_all(&db, &[]).await;
     assert_eq!(got.len(), 4);
     // Move time forward: the first bucket closes (its samples go into chunks).
-    let later = series(&[("__name__", "m0"), ("job", "api"), ("i", "x")], &[(t0 + 2 * HOUR, 1.0)]);
+    let later = series(
+        &[("__name__", "m0"), ("job", "api"), ("i", "x")],
+        &[(t0 + 2 * HOUR, 1.0)],
+    );
     db.write(batch(vec![later])).await.unwrap();
     db.maintain().await.unwrap();
     let (open, closed) = db.querier().bucket_counts();
     assert_eq!((open, closed), (1, 1), "first bucket closed");
     // Samples for the closed bucket are refused, the rest of the request written.
     let outcome = db
-        .write(batch(vec![series(&[("__name__", "m0"), ("job", "api"), ("i", "x")], &[(t0 + 1, 5.0), (t0 + 2 * HOUR + 1, 6.0)])]))
+        .write(batch(vec![series(
+            &[("__name__", "m0"), ("job", "api"), ("i", "x")],
+            &[(t0 + 1, 5.0), (t0 + 2 * HOUR + 1, 6.0)],
+        )]))
         .await
         .unwrap();
     assert_eq!(outcome.out_of_bounds, 1);
     assert_eq!(outcome.samples, 1);
-    assert!(outcome.first_out_of_bounds.unwrap().contains("out-of-order window"));
+    assert!(
+        outcome
+            .first_out_of_bounds
+            .unwrap()
+            .contains("out-of-order window")
+    );
 
     let q = db.querier();
     let api = read_all(&db, &[m(MatchKind::Equal, "job", "api")]).await;
     assert_eq!(api.len(), 2);
     assert_eq!(api[0].1.len(), 22, "20 stored + 2 in the head for m0");
-    assert_eq!(read_all(&db, &[m(MatchKind::Regex, "__name__", "m[13]")]).await.len(), 2);
-    assert_eq!(read_all(&db, &[m(MatchKind::NotRegex, "job", "a.*")]).await.len(), 2);
-    assert_eq!(read_all(&db, &[m(MatchKind::Equal, "nope", ""), m(MatchKind::NotEqual, "job", "web")]).await.len(), 2);
-    assert_eq!(read_all(&db, &[m(MatchKind::Regex, "job", "api|web")]).await.len(), 4);
-    assert_eq!(read_all(&db, &[m(MatchKind::Equal, "job", "none")]).await.len(), 0);
-    let names = q.label_names(&[], i64::MIN / 4, i64::MAX / 4, 0).await.unwrap();
+    assert_eq!(
+        read_all(&db, &[m(MatchKind::Regex, "__name__", "m[13]")])
+            .await
+            .len(),
+        2
+    );
+    assert_eq!(
+        read_all(&db, &[m(MatchKind::NotRegex, "job", "a.*")])
+            .await
+            .len(),
+        2
+    );
+    assert_eq!(
+        read_all(
+            &db,
+            &[
+                m(MatchKind::Equal, "nope", ""),
+                m(MatchKind::NotEqual, "job", "web")
+            ]
+        )
+        .await
+        .len(),
+        2
+    );
+    assert_eq!(
+        read_all(&db, &[m(MatchKind::Regex, "job", "api|web")])
+            .await
+            .len(),
+        4
+    );
+    assert_eq!(
+        read_all(&db, &[m(MatchKind::Equal, "job", "none")])
+            .await
+            .len(),
+        0
+    );
+    let names = q
+        .label_names(&[], i64::MIN / 4, i64::MAX / 4, 0)
+        .await
+        .unwrap();
     assert_eq!(names, vec!["__name__", "i", "job"]);
     let values = q
-        .label_values("__name__", &[m(MatchKind::Equal, "job", "web")], i64::MIN / 4, i64::MAX / 4, 0)
+        .label_values(
+            "__name__",
+            &[m(MatchKind::Equal, "job", "web")],
+            i64::MIN / 4,
+            i64::MAX / 4,
+            0,
+        )
         .await
         .unwrap();
     assert_eq!(values, vec!["m1", "m3"]);
     let first_bucket_only = q.series(&[], t0, t0 + HOUR - 1, 0).await.unwrap();
     assert_eq!(first_bucket_only.len(), 4);
-    assert_eq!(q.series(&[], t0 + 2 * HOUR, t0 + 2 * HOUR + 5, 0).await.unwrap().len(), 1);
+    assert_eq!(
+        q.series(&[], t0 + 2 * HOUR, t0 + 2 * HOUR + 5, 0)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     db.close().await.unwrap();
 
     // Reopen: the closed bucket is read from storage, ids are not reused.
     let db = open_local(dir.path(), config()).await;
     let got = read_all(&db, &[m(MatchKind::Equal, "__name__", "m2")]).await;
-    let want: Vec<(i64, u64)> = expected[2].samples.iter().map(|s| (s.timestamp_ms, s.value.to_bits())).collect();
+    let want: Vec<(i64, u64)> = expected[2]
+        .samples
+        .iter()
+        .map(|s| (s.timestamp_ms, s.value.to_bits()))
+        .collect();
     assert_eq!(got[0].1, want);
-    db.write(batch(vec![series(&[("__name__", "fresh")], &[(t0 + 2 * HOUR + 10, 1.0)])]))
-        .await
-        .unwrap();
+    db.write(batch(vec![series(
+        &[("__name__", "fresh")],
+        &[(t0 + 2 * HOUR + 10, 1.0)],
+    )]))
+    .await
+    .unwrap();
     assert_eq!(read_all(&db, &[]).await.len(), 5);
     db.close().await.unwrap();
 }
@@ -191,11 +265,22 @@ async fn should_flush_open_buckets_and_keep_reading_them() {
     let db = open_local(dir.path(), config()).await;
     let t0 = now() - HOUR / 2;
     let pairs = [("__name__", "g")];
-    db.write(batch(vec![series(&pairs, &[(t0, 1.0), (t0 + 1000, 2.0)])])).await.unwrap();
+    db.write(batch(vec![series(&pairs, &[(t0, 1.0), (t0 + 1000, 2.0)])]))
+        .await
+        .unwrap();
     db.flush_head().await.unwrap();
     // Overwrite a flushed sample and add more: the head wins over the chunk.
-    db.write(batch(vec![series(&pairs, &[(t0 + 1000, 5.0), (t0 + 2000, 3.0)])])).await.unwrap();
-    let want = vec![(t0, 1f64.to_bits()), (t0 + 1000, 5f64.to_bits()), (t0 + 2000, 3f64.to_bits())];
+    db.write(batch(vec![series(
+        &pairs,
+        &[(t0 + 1000, 5.0), (t0 + 2000, 3.0)],
+    )]))
+    .await
+    .unwrap();
+    let want = vec![
+        (t0, 1f64.to_bits()),
+        (t0 + 1000, 5f64.to_bits()),
+        (t0 + 2000, 3f64.to_bits()),
+    ];
     assert_eq!(read_all(&db, &[]).await[0].1, want);
     db.close().await.unwrap();
     let db = open_local(dir.path(), config()).await;
@@ -225,9 +310,15 @@ async fn should_persist_metadata() {
         db.close().await.unwrap();
     }
     let db = open_local(dir.path(), config()).await;
-    assert_eq!(db.querier().metadata(None, 0).await.unwrap(), vec![meta.clone()]);
     assert_eq!(
-        db.querier().metadata(Some("http_requests_total"), 0).await.unwrap(),
+        db.querier().metadata(None, 0).await.unwrap(),
+        vec![meta.clone()]
+    );
+    assert_eq!(
+        db.querier()
+            .metadata(Some("http_requests_total"), 0)
+            .await
+            .unwrap(),
         vec![meta]
     );
     db.close().await.unwrap();
@@ -236,7 +327,11 @@ async fn should_persist_metadata() {
 #[tokio::test]
 async fn should_refuse_a_different_bucket_width() {
     let dir = tempfile::tempdir().unwrap();
-    open_local(dir.path(), config()).await.close().await.unwrap();
+    open_local(dir.path(), config())
+        .await
+        .close()
+        .await
+        .unwrap();
     let err = TimeSeriesDb::open(Config {
         storage: StorageConfig::local(dir.path()),
         timeseries: TimeSeriesConfig {
@@ -247,7 +342,10 @@ async fn should_refuse_a_different_bucket_width() {
     .await
     .err()
     .unwrap();
-    assert!(matches!(err, Error::Config(ref m) if m.contains("bucket")), "{err}");
+    assert!(
+        matches!(err, Error::Config(ref m) if m.contains("bucket")),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -260,12 +358,18 @@ async fn should_refuse_samples_past_retention_or_far_in_the_future_and_drop_old_
     let db = open_local(dir.path(), cfg).await;
     let t = now();
     let out = db
-        .write(batch(vec![series(&[("__name__", "x")], &[(t - 4 * HOUR, 1.0), (t, 2.0), (t + 2 * HOUR, 3.0)])]))
+        .write(batch(vec![series(
+            &[("__name__", "x")],
+            &[(t - 4 * HOUR, 1.0), (t, 2.0), (t + 2 * HOUR, 3.0)],
+        )]))
         .await
         .unwrap();
     assert_eq!((out.samples, out.out_of_bounds), (1, 2));
     let err = db
-        .write(batch(vec![series(&[("__name__", "x")], &[(i64::MAX, 1.0)])]))
+        .write(batch(vec![series(
+            &[("__name__", "x")],
+            &[(i64::MAX, 1.0)],
+        )]))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::BadData(_)), "{err}");
@@ -282,7 +386,10 @@ async fn should_keep_colliding_label_sets_apart_and_ids_unique_across_restarts()
         let mut all = Vec::new();
         for i in 0..500 {
             let v = format!("{round}-{i}");
-            all.push(series(&[("__name__", "s"), ("v", v.as_str())], &[(t, i as f64)]));
+            all.push(series(
+                &[("__name__", "s"), ("v", v.as_str())],
+                &[(t, i as f64)],
+            ));
         }
         db.write(batch(all)).await.unwrap();
         let got = read_all(&db, &[Matcher::equal("__name__", "s")]).await;
@@ -306,13 +413,28 @@ async fn should_let_a_replica_follow_the_writer() {
     let root = StorageRoot::new(storage).unwrap();
     let db = TimeSeriesDb::open_in(&root, config()).await.unwrap();
     let t = now() - 60_000;
-    db.write(batch(vec![series(&[("__name__", "a")], &[(t, 1.0)])])).await.unwrap();
+    db.write(batch(vec![series(&[("__name__", "a")], &[(t, 1.0)])]))
+        .await
+        .unwrap();
     let replica = TimeSeriesDbReader::open_in(&root, config()).await.unwrap();
     let q = replica.querier();
-    assert_eq!(q.series(&[], i64::MIN / 4, i64::MAX / 4, 0).await.unwrap().len(), 1);
-    db.write(batch(vec![series(&[("__name__", "b")], &[(t, 2.0)])])).await.unwrap();
+    assert_eq!(
+        q.series(&[], i64::MIN / 4, i64::MAX / 4, 0)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    db.write(batch(vec![series(&[("__name__", "b")], &[(t, 2.0)])]))
+        .await
+        .unwrap();
     db.flush_head().await.unwrap();
-    db.write(batch(vec![series(&[("__name__", "a")], &[(t + 1000, 3.0)])])).await.unwrap();
+    db.write(batch(vec![series(
+        &[("__name__", "a")],
+        &[(t + 1000, 3.0)],
+    )]))
+    .await
+    .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
         let got = q

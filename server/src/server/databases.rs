@@ -47,9 +47,7 @@ impl Databases {
                 })?;
             TimeSeriesService::Replica(reader)
         } else {
-            TimeSeriesService::Writer(
-                TimeSeriesDb::open_in(root, config.timeseries.clone()).await?,
-            )
+            TimeSeriesService::Writer(TimeSeriesDb::open_in(root, config.timeseries.clone()).await?)
         };
         Ok(Self { log, timeseries })
     }

@@ -52,7 +52,10 @@ pub fn decode(value: &[u8]) -> Result<BucketState, DecodeError> {
             closed: *closed == 1,
             flushed_through: u64::from_be_bytes(rest.try_into().expect("8 bytes")),
         }),
-        _ => Err(DecodeError::new("bucket state", "unknown version or length")),
+        _ => Err(DecodeError::new(
+            "bucket state",
+            "unknown version or length",
+        )),
     }
 }
 

@@ -269,7 +269,10 @@ fn put_values(w: BitWriter, values: &[f64]) -> (u8, BitWriter) {
     if let Some(k) = decimal_scale(values) {
         let mut dec = base;
         dec.write(k as u64, 4);
-        put_series(&mut dec, values.iter().map(|v| (v * POW10[k]).round() as i64));
+        put_series(
+            &mut dec,
+            values.iter().map(|v| (v * POW10[k]).round() as i64),
+        );
         if dec.bit_len() < best.1.bit_len() {
             best = (MODE_DECIMAL, dec);
         }
@@ -328,7 +331,10 @@ pub fn timestamp_column(bytes: &[u8]) -> Result<Option<u64>, DecodeError> {
 }
 
 /// Decodes a values-only chunk with its timestamp column's timestamps.
-pub fn decode_with_timestamps(bytes: &[u8], timestamps: &[i64]) -> Result<Vec<Sample>, DecodeError> {
+pub fn decode_with_timestamps(
+    bytes: &[u8],
+    timestamps: &[i64],
+) -> Result<Vec<Sample>, DecodeError> {
     let header = *bytes
         .first()
         .ok_or_else(|| DecodeError::truncated("sample chunk"))?;
@@ -396,7 +402,10 @@ pub fn decode_timestamps(bytes: &[u8]) -> Result<Vec<i64>, DecodeError> {
     let count = get_leb128(bytes, &mut pos)?;
     let body = &bytes[pos..];
     if count > body.len() as u64 * 8 + 1 {
-        return Err(DecodeError::new("timestamp column", "count exceeds the size"));
+        return Err(DecodeError::new(
+            "timestamp column",
+            "count exceeds the size",
+        ));
     }
     if count == 0 {
         return Ok(Vec::new());

@@ -27,7 +27,10 @@ pub fn key(bucket: u32, fingerprint: u64, id: u32) -> Bytes {
 
 /// Range of the entries of `fingerprint` in `bucket`.
 pub fn range(bucket: u32, fingerprint: u64) -> (Bytes, Bytes) {
-    let start = PREFIX.segmented(bucket, DICTIONARY).u64(fingerprint).build();
+    let start = PREFIX
+        .segmented(bucket, DICTIONARY)
+        .u64(fingerprint)
+        .build();
     let end = match fingerprint.checked_add(1) {
         Some(next) => PREFIX.segmented(bucket, DICTIONARY).u64(next).build(),
         None => PREFIX.segmented(bucket, SERIES_AFTER_DICTIONARY).build(),

@@ -35,7 +35,10 @@ pub fn encode(labels: &Labels) -> Vec<u8> {
 pub fn decode_at(buf: &[u8], pos: &mut usize) -> Result<Labels, DecodeError> {
     let count = get_leb128(buf, pos)? as usize;
     if count > buf.len() {
-        return Err(DecodeError::new("labels", "label count larger than the record"));
+        return Err(DecodeError::new(
+            "labels",
+            "label count larger than the record",
+        ));
     }
     let mut labels: Vec<Label> = Vec::with_capacity(count);
     for _ in 0..count {
@@ -89,8 +92,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn arb_labels() -> impl Strategy<Value = Labels> {
-        proptest::collection::btree_map("[a-z_]{1,8}", ".{1,12}", 0..8)
-            .prop_map(|m| Labels::from_pairs(m))
+        proptest::collection::btree_map("[a-z_]{1,8}", ".{1,12}", 0..8).prop_map(Labels::from_pairs)
     }
 
     proptest! {

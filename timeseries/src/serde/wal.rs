@@ -156,7 +156,10 @@ mod tests {
     fn arb_samples() -> impl Strategy<Value = Vec<Sample>> {
         proptest::collection::vec((any::<i64>(), any::<f64>()), 1..20).prop_map(|v| {
             v.into_iter()
-                .map(|(t, v)| Sample { timestamp_ms: t, value: v })
+                .map(|(t, v)| Sample {
+                    timestamp_ms: t,
+                    value: v,
+                })
                 .collect()
         })
     }

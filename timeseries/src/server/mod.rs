@@ -72,7 +72,10 @@ pub fn router(service: TimeSeriesService) -> Router {
         .route("/api/v1/write", post(remote_write))
         .route("/api/v1/series", get(series).post(series))
         .route("/api/v1/labels", get(labels).post(labels))
-        .route("/api/v1/label/{name}/values", get(label_values).post(label_values))
+        .route(
+            "/api/v1/label/{name}/values",
+            get(label_values).post(label_values),
+        )
         .route("/api/v1/metadata", get(metadata))
         .route("/api/v1/status/buildinfo", get(buildinfo))
         .with_state(service)
@@ -207,7 +210,9 @@ async fn series(
     let (start, end) = p.range()?;
     let limit = p.limit()?;
     let found = select_series(&service.querier(), &sets, start, end, limit).await?;
-    Ok(success(Value::Array(found.iter().map(labels_json).collect())))
+    Ok(success(Value::Array(
+        found.iter().map(labels_json).collect(),
+    )))
 }
 
 async fn labels(

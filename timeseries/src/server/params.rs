@@ -50,9 +50,8 @@ impl Params {
     pub fn time(&self, name: &str, default: i64) -> ApiResult<i64> {
         match self.get(name) {
             None | Some("") => Ok(default),
-            Some(v) => parse_time(v).map_err(|e| {
-                ApiError::bad_data(format!("invalid parameter \"{name}\": {e}"))
-            }),
+            Some(v) => parse_time(v)
+                .map_err(|e| ApiError::bad_data(format!("invalid parameter \"{name}\": {e}"))),
         }
     }
 
@@ -85,9 +84,11 @@ impl Params {
     pub fn matchers(&self) -> ApiResult<Vec<Vec<Matcher>>> {
         let mut out = Vec::new();
         for s in self.all("match[]") {
-            out.extend(parse_selector(s).map_err(|e| {
-                ApiError::bad_data(format!("invalid parameter \"match[]\": {e}"))
-            })?);
+            out.extend(
+                parse_selector(s).map_err(|e| {
+                    ApiError::bad_data(format!("invalid parameter \"match[]\": {e}"))
+                })?,
+            );
         }
         Ok(out)
     }
@@ -113,9 +114,11 @@ pub fn parse_selector(s: &str) -> Result<Vec<Vec<Matcher>>, String> {
             })
             .collect::<Result<_, _>>()?;
         if let Some(name) = &vs.name
-            && !out
-                .iter()
-                .any(|m| m.name == crate::model::METRIC_NAME && m.kind == MatchKind::Equal && &m.value == name)
+            && !out.iter().any(|m| {
+                m.name == crate::model::METRIC_NAME
+                    && m.kind == MatchKind::Equal
+                    && &m.value == name
+            })
         {
             out.push(Matcher::equal(crate::model::METRIC_NAME, name.clone()));
         }
@@ -129,7 +132,11 @@ pub fn parse_selector(s: &str) -> Result<Vec<Vec<Matcher>>, String> {
     if vs.matchers.or_matchers.is_empty() {
         Ok(vec![convert(&vs.matchers.matchers)?])
     } else {
-        vs.matchers.or_matchers.iter().map(|ms| convert(ms)).collect()
+        vs.matchers
+            .or_matchers
+            .iter()
+            .map(|ms| convert(ms))
+            .collect()
     }
 }
 
@@ -169,7 +176,7 @@ fn parse_rfc3339(s: &str) -> Option<i64> {
     if b[13] != b':' || b[16] != b':' {
         return None;
     }
-    if !(1..=12).contains(&month) || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 60 {
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || min > 59 || sec > 60 {
         return None;
     }
     let mut i = 19;
@@ -221,12 +228,28 @@ mod tests {
     fn should_parse_unix_and_rfc3339_times() {
         assert_eq!(parse_time("1700000000").unwrap(), 1_700_000_000_000);
         assert_eq!(parse_time("1700000000.123").unwrap(), 1_700_000_000_123);
-        assert_eq!(parse_time("2023-11-14T22:13:20Z").unwrap(), 1_700_000_000_000);
-        assert_eq!(parse_time("2023-11-14T22:13:20.5Z").unwrap(), 1_700_000_000_500);
-        assert_eq!(parse_time("2023-11-15T00:13:20+02:00").unwrap(), 1_700_000_000_000);
+        assert_eq!(
+            parse_time("2023-11-14T22:13:20Z").unwrap(),
+            1_700_000_000_000
+        );
+        assert_eq!(
+            parse_time("2023-11-14T22:13:20.5Z").unwrap(),
+            1_700_000_000_500
+        );
+        assert_eq!(
+            parse_time("2023-11-15T00:13:20+02:00").unwrap(),
+            1_700_000_000_000
+        );
         assert_eq!(parse_time("1970-01-01T00:00:00Z").unwrap(), 0);
         assert_eq!(parse_time("1969-12-31T23:59:59Z").unwrap(), -1000);
-        for bad in ["", "abc", "2023-13-01T00:00:00Z", "2023-11-14 22:13:20", "NaN", "inf"] {
+        for bad in [
+            "",
+            "abc",
+            "2023-13-01T00:00:00Z",
+            "2023-11-14 22:13:20",
+            "NaN",
+            "inf",
+        ] {
             assert!(parse_time(bad).is_err(), "{bad}");
         }
     }
@@ -236,7 +259,11 @@ mod tests {
         let sets = parse_selector(r#"up{job=~"a|b", instance!=""}"#).unwrap();
         assert_eq!(sets.len(), 1);
         assert_eq!(sets[0].len(), 3);
-        assert!(sets[0].iter().any(|m| m.name == "__name__" && m.value == "up"));
+        assert!(
+            sets[0]
+                .iter()
+                .any(|m| m.name == "__name__" && m.value == "up")
+        );
         assert!(parse_selector(r#"{job=""}"#).is_err());
         assert!(parse_selector("sum(up)").is_err());
         assert!(parse_selector("up{").is_err());

@@ -84,7 +84,10 @@ impl Inner {
                 Some(existing) if *existing == ts => chunk::encode_values_only(&samples, col),
                 Some(_) => chunk::encode(&samples),
                 None => {
-                    ops.put(chunk::timestamps_key(b, seq, col), chunk::encode_timestamps(&ts));
+                    ops.put(
+                        chunk::timestamps_key(b, seq, col),
+                        chunk::encode_timestamps(&ts),
+                    );
                     columns.insert(col, ts);
                     chunk::encode_values_only(&samples, col)
                 }
@@ -157,7 +160,12 @@ impl Inner {
             self.shared.head.remove(b);
             self.forget_series(hb);
         }
-        tracing::debug!(bucket = b, close, series = frozen.series.len(), "flushed bucket");
+        tracing::debug!(
+            bucket = b,
+            close,
+            series = frozen.series.len(),
+            "flushed bucket"
+        );
         Ok(())
     }
 

@@ -465,7 +465,10 @@ mod tests {
         idx.add(2, &Labels::from_pairs([("__name__", "up"), ("job", "web")]));
         idx.add(3, &Labels::from_pairs([("__name__", "up")]));
         let sel = |ms: &[(crate::model::MatchKind, &str, &str)]| -> Vec<u32> {
-            let ms: Vec<Matcher> = ms.iter().map(|(k, n, v)| Matcher::new(*k, *n, *v).unwrap()).collect();
+            let ms: Vec<Matcher> = ms
+                .iter()
+                .map(|(k, n, v)| Matcher::new(*k, *n, *v).unwrap())
+                .collect();
             idx.select(&ms).iter().collect()
         };
         assert_eq!(sel(&[(Equal, "job", "api")]), vec![1]);
@@ -475,7 +478,10 @@ mod tests {
         assert_eq!(sel(&[(Equal, "job", "")]), vec![3]);
         assert_eq!(sel(&[(NotEqual, "job", "")]), vec![1, 2]);
         assert_eq!(sel(&[(Regex, "job", ".*")]), vec![1, 2, 3]);
-        assert_eq!(sel(&[(Equal, "__name__", "up"), (Regex, "job", "web|api")]), vec![1, 2]);
+        assert_eq!(
+            sel(&[(Equal, "__name__", "up"), (Regex, "job", "web|api")]),
+            vec![1, 2]
+        );
         assert_eq!(sel(&[(Equal, "__name__", "down")]), Vec::<u32>::new());
     }
 }

@@ -126,7 +126,9 @@ impl SeriesSet {
         for (labels, parts) in batch {
             let mut samples: Vec<Sample> = Vec::new();
             for p in parts {
-                let from_storage = stored.remove(&(p.bucket(), part_id(&p))).unwrap_or_default();
+                let from_storage = stored
+                    .remove(&(p.bucket(), part_id(&p)))
+                    .unwrap_or_default();
                 let mut part = match &p {
                     Part::Stored { .. } => from_storage,
                     Part::Head { bucket, id } => {
@@ -227,7 +229,10 @@ impl Querier {
             let set = if m.matches_empty() {
                 let mut out = match &result {
                     Some(r) => r.clone(),
-                    None => self.get_bitmap(label_names::key(bucket, "__name__")).await?,
+                    None => {
+                        self.get_bitmap(label_names::key(bucket, "__name__"))
+                            .await?
+                    }
                 };
                 match m.kind {
                     MatchKind::Equal => {
@@ -235,7 +240,9 @@ impl Querier {
                         out -= self.get_bitmap(label_names::key(bucket, &m.name)).await?;
                     }
                     MatchKind::NotEqual => {
-                        out -= self.get_bitmap(postings::key(bucket, &m.name, &m.value)).await?;
+                        out -= self
+                            .get_bitmap(postings::key(bucket, &m.name, &m.value))
+                            .await?;
                     }
                     _ => {
                         for (v, b) in self.stored_values(bucket, &m.name).await? {
@@ -249,7 +256,8 @@ impl Querier {
             } else {
                 match (m.kind, m.literal_alternatives()) {
                     (MatchKind::Equal, _) => {
-                        self.get_bitmap(postings::key(bucket, &m.name, &m.value)).await?
+                        self.get_bitmap(postings::key(bucket, &m.name, &m.value))
+                            .await?
                     }
                     (MatchKind::NotEqual, _) => {
                         // name!="" : every series with the label.
@@ -428,7 +436,9 @@ impl Querier {
             .ok_or_else(|| {
                 decode_err(opendata_common::DecodeError::new(
                     "sample chunk",
-                    format!("timestamp column {col:016x} of flush {seq} in bucket {bucket} is missing"),
+                    format!(
+                        "timestamp column {col:016x} of flush {seq} in bucket {bucket} is missing"
+                    ),
                 ))
             })?;
         let ts = Arc::new(chunk::decode_timestamps(&bytes).map_err(decode_err)?);
@@ -583,7 +593,11 @@ impl Querier {
     }
 
     /// Metric metadata, for one metric or all, at most `limit` metrics (0: no limit).
-    pub async fn metadata(&self, metric: Option<&str>, limit: usize) -> Result<Vec<MetricMetadata>> {
+    pub async fn metadata(
+        &self,
+        metric: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<MetricMetadata>> {
         let mut out = Vec::new();
         if let Some(metric) = metric {
             if let Some(v) = self.shared.reader.get(&metadata::key(metric)).await? {
@@ -607,8 +621,20 @@ impl Querier {
     pub fn time_bounds(&self) -> Option<(i64, i64)> {
         let closed = self.shared.closed.read();
         let head = self.shared.head.buckets.read();
-        let first = closed.iter().next().copied().into_iter().chain(head.keys().next().copied()).min()?;
-        let last = closed.iter().next_back().copied().into_iter().chain(head.keys().next_back().copied()).max()?;
+        let first = closed
+            .iter()
+            .next()
+            .copied()
+            .into_iter()
+            .chain(head.keys().next().copied())
+            .min()?;
+        let last = closed
+            .iter()
+            .next_back()
+            .copied()
+            .into_iter()
+            .chain(head.keys().next_back().copied())
+            .max()?;
         Some((
             bucket_start(first, self.shared.bucket_ms),
             bucket_end(last, self.shared.bucket_ms),
@@ -617,7 +643,10 @@ impl Querier {
 
     /// Number of open (in memory) and closed (in storage) buckets.
     pub fn bucket_counts(&self) -> (usize, usize) {
-        (self.shared.head.buckets.read().len(), self.shared.closed.read().len())
+        (
+            self.shared.head.buckets.read().len(),
+            self.shared.closed.read().len(),
+        )
     }
 }
 

@@ -13,10 +13,10 @@ use opendata_common::StorageRoot;
 use opendata_common::segment::list_segments;
 use tokio::task::JoinHandle;
 
+use super::DATABASE;
 use super::head::Head;
 use super::load::{self, Interner};
 use super::read::{Querier, ReadShared};
-use super::DATABASE;
 use crate::config::TimeSeriesConfig;
 use crate::error::{Error, Result};
 use crate::serde::{PREFIX, merge_router, settings};
@@ -89,7 +89,9 @@ impl TimeSeriesDbReader {
 async fn poll_loop(shared: std::sync::Weak<ReadShared>, period: Duration, seal_at: usize) {
     loop {
         tokio::time::sleep(period).await;
-        let Some(shared) = shared.upgrade() else { return };
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
         if let Err(e) = refresh(&shared, seal_at).await {
             tracing::warn!(error = %e, "time series replica refresh failed; will retry");
         }

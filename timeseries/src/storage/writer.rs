@@ -229,7 +229,11 @@ impl TimeSeriesDb {
     /// Writes a batch with the given durability. The samples are visible to queries
     /// when this returns. Samples outside the window that takes samples are refused and
     /// counted in the outcome; the rest are written.
-    pub async fn write_with(&self, batch: WriteBatch, durability: Durability) -> Result<WriteOutcome> {
+    pub async fn write_with(
+        &self,
+        batch: WriteBatch,
+        durability: Durability,
+    ) -> Result<WriteOutcome> {
         for (i, s) in batch.series.iter().enumerate() {
             for sample in &s.samples {
                 if !(-MAX_ABS_TIMESTAMP_MS..=MAX_ABS_TIMESTAMP_MS).contains(&sample.timestamp_ms) {
