@@ -349,7 +349,7 @@ async fn should_refuse_a_different_bucket_width() {
 }
 
 #[tokio::test]
-async fn should_refuse_samples_past_retention_or_far_in_the_future_and_drop_old_buckets() {
+async fn should_refuse_samples_past_retention_or_far_in_the_future() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = TimeSeriesConfig {
         retention_secs: 3 * 3600,
@@ -451,5 +451,59 @@ async fn should_let_a_replica_follow_the_writer() {
         assert!(std::time::Instant::now() < deadline, "replica saw {got:?}");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    db.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn should_drop_buckets_older_than_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = now();
+    {
+        let db = open_local(
+            dir.path(),
+            TimeSeriesConfig {
+                retention_secs: 6 * 3600,
+                ..config()
+            },
+        )
+        .await;
+        db.write(batch(vec![
+            series(&[("__name__", "old")], &[(t - 3 * HOUR, 1.0)]),
+            series(&[("__name__", "new")], &[(t - 1000, 2.0)]),
+        ]))
+        .await
+        .unwrap();
+        db.maintain().await.unwrap(); // the old bucket closes into storage
+        assert_eq!(db.querier().bucket_counts(), (1, 1));
+        db.close().await.unwrap();
+    }
+    // Reopened with a shorter retention: the old bucket goes, whole.
+    let db = open_local(
+        dir.path(),
+        TimeSeriesConfig {
+            retention_secs: 3600,
+            ..config()
+        },
+    )
+    .await;
+    db.maintain().await.unwrap();
+    assert_eq!(db.querier().bucket_counts(), (1, 0));
+    let got = read_all(&db, &[]).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].0.metric_name(), Some("new"));
+    db.close().await.unwrap();
+    let db = open_local(
+        dir.path(),
+        TimeSeriesConfig {
+            retention_secs: 3600,
+            ..config()
+        },
+    )
+    .await;
+    assert_eq!(
+        read_all(&db, &[]).await.len(),
+        1,
+        "the dropped bucket stays dropped"
+    );
     db.close().await.unwrap();
 }
