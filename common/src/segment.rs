@@ -61,8 +61,20 @@ pub async fn drop_segment(
     segment: u32,
     durability: Durability,
 ) -> Result<u64> {
-    const BATCH: usize = 10_000;
     let (start, end) = segment_range(prefix, segment);
+    delete_range(storage, start, end, durability).await
+}
+
+/// Deletes every record with a key in `[start, end)` and returns how many were deleted.
+/// Deletes are written in batches of 10,000 through the group-commit path with the given
+/// durability.
+pub async fn delete_range(
+    storage: &Storage,
+    start: Bytes,
+    end: Bytes,
+    durability: Durability,
+) -> Result<u64> {
+    const BATCH: usize = 10_000;
     let mut deleted = 0u64;
     let mut cursor = start;
     loop {

@@ -43,7 +43,7 @@ use opendata_common::encoding::{get_leb128, put_leb128};
 use bytes::Bytes;
 
 use super::bits::{BitReader, BitWriter};
-use super::{CHUNK, PREFIX, TIMESTAMPS};
+use super::{CHUNK, Fnv64, PREFIX, TIMESTAMPS};
 use crate::model::Sample;
 
 /// Key of the chunk of series `id` in `bucket` written by flush `seq`.
@@ -415,14 +415,11 @@ pub fn decode_timestamps(bytes: &[u8]) -> Result<Vec<i64>, DecodeError> {
 
 /// The id of a timestamp column: 64-bit FNV-1a of the timestamps.
 pub fn column_id(timestamps: &[i64]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut h = Fnv64::new();
     for t in timestamps {
-        for b in t.to_be_bytes() {
-            h ^= b as u64;
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
+        h.write(&t.to_be_bytes());
     }
-    h
+    h.finish()
 }
 
 /// Key of timestamp column `column` written by flush `seq` in `bucket`.

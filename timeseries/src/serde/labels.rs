@@ -12,7 +12,7 @@
 use opendata_common::DecodeError;
 use opendata_common::encoding::{get_leb128, put_leb128};
 
-use super::{get_str, put_str};
+use super::{Fnv64, get_str, put_str};
 use crate::model::{Label, Labels};
 
 /// Appends the encoding of `labels`.
@@ -68,22 +68,14 @@ pub fn decode(buf: &[u8]) -> Result<Labels, DecodeError> {
 /// versions and platforms (it is stored in dictionary keys), and it is only a hint:
 /// two label sets with the same fingerprint are told apart by comparing labels.
 pub fn fingerprint(labels: &Labels) -> u64 {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let mut h = OFFSET;
-    let mut eat = |bytes: &[u8]| {
-        for &b in bytes {
-            h ^= b as u64;
-            h = h.wrapping_mul(PRIME);
-        }
-    };
+    let mut h = Fnv64::new();
     for l in labels.as_slice() {
-        eat(l.name.as_bytes());
-        eat(&[0xff]);
-        eat(l.value.as_bytes());
-        eat(&[0xfe]);
+        h.write(l.name.as_bytes());
+        h.write(&[0xff]);
+        h.write(l.value.as_bytes());
+        h.write(&[0xfe]);
     }
-    h
+    h.finish()
 }
 
 #[cfg(test)]

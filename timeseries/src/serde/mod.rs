@@ -75,6 +75,28 @@ pub fn merge_router() -> MergeRouter {
         .route(Subsystem::Timeseries, LABEL_NAMES, RoaringUnion)
 }
 
+/// 64-bit FNV-1a, the stable hash behind stored fingerprints and column ids: feed it
+/// byte slices in order.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Fnv64(u64);
+
+impl Fnv64 {
+    pub(crate) fn new() -> Self {
+        Fnv64(0xcbf2_9ce4_8422_2325)
+    }
+
+    pub(crate) fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= b as u64;
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    pub(crate) fn finish(self) -> u64 {
+        self.0
+    }
+}
+
 /// Appends a length-prefixed (LEB128) byte string.
 pub(crate) fn put_str(buf: &mut Vec<u8>, value: &[u8]) {
     put_leb128(buf, value.len() as u64);

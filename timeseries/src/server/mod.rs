@@ -29,7 +29,7 @@ use serde_json::{Map, Value, json};
 use self::params::Params;
 use crate::ingest::remote_write::{self, RemoteWriteVersion};
 use crate::model::{Labels, Matcher};
-use crate::storage::{Querier, TimeSeriesDb, TimeSeriesDbReader};
+use crate::storage::{Querier, TimeSeriesDb, TimeSeriesDbReader, limited};
 
 /// The time series database as the routes see it: the writer or a read-only replica.
 #[derive(Clone)]
@@ -187,12 +187,7 @@ async fn select_series(
     for set in sets {
         all.extend(q.series(set, start, end, limit).await?);
     }
-    let iter = all.into_iter();
-    Ok(if limit > 0 {
-        iter.take(limit).collect()
-    } else {
-        iter.collect()
-    })
+    Ok(limited(all, limit))
 }
 
 async fn series(
@@ -223,17 +218,13 @@ async fn labels(
     body: Bytes,
 ) -> ApiResult<Response> {
     let p = request_params(&method, &headers, query, &body)?;
-    let sets = p.matchers()?;
+    let sets = p.matchers_or_all()?;
     let (start, end) = p.range()?;
     let limit = p.limit()?;
     let q = service.querier();
     let mut names = BTreeSet::new();
-    if sets.is_empty() {
-        names.extend(q.label_names(&[], start, end, limit).await?);
-    } else {
-        for set in &sets {
-            names.extend(q.label_names(set, start, end, limit).await?);
-        }
+    for set in &sets {
+        names.extend(q.label_names(set, start, end, limit).await?);
     }
     Ok(success(json!(limited(names, limit))))
 }
@@ -248,17 +239,13 @@ async fn label_values(
 ) -> ApiResult<Response> {
     let name = decode_label_name(&name)?;
     let p = request_params(&method, &headers, query, &body)?;
-    let sets = p.matchers()?;
+    let sets = p.matchers_or_all()?;
     let (start, end) = p.range()?;
     let limit = p.limit()?;
     let q = service.querier();
     let mut values = BTreeSet::new();
-    if sets.is_empty() {
-        values.extend(q.label_values(&name, &[], start, end, limit).await?);
-    } else {
-        for set in &sets {
-            values.extend(q.label_values(&name, set, start, end, limit).await?);
-        }
+    for set in &sets {
+        values.extend(q.label_values(&name, set, start, end, limit).await?);
     }
     Ok(success(json!(limited(values, limit))))
 }
@@ -297,14 +284,6 @@ fn decode_label_name(raw: &str) -> ApiResult<String> {
         out.push(char::from_u32(code).ok_or_else(bad)?);
     }
     Ok(out)
-}
-
-fn limited(set: BTreeSet<String>, limit: usize) -> Vec<String> {
-    if limit > 0 {
-        set.into_iter().take(limit).collect()
-    } else {
-        set.into_iter().collect()
-    }
 }
 
 async fn metadata(

@@ -92,6 +92,16 @@ impl Params {
         }
         Ok(out)
     }
+
+    /// The `match[]` matcher sets, or one empty set (every series) when none is given.
+    pub fn matchers_or_all(&self) -> ApiResult<Vec<Vec<Matcher>>> {
+        let sets = self.matchers()?;
+        Ok(if sets.is_empty() {
+            vec![Vec::new()]
+        } else {
+            sets
+        })
+    }
 }
 
 /// Parses a series selector (`up{job="x"}`, `{__name__=~"a.*"}`) into matcher sets.

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use opendata_common::Durability;
 use opendata_common::merge::RoaringUnion;
-use opendata_common::segment::drop_segment;
+use opendata_common::segment::{delete_range, drop_segment};
 use opendata_common::storage::WriteOps;
 use roaring::RoaringBitmap;
 
@@ -135,19 +135,7 @@ impl Inner {
         // deletes in a crash is harmless (replay skips covered records).
         let (start, _) = wal::range_from(b, 0);
         let end = wal::key(b, seq.saturating_add(1));
-        let mut iter = self.storage.reader().scan(start..end).await?;
-        let mut deletes = WriteOps::new();
-        while let Some(kv) = iter.next().await? {
-            deletes.delete(kv.key);
-            if deletes.len() >= 10_000 {
-                committer
-                    .write(std::mem::take(&mut deletes), Durability::Memory)
-                    .await?;
-            }
-        }
-        if !deletes.is_empty() {
-            committer.write(deletes, Durability::Memory).await?;
-        }
+        delete_range(&self.storage, start, end, Durability::Memory).await?;
         {
             let mut d = hb.data.write();
             d.frozen = None;

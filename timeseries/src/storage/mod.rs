@@ -14,6 +14,7 @@ mod read;
 mod replica;
 mod writer;
 
+pub(crate) use read::limited;
 pub use read::{Querier, SeriesSet};
 pub use replica::TimeSeriesDbReader;
 pub use writer::{Config, TimeSeriesDb, WriteOutcome};

@@ -64,7 +64,7 @@ impl Part {
 /// Series come in label order; each series' samples in time order.
 pub struct SeriesSet {
     querier: Querier,
-    selected: std::vec::IntoIter<(Labels, Vec<Part>)>,
+    selected: std::collections::btree_map::IntoIter<Labels, Vec<Part>>,
     start: i64,
     end: i64,
     ready: std::collections::VecDeque<Series>,
@@ -166,15 +166,8 @@ fn part_id(p: &Part) -> u32 {
 }
 
 fn decode_bitmap(bytes: &[u8]) -> Result<RoaringBitmap> {
-    RoaringBitmap::deserialize_from(bytes).map_err(|e| {
-        crate::Error::Storage(opendata_common::Error::from(
-            opendata_common::DecodeError::new("index bitmap", e.to_string()),
-        ))
-    })
-}
-
-fn decode_err(e: opendata_common::DecodeError) -> crate::Error {
-    crate::Error::Storage(opendata_common::Error::from(e))
+    RoaringBitmap::deserialize_from(bytes)
+        .map_err(|e| opendata_common::DecodeError::new("index bitmap", e.to_string()).into())
 }
 
 impl Querier {
@@ -215,8 +208,8 @@ impl Querier {
             .scan_prefix(&postings::name_prefix(bucket, name))
             .await?;
         let mut out = Vec::new();
-        while let Some(kv) = iter.next().await.map_err(opendata_common::Error::from)? {
-            let (_, value) = postings::decode_key(&kv.key).map_err(decode_err)?;
+        while let Some(kv) = iter.next().await? {
+            let (_, value) = postings::decode_key(&kv.key)?;
             out.push((value, decode_bitmap(&kv.value)?));
         }
         Ok(out)
@@ -297,6 +290,19 @@ impl Querier {
         }
     }
 
+    /// The series of stored bucket `bucket` that `matchers` select, or `None` (every
+    /// series) when there are no matchers: listings then skip the bitmap checks.
+    async fn stored_filter(
+        &self,
+        bucket: u32,
+        matchers: &[Matcher],
+    ) -> Result<Option<RoaringBitmap>> {
+        if matchers.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(self.stored_select(bucket, matchers).await?))
+    }
+
     /// Labels of `ids` in stored bucket `bucket`, in id order.
     async fn stored_labels(&self, bucket: u32, ids: &RoaringBitmap) -> Result<Vec<(u32, Labels)>> {
         let (Some(min), Some(max)) = (ids.min(), ids.max()) else {
@@ -320,15 +326,13 @@ impl Querier {
                 _ => {}
             }
             if !dense && carried.is_none() {
-                iter.seek(series::key(bucket, id))
-                    .await
-                    .map_err(opendata_common::Error::from)?;
+                iter.seek(series::key(bucket, id)).await?;
             }
             loop {
                 let (got, value) = match carried.take() {
                     Some(c) => c,
-                    None => match iter.next().await.map_err(opendata_common::Error::from)? {
-                        Some(kv) => (series::decode_key(&kv.key).map_err(decode_err)?, kv.value),
+                    None => match iter.next().await? {
+                        Some(kv) => (series::decode_key(&kv.key)?, kv.value),
                         None => break,
                     },
                 };
@@ -336,7 +340,7 @@ impl Querier {
                     continue;
                 }
                 if got == id {
-                    out.push((id, labels::decode(&value).map_err(decode_err)?));
+                    out.push((id, labels::decode(&value)?));
                 } else {
                     carried = Some((got, value));
                 }
@@ -375,16 +379,14 @@ impl Querier {
             let mut carried = pending.take();
             if carried.as_ref().is_none_or(|(got, _, _)| *got < id) {
                 carried = None;
-                iter.seek(chunk::series_prefix(bucket, id))
-                    .await
-                    .map_err(opendata_common::Error::from)?;
+                iter.seek(chunk::series_prefix(bucket, id)).await?;
             }
             loop {
                 let (got, seq, value) = match carried.take() {
                     Some(c) => c,
-                    None => match iter.next().await.map_err(opendata_common::Error::from)? {
+                    None => match iter.next().await? {
                         Some(kv) => {
-                            let (got, seq) = chunk::decode_key(&kv.key).map_err(decode_err)?;
+                            let (got, seq) = chunk::decode_key(&kv.key)?;
                             (got, seq, kv.value)
                         }
                         None => break,
@@ -397,11 +399,11 @@ impl Querier {
                 if got < id {
                     continue;
                 }
-                let decoded = match chunk::timestamp_column(&value).map_err(decode_err)? {
-                    None => chunk::decode(&value).map_err(decode_err)?,
+                let decoded = match chunk::timestamp_column(&value)? {
+                    None => chunk::decode(&value)?,
                     Some(col) => {
                         let ts = self.column(bucket, seq, col, &mut columns).await?;
-                        chunk::decode_with_timestamps(&value, &ts).map_err(decode_err)?
+                        chunk::decode_with_timestamps(&value, &ts)?
                     }
                 };
                 let samples: Vec<Sample> = decoded
@@ -434,14 +436,14 @@ impl Querier {
             .get(&chunk::timestamps_key(bucket, seq, col))
             .await?
             .ok_or_else(|| {
-                decode_err(opendata_common::DecodeError::new(
+                opendata_common::DecodeError::new(
                     "sample chunk",
                     format!(
                         "timestamp column {col:016x} of flush {seq} in bucket {bucket} is missing"
                     ),
-                ))
+                )
             })?;
-        let ts = Arc::new(chunk::decode_timestamps(&bytes).map_err(decode_err)?);
+        let ts = Arc::new(chunk::decode_timestamps(&bytes)?);
         cache.insert((seq, col), ts.clone());
         Ok(ts)
     }
@@ -495,7 +497,7 @@ impl Querier {
         let total = resolved.len();
         Ok(SeriesSet {
             querier: self.clone(),
-            selected: resolved.into_iter().collect::<Vec<_>>().into_iter(),
+            selected: resolved.into_iter(),
             start,
             end,
             ready: Default::default(),
@@ -513,12 +515,7 @@ impl Querier {
         limit: usize,
     ) -> Result<Vec<Labels>> {
         let resolved = self.resolve(matchers, start, end).await?;
-        let iter = resolved.into_keys();
-        Ok(if limit > 0 {
-            iter.take(limit).collect()
-        } else {
-            iter.collect()
-        })
+        Ok(resolved.into_keys().take(max_items(limit)).collect())
     }
 
     /// Label names of series matching every matcher (every series when empty), sorted.
@@ -532,18 +529,14 @@ impl Querier {
         let (head, closed) = self.buckets(start, end);
         let mut names = BTreeSet::new();
         for bucket in closed {
-            let ids = if matchers.is_empty() {
-                None
-            } else {
-                Some(self.stored_select(bucket, matchers).await?)
-            };
+            let ids = self.stored_filter(bucket, matchers).await?;
             let mut iter = self
                 .shared
                 .reader
                 .scan_prefix(&label_names::prefix(bucket))
                 .await?;
-            while let Some(kv) = iter.next().await.map_err(opendata_common::Error::from)? {
-                let name = label_names::decode_key(&kv.key).map_err(decode_err)?;
+            while let Some(kv) = iter.next().await? {
+                let name = label_names::decode_key(&kv.key)?;
                 let keep = match &ids {
                     None => true,
                     Some(ids) => !decode_bitmap(&kv.value)?.is_disjoint(ids),
@@ -573,11 +566,7 @@ impl Querier {
         let (head, closed) = self.buckets(start, end);
         let mut values = BTreeSet::new();
         for bucket in closed {
-            let ids = if matchers.is_empty() {
-                None
-            } else {
-                Some(self.stored_select(bucket, matchers).await?)
-            };
+            let ids = self.stored_filter(bucket, matchers).await?;
             for (v, b) in self.stored_values(bucket, name).await? {
                 if ids.as_ref().is_none_or(|ids| !b.is_disjoint(ids)) {
                     values.insert(v);
@@ -601,14 +590,14 @@ impl Querier {
         let mut out = Vec::new();
         if let Some(metric) = metric {
             if let Some(v) = self.shared.reader.get(&metadata::key(metric)).await? {
-                out.push(metadata::decode(metric.to_string(), &v).map_err(decode_err)?);
+                out.push(metadata::decode(metric.to_string(), &v)?);
             }
             return Ok(out);
         }
         let mut iter = self.shared.reader.scan_prefix(&metadata::prefix()).await?;
-        while let Some(kv) = iter.next().await.map_err(opendata_common::Error::from)? {
-            let name = metadata::decode_key(&kv.key).map_err(decode_err)?;
-            out.push(metadata::decode(name, &kv.value).map_err(decode_err)?);
+        while let Some(kv) = iter.next().await? {
+            let name = metadata::decode_key(&kv.key)?;
+            out.push(metadata::decode(name, &kv.value)?);
             if limit > 0 && out.len() >= limit {
                 break;
             }
@@ -650,10 +639,12 @@ impl Querier {
     }
 }
 
-fn limited(set: BTreeSet<String>, limit: usize) -> Vec<String> {
-    if limit > 0 {
-        set.into_iter().take(limit).collect()
-    } else {
-        set.into_iter().collect()
-    }
+/// How many items a `limit` parameter allows (0: no limit).
+pub(crate) fn max_items(limit: usize) -> usize {
+    if limit == 0 { usize::MAX } else { limit }
+}
+
+/// The first `limit` items of a sorted set (0: all of them).
+pub(crate) fn limited<T>(set: BTreeSet<T>, limit: usize) -> Vec<T> {
+    set.into_iter().take(max_items(limit)).collect()
 }

@@ -1,6 +1,7 @@
 //! The writer: remote-write batches in, through group commit, into write-ahead records
 //! and the head.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -54,6 +55,8 @@ pub(crate) struct Inner {
     pub(crate) shared: Arc<ReadShared>,
     pub(crate) state: Mutex<WriterState>,
     pub(crate) wake: Notify,
+    /// Set by a write that made an open bucket due to close or flush.
+    due: AtomicBool,
     /// Serializes flushes, retention and closing.
     pub(crate) maintenance_lock: tokio::sync::Mutex<()>,
     maintenance: Mutex<Option<JoinHandle<()>>>,
@@ -196,6 +199,7 @@ impl TimeSeriesDb {
                 max_ts,
             }),
             wake: Notify::new(),
+            due: AtomicBool::new(false),
             maintenance_lock: tokio::sync::Mutex::new(()),
             maintenance: Mutex::new(None),
         });
@@ -257,7 +261,7 @@ impl TimeSeriesDb {
                 inner.prepare(&batch, ops, now)
             })
             .await?;
-        if self.inner.needs_maintenance() {
+        if self.inner.due.swap(false, Ordering::Relaxed) {
             self.inner.wake.notify_one();
         }
         Ok(outcome)
@@ -424,6 +428,9 @@ impl Inner {
                     out.new_series += 1;
                 }
                 data.append(id, &accepted, seal_at);
+                if cfg.flush_samples > 0 && data.unflushed_samples >= cfg.flush_samples {
+                    self.due.store(true, Ordering::Relaxed);
+                }
                 data.last_seq = seq;
                 drop(data);
                 w.wal.samples(id, &accepted);
@@ -438,6 +445,12 @@ impl Inner {
             }
         }
         st.max_ts = max_ts;
+        // The oldest open bucket is the first to fall out of the out-of-order window.
+        if let (Some(m), Some(&oldest)) = (max_ts, self.shared.head.buckets.read().keys().next())
+            && bucket_end(oldest, bucket_ms).saturating_add(ooo_ms) <= m
+        {
+            self.due.store(true, Ordering::Relaxed);
+        }
         for m in &batch.metadata {
             if st.metadata.get(&m.metric) != Some(m) {
                 ops.put(metadata::key(&m.metric), metadata::encode(m));
@@ -446,18 +459,6 @@ impl Inner {
             }
         }
         Ok(out)
-    }
-
-    /// True when an open bucket is due to close or flush.
-    fn needs_maintenance(&self) -> bool {
-        let max_ts = self.state.lock().max_ts;
-        let ooo_ms = (self.config.out_of_order_secs * 1000) as i64;
-        let buckets = self.shared.head.buckets.read();
-        buckets.values().any(|hb| {
-            max_ts.is_some_and(|m| bucket_end(hb.bucket, self.shared.bucket_ms) + ooo_ms <= m)
-                || (self.config.flush_samples > 0
-                    && hb.data.read().unflushed_samples >= self.config.flush_samples)
-        })
     }
 }
 
