@@ -30,6 +30,34 @@ pub struct TimeSeriesConfig {
     pub head_chunk_samples: usize,
     /// How many series ids are reserved per durable block record.
     pub series_id_block: u64,
+    /// Limits and defaults of the PromQL engine (`[timeseries.query]`).
+    pub query: QueryConfig,
+}
+
+/// Limits and defaults of the PromQL engine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueryConfig {
+    /// How far back an instant vector selector looks for a sample, in milliseconds
+    /// (Prometheus's `--query.lookback-delta`).
+    pub lookback_delta_ms: u64,
+    /// Longest a query may run, in milliseconds; a request's `timeout` can only shorten it.
+    pub timeout_ms: u64,
+    /// Most samples a query may hold in memory at once (Prometheus's `--query.max-samples`).
+    pub max_samples: u64,
+    /// Most series a query may return (0: no limit).
+    pub max_series: u64,
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        Self {
+            lookback_delta_ms: 5 * 60 * 1000,
+            timeout_ms: 2 * 60 * 1000,
+            max_samples: 50_000_000,
+            max_series: 1_000_000,
+        }
+    }
 }
 
 impl Default for TimeSeriesConfig {
@@ -44,6 +72,7 @@ impl Default for TimeSeriesConfig {
             max_decoded_bytes: 256 * 1024 * 1024,
             head_chunk_samples: 120,
             series_id_block: 1 << 16,
+            query: QueryConfig::default(),
         }
     }
 }
@@ -68,6 +97,15 @@ impl TimeSeriesConfig {
         }
         if self.max_decoded_bytes < 1024 {
             return Err("timeseries.max_decoded_bytes must be at least 1024".into());
+        }
+        if self.query.lookback_delta_ms == 0 {
+            return Err("timeseries.query.lookback_delta_ms must be at least 1".into());
+        }
+        if self.query.timeout_ms == 0 {
+            return Err("timeseries.query.timeout_ms must be at least 1".into());
+        }
+        if self.query.max_samples == 0 {
+            return Err("timeseries.query.max_samples must be at least 1".into());
         }
         Ok(())
     }

@@ -67,6 +67,7 @@ pub mod config;
 pub mod error;
 pub mod ingest;
 pub mod model;
+pub mod promql;
 pub mod serde;
 pub mod server;
 pub mod storage;

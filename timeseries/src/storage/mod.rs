@@ -43,7 +43,8 @@ pub(crate) fn bucket_end(bucket: u32, width: i64) -> i64 {
 /// Largest accepted |timestamp|, in ms (about 3,170 years either side of 1970: with buckets of a minute or more every accepted timestamp maps onto a segment id).
 pub(crate) const MAX_ABS_TIMESTAMP_MS: i64 = 100_000_000_000_000;
 
-pub(crate) fn now_ms() -> i64 {
+/// The wall clock in Unix milliseconds.
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
