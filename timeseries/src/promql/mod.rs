@@ -23,7 +23,7 @@
 //!     .await
 //!     .unwrap();
 //! let now = opendata_timeseries::storage::now_ms();
-//! let samples = (0..10).map(|i| Sample { timestamp: now - 90_000 + i * 10_000, value: (i * 10) as f64 });
+//! let samples = (0..10).map(|i| Sample { timestamp_ms: now - 90_000 + i * 10_000, value: (i * 10) as f64 });
 //! db.write(WriteBatch {
 //!     series: vec![SeriesSamples {
 //!         labels: Labels::from_pairs([("__name__", "requests_total"), ("job", "api")]),
@@ -43,14 +43,65 @@
 //! # });
 //! ```
 
+mod aggregate;
+mod binary;
+mod eval;
+mod functions;
+mod histogram;
 mod value;
 
 pub use value::{InstantSample, RangeSeries, Value};
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
+use promql_parser::label::MatchOp;
+use promql_parser::parser::VectorSelector;
+
+use self::eval::{Evaluator, Grid, Loaded, Planner};
 use crate::config::QueryConfig;
+use crate::model::{MatchKind, Matcher, METRIC_NAME};
 use crate::storage::Querier;
+
+/// The default step of a subquery without one (Prometheus's default evaluation
+/// interval).
+pub const DEFAULT_SUBQUERY_STEP_MS: i64 = 60_000;
+
+/// The matcher groups of a selector (one group, or one per `or` alternative).
+pub fn selector_matchers(vs: &VectorSelector) -> Result<Vec<Vec<Matcher>>, String> {
+    let convert = |ms: &[promql_parser::label::Matcher]| -> Result<Vec<Matcher>, String> {
+        let mut out: Vec<Matcher> = ms
+            .iter()
+            .map(|m| {
+                let kind = match m.op {
+                    MatchOp::Equal => MatchKind::Equal,
+                    MatchOp::NotEqual => MatchKind::NotEqual,
+                    MatchOp::Re(_) => MatchKind::Regex,
+                    MatchOp::NotRe(_) => MatchKind::NotRegex,
+                };
+                Matcher::new(kind, m.name.clone(), m.value.clone())
+            })
+            .collect::<Result<_, _>>()?;
+        if let Some(name) = &vs.name
+            && !out.iter().any(|m| {
+                m.name == METRIC_NAME && m.kind == MatchKind::Equal && &m.value == name
+            })
+        {
+            out.push(Matcher::equal(METRIC_NAME, name.clone()));
+        }
+        if out.iter().all(Matcher::matches_empty) {
+            return Err(format!(
+                "'{vs}': a selector needs at least one matcher that does not match the empty string"
+            ));
+        }
+        Ok(out)
+    };
+    if vs.matchers.or_matchers.is_empty() {
+        Ok(vec![convert(&vs.matchers.matchers)?])
+    } else {
+        vs.matchers.or_matchers.iter().map(|ms| convert(ms)).collect()
+    }
+}
 
 /// Why a query failed, with Prometheus's error type.
 #[derive(Debug, thiserror::Error)]
@@ -139,8 +190,7 @@ impl Engine {
         time_ms: i64,
         options: &QueryOptions,
     ) -> Result<QueryResult, QueryError> {
-        let _ = (querier, query, time_ms, options);
-        Err(QueryError::Execution("not implemented yet".into()))
+        self.run(querier, query, time_ms, time_ms, 0, options).await
     }
 
     /// Evaluates `query` at every `step_ms` from `start_ms` through `end_ms`; the result
@@ -154,7 +204,115 @@ impl Engine {
         step_ms: i64,
         options: &QueryOptions,
     ) -> Result<QueryResult, QueryError> {
-        let _ = (querier, query, start_ms, end_ms, step_ms, options);
-        Err(QueryError::Execution("not implemented yet".into()))
+        if step_ms <= 0 {
+            return Err(QueryError::BadData(
+                "zero or negative query resolution step widths are not accepted. Try a positive integer".into(),
+            ));
+        }
+        if end_ms < start_ms {
+            return Err(QueryError::BadData(
+                "end timestamp must not be before start time".into(),
+            ));
+        }
+        self.run(querier, query, start_ms, end_ms, step_ms, options).await
+    }
+
+    /// Parses, loads and evaluates; `step_ms == 0` means an instant query.
+    async fn run(
+        &self,
+        querier: &Querier,
+        query: &str,
+        start: i64,
+        end: i64,
+        step: i64,
+        options: &QueryOptions,
+    ) -> Result<QueryResult, QueryError> {
+        let mut timeout = Duration::from_millis(self.config.timeout_ms);
+        if let Some(t) = options.timeout {
+            timeout = timeout.min(t);
+        }
+        let deadline = Instant::now() + timeout;
+        let expr = promql_parser::parser::parse(query).map_err(QueryError::BadData)?;
+        let lookback = options
+            .lookback_delta_ms
+            .unwrap_or(self.config.lookback_delta_ms as i64);
+        let instant = step == 0;
+        let planner = Planner {
+            query_start: start,
+            query_end: end,
+            lookback,
+            default_step: DEFAULT_SUBQUERY_STEP_MS,
+        };
+        let mut plan = HashMap::new();
+        planner.plan(&expr, start, end, &mut plan);
+
+        // Load every selector's samples, within the time left.
+        let max_samples = self.config.max_samples;
+        let load = async {
+            let mut data: Loaded = HashMap::new();
+            let mut total: u64 = 0;
+            for (key, (lo, hi, vs)) in plan {
+                let groups = selector_matchers(vs).map_err(QueryError::BadData)?;
+                let mut series = Vec::new();
+                for matchers in &groups {
+                    let got = querier.select(matchers, lo, hi).await?.collect().await?;
+                    series.extend(got);
+                }
+                if groups.len() > 1 {
+                    series.sort_by(|a, b| a.labels.cmp(&b.labels));
+                    series.dedup_by(|a, b| a.labels == b.labels);
+                }
+                total += series.iter().map(|s| s.samples.len() as u64).sum::<u64>();
+                if total > max_samples {
+                    return Err(eval::too_many_samples());
+                }
+                data.insert(key, series);
+            }
+            Ok::<_, QueryError>((data, total))
+        };
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let (data, total) = tokio::time::timeout(remaining, load)
+            .await
+            .map_err(|_| QueryError::Timeout("query timed out in query execution".into()))??;
+
+        let grid = if instant {
+            Grid { start, step: 1, n: 1 }
+        } else {
+            Grid {
+                start,
+                step,
+                n: ((end - start) / step + 1) as usize,
+            }
+        };
+        let mut ev = Evaluator::new(
+            &data,
+            query,
+            start,
+            end,
+            lookback,
+            DEFAULT_SUBQUERY_STEP_MS,
+            deadline,
+            max_samples,
+            total,
+        );
+        let val = ev.eval(&expr, grid)?;
+        let value = eval::finish(val, grid, instant)?;
+        let series = match &value {
+            Value::Vector(v) => v.len(),
+            Value::Matrix(m) => m.len(),
+            _ => 0,
+        };
+        if self.config.max_series > 0 && series as u64 > self.config.max_series {
+            return Err(QueryError::Execution(format!(
+                "query returned {series} series, more than the limit of {} (timeseries.query.max_series)",
+                self.config.max_series
+            )));
+        }
+        Ok(QueryResult {
+            value,
+            warnings: ev.warnings,
+            infos: ev.infos,
+            samples_loaded: total,
+        })
     }
 }

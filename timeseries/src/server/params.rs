@@ -2,10 +2,9 @@
 //! form-encoded body; times as RFC 3339 or Unix seconds; `match[]` selectors.
 
 use opendata_common::http::{ApiError, ApiResult};
-use promql_parser::label::MatchOp;
 use promql_parser::parser::{self, Expr};
 
-use crate::model::{MatchKind, Matcher};
+use crate::model::Matcher;
 
 /// Earliest and latest times the API accepts when none is given (Prometheus uses the
 /// same bounds: year 0 and year 9999, roughly).
@@ -110,44 +109,7 @@ pub fn parse_selector(s: &str) -> Result<Vec<Vec<Matcher>>, String> {
     let Expr::VectorSelector(vs) = expr else {
         return Err(format!("'{s}' is not a series selector"));
     };
-    let convert = |ms: &[promql_parser::label::Matcher]| -> Result<Vec<Matcher>, String> {
-        let mut out: Vec<Matcher> = ms
-            .iter()
-            .map(|m| {
-                let kind = match m.op {
-                    MatchOp::Equal => MatchKind::Equal,
-                    MatchOp::NotEqual => MatchKind::NotEqual,
-                    MatchOp::Re(_) => MatchKind::Regex,
-                    MatchOp::NotRe(_) => MatchKind::NotRegex,
-                };
-                Matcher::new(kind, m.name.clone(), m.value.clone())
-            })
-            .collect::<Result<_, _>>()?;
-        if let Some(name) = &vs.name
-            && !out.iter().any(|m| {
-                m.name == crate::model::METRIC_NAME
-                    && m.kind == MatchKind::Equal
-                    && &m.value == name
-            })
-        {
-            out.push(Matcher::equal(crate::model::METRIC_NAME, name.clone()));
-        }
-        if out.iter().all(Matcher::matches_empty) {
-            return Err(format!(
-                "'{s}': a selector needs at least one matcher that does not match the empty string"
-            ));
-        }
-        Ok(out)
-    };
-    if vs.matchers.or_matchers.is_empty() {
-        Ok(vec![convert(&vs.matchers.matchers)?])
-    } else {
-        vs.matchers
-            .or_matchers
-            .iter()
-            .map(|ms| convert(ms))
-            .collect()
-    }
+    crate::promql::selector_matchers(&vs)
 }
 
 /// Parses a time: Unix seconds with an optional fraction, or RFC 3339.

@@ -1,0 +1,416 @@
+//! Aggregation operators, step by step within `by`/`without` groups.
+
+use std::collections::HashMap;
+
+use promql_parser::parser::token::{
+    T_AVG, T_BOTTOMK, T_COUNT, T_COUNT_VALUES, T_GROUP, T_LIMIT_RATIO, T_LIMITK, T_MAX, T_MIN,
+    T_QUANTILE, T_STDDEV, T_STDVAR, T_SUM, T_TOPK,
+};
+use promql_parser::parser::{AggregateExpr, LabelModifier};
+
+use super::QueryError;
+use super::eval::{Evaluator, Grid, Result, VSeries, Val, absent, is_present, with_label};
+use super::functions::{format_float, go_g, kahan_inc, quantile_sorted};
+use crate::model::{Label, Labels, METRIC_NAME};
+
+pub(super) fn eval<'a>(ev: &mut Evaluator<'a>, a: &'a AggregateExpr, g: Grid) -> Result<Val<'a>> {
+    let op = a.op.id();
+    let param = match &a.param {
+        Some(p) => Some(ev.eval(p, g)?),
+        None => None,
+    };
+    let input = ev.eval_vector(&a.expr, g)?;
+    let held: usize = input.iter().map(VSeries::points).sum();
+
+    // Groups.
+    let modifier = a.modifier.as_ref();
+    let mut group_of: Vec<usize> = Vec::with_capacity(input.len());
+    let mut groups: Vec<(Labels, bool)> = Vec::new();
+    let mut index: HashMap<Labels, usize> = HashMap::new();
+    for s in &input {
+        let labels = group_labels(&s.labels, modifier);
+        let gi = match index.get(&labels) {
+            Some(&gi) => gi,
+            None => {
+                groups.push((labels.clone(), false));
+                index.insert(labels, groups.len() - 1);
+                groups.len() - 1
+            }
+        };
+        groups[gi].1 |= s.drop_name;
+        group_of.push(gi);
+    }
+
+    let out = match op {
+        T_SUM | T_AVG | T_COUNT | T_GROUP | T_MIN | T_MAX | T_STDDEV | T_STDVAR => {
+            simple(op, &input, &group_of, groups, g)
+        }
+        T_QUANTILE => {
+            let Some(Val::Scalar(q)) = param else {
+                return Err(bad_param("quantile"));
+            };
+            for &qv in &q {
+                if qv.is_nan() || !(0.0..=1.0).contains(&qv) {
+                    ev.warn(
+                        format!("quantile value should be between 0 and 1, got {}", go_g(qv)),
+                        a.param.as_deref(),
+                    );
+                    break;
+                }
+            }
+            let mut out: Vec<VSeries> = groups
+                .into_iter()
+                .map(|(labels, drop)| VSeries {
+                    labels,
+                    drop_name: drop,
+                    vals: vec![absent(); g.n],
+                })
+                .collect();
+            let mut buf: Vec<Vec<f64>> = vec![Vec::new(); out.len()];
+            for i in 0..g.n {
+                for b in &mut buf {
+                    b.clear();
+                }
+                for (s, &gi) in input.iter().zip(&group_of) {
+                    if is_present(s.vals[i]) {
+                        buf[gi].push(s.vals[i]);
+                    }
+                }
+                for (gi, b) in buf.iter_mut().enumerate() {
+                    if !b.is_empty() {
+                        out[gi].vals[i] = quantile_sorted(q[i], b);
+                    }
+                }
+            }
+            out
+        }
+        T_TOPK | T_BOTTOMK | T_LIMITK => {
+            let Some(Val::Scalar(k)) = param else {
+                return Err(bad_param("k"));
+            };
+            select_k(op, input, &group_of, groups.len(), &k, g)?
+        }
+        T_LIMIT_RATIO => {
+            let Some(Val::Scalar(ratios)) = param else {
+                return Err(bad_param("ratio"));
+            };
+            let mut ratios = ratios;
+            for r in &mut ratios {
+                if r.is_nan() {
+                    return Err(QueryError::Execution("Ratio value is NaN".into()));
+                }
+                if *r < -1.0 || *r > 1.0 {
+                    let capped = r.clamp(-1.0, 1.0);
+                    ev.warn(
+                        format!(
+                            "ratio value should be between -1 and 1, got {}, capping to {}",
+                            go_g(*r),
+                            go_g(capped)
+                        ),
+                        a.param.as_deref(),
+                    );
+                    *r = capped;
+                }
+            }
+            let mut input = input;
+            for s in &mut input {
+                let offset = ratio_offset(&s.labels);
+                for (v, &r) in s.vals.iter_mut().zip(&ratios) {
+                    let keep = (r >= 0.0 && offset < r) || (r < 0.0 && offset >= 1.0 + r);
+                    if !keep {
+                        *v = absent();
+                    }
+                }
+            }
+            input.retain(|s| s.vals.iter().any(|v| is_present(*v)));
+            input
+        }
+        T_COUNT_VALUES => {
+            let Some(Val::Str(label)) = param else {
+                return Err(bad_param("label"));
+            };
+            if !valid_label_name(&label) {
+                return Err(QueryError::Execution(format!("invalid label name {label:?}")));
+            }
+            let mut out: Vec<VSeries> = Vec::new();
+            let mut idx: HashMap<(usize, String), usize> = HashMap::new();
+            for (s, &gi) in input.iter().zip(&group_of) {
+                for i in 0..g.n {
+                    let v = s.vals[i];
+                    if !is_present(v) {
+                        continue;
+                    }
+                    let text = format_float(v);
+                    let key = (gi, text);
+                    let slot = match idx.get(&key) {
+                        Some(&slot) => slot,
+                        None => {
+                            let labels = with_label(&groups[gi].0, &label, &key.1);
+                            out.push(VSeries {
+                                labels,
+                                drop_name: groups[gi].1,
+                                vals: vec![absent(); g.n],
+                            });
+                            idx.insert(key, out.len() - 1);
+                            out.len() - 1
+                        }
+                    };
+                    let c = &mut out[slot].vals[i];
+                    *c = if is_present(*c) { *c + 1.0 } else { 1.0 };
+                }
+            }
+            out
+        }
+        _ => {
+            return Err(QueryError::BadData(format!(
+                "unsupported aggregation operator {}",
+                a.op
+            )));
+        }
+    };
+    ev.release(held);
+    ev.hold(out.iter().map(VSeries::points).sum())?;
+    Ok(Val::Vector(out))
+}
+
+fn bad_param(what: &str) -> QueryError {
+    QueryError::BadData(format!("aggregation parameter {what} has the wrong type"))
+}
+
+pub(super) fn valid_label_name(name: &str) -> bool {
+    !name.is_empty() && std::str::from_utf8(name.as_bytes()).is_ok() && !name.contains('\u{fffd}')
+}
+
+/// The labels a series' group is known by: the `by` labels, or every label but the
+/// `without` labels and the metric name.
+fn group_labels(labels: &Labels, modifier: Option<&LabelModifier>) -> Labels {
+    let kept: Vec<Label> = match modifier {
+        None => Vec::new(),
+        Some(LabelModifier::Include(by)) => labels
+            .as_slice()
+            .iter()
+            .filter(|l| by.labels.contains(&l.name))
+            .cloned()
+            .collect(),
+        Some(LabelModifier::Exclude(without)) => labels
+            .as_slice()
+            .iter()
+            .filter(|l| l.name != METRIC_NAME && !without.labels.contains(&l.name))
+            .cloned()
+            .collect(),
+    };
+    Labels::from_sorted(kept)
+}
+
+/// Accumulator of the streaming aggregations.
+#[derive(Clone, Copy)]
+struct Acc {
+    count: f64,
+    value: f64,
+    comp: f64,
+    mean: f64,
+    incremental: bool,
+}
+
+const EMPTY: Acc = Acc {
+    count: 0.0,
+    value: 0.0,
+    comp: 0.0,
+    mean: 0.0,
+    incremental: false,
+};
+
+fn simple(op: u16, input: &[VSeries], group_of: &[usize], groups: Vec<(Labels, bool)>, g: Grid) -> Vec<VSeries> {
+    let ng = groups.len();
+    let mut acc = vec![EMPTY; ng * g.n];
+    for (s, &gi) in input.iter().zip(group_of) {
+        let row = &mut acc[gi * g.n..(gi + 1) * g.n];
+        for (a, &v) in row.iter_mut().zip(&s.vals) {
+            if !is_present(v) {
+                continue;
+            }
+            add(op, a, v);
+        }
+    }
+    groups
+        .into_iter()
+        .enumerate()
+        .map(|(gi, (labels, drop))| {
+            let row = &acc[gi * g.n..(gi + 1) * g.n];
+            VSeries {
+                labels,
+                drop_name: drop,
+                vals: row.iter().map(|a| finish(op, a)).collect(),
+            }
+        })
+        .filter(|s| s.vals.iter().any(|v| is_present(*v)))
+        .collect()
+}
+
+#[inline]
+fn add(op: u16, a: &mut Acc, v: f64) {
+    a.count += 1.0;
+    let first = a.count == 1.0;
+    match op {
+        T_SUM => {
+            let (s, c) = kahan_inc(v, a.value, a.comp);
+            a.value = s;
+            a.comp = c;
+        }
+        T_AVG => {
+            if first {
+                a.value = v;
+                a.comp = 0.0;
+                return;
+            }
+            if !a.incremental {
+                let (s, c) = kahan_inc(v, a.value, a.comp);
+                if !s.is_infinite() {
+                    a.value = s;
+                    a.comp = c;
+                    return;
+                }
+                a.incremental = true;
+                a.mean = a.value / (a.count - 1.0);
+                a.comp /= a.count - 1.0;
+            }
+            if a.mean.is_infinite() {
+                if v.is_infinite() && (a.mean > 0.0) == (v > 0.0) {
+                    return;
+                }
+                if !v.is_infinite() && !v.is_nan() {
+                    return;
+                }
+            }
+            let q = (a.count - 1.0) / a.count;
+            let (m, c) = kahan_inc(v / a.count, q * a.mean, q * a.comp);
+            a.mean = m;
+            a.comp = c;
+        }
+        T_MIN => {
+            if first || v < a.value || a.value.is_nan() {
+                a.value = v;
+            }
+        }
+        T_MAX => {
+            if first || v > a.value || a.value.is_nan() {
+                a.value = v;
+            }
+        }
+        T_STDDEV | T_STDVAR => {
+            let delta = v - (a.mean + a.comp);
+            let (m, c) = kahan_inc(delta / a.count, a.mean, a.comp);
+            a.mean = m;
+            a.comp = c;
+            a.value += delta * (v - (a.mean + a.comp));
+        }
+        _ => {}
+    }
+}
+
+#[inline]
+fn finish(op: u16, a: &Acc) -> f64 {
+    if a.count == 0.0 {
+        return absent();
+    }
+    match op {
+        T_SUM => {
+            if a.value.is_infinite() {
+                a.value
+            } else {
+                a.value + a.comp
+            }
+        }
+        T_AVG => {
+            if a.incremental {
+                a.mean + a.comp
+            } else {
+                (a.value + a.comp) / a.count
+            }
+        }
+        T_COUNT => a.count,
+        T_GROUP => 1.0,
+        T_MIN | T_MAX => a.value,
+        T_STDVAR => a.value / a.count,
+        T_STDDEV => (a.value / a.count).sqrt(),
+        _ => f64::NAN,
+    }
+}
+
+/// `topk`, `bottomk` and `limitk`: the chosen input series, each kept at the steps
+/// where it was chosen. Series keep their labels.
+fn select_k(op: u16, mut input: Vec<VSeries>, group_of: &[usize], ngroups: usize, k: &[f64], g: Grid) -> Result<Vec<VSeries>> {
+    let mut keep = vec![vec![false; g.n]; input.len()];
+    let mut members: Vec<Vec<usize>> = vec![Vec::new(); ngroups];
+    for (si, &gi) in group_of.iter().enumerate() {
+        members[gi].push(si);
+    }
+    let mut cand: Vec<usize> = Vec::new();
+    // Order of an instant result: per group, the chosen series best first.
+    let mut order: Vec<usize> = Vec::new();
+    for i in 0..g.n {
+        let kv = k[i];
+        if kv.is_nan() {
+            return Err(QueryError::Execution("Parameter value is NaN".into()));
+        }
+        let kk = if kv >= i64::MAX as f64 { i64::MAX } else { kv as i64 };
+        if kk < 1 {
+            continue;
+        }
+        for m in &members {
+            cand.clear();
+            cand.extend(m.iter().copied().filter(|&si| is_present(input[si].vals[i])));
+            if op != T_LIMITK {
+                let top = op == T_TOPK;
+                cand.sort_by(|&a, &b| {
+                    let (x, y) = (input[a].vals[i], input[b].vals[i]);
+                    match (x.is_nan(), y.is_nan()) {
+                        (true, true) => std::cmp::Ordering::Equal,
+                        (true, false) => std::cmp::Ordering::Greater,
+                        (false, true) => std::cmp::Ordering::Less,
+                        _ => {
+                            if top {
+                                y.partial_cmp(&x).unwrap()
+                            } else {
+                                x.partial_cmp(&y).unwrap()
+                            }
+                        }
+                    }
+                });
+            }
+            for &si in cand.iter().take(kk.min(cand.len() as i64) as usize) {
+                keep[si][i] = true;
+                if g.n == 1 {
+                    order.push(si);
+                }
+            }
+        }
+    }
+    for (s, kp) in input.iter_mut().zip(&keep) {
+        for (v, &k) in s.vals.iter_mut().zip(kp) {
+            if !k {
+                *v = absent();
+            }
+        }
+    }
+    if g.n == 1 {
+        let mut slots: Vec<Option<VSeries>> = input.into_iter().map(Some).collect();
+        return Ok(order.into_iter().filter_map(|si| slots[si].take()).collect());
+    }
+    input.retain(|s| s.vals.iter().any(|v| is_present(*v)));
+    Ok(input)
+}
+
+/// Where a series falls in `[0, 1)` for `limit_ratio`: its label hash over the
+/// largest hash (xxHash64 of `name 0xff value 0xff ...`).
+fn ratio_offset(labels: &Labels) -> f64 {
+    let mut buf = Vec::new();
+    for l in labels.as_slice() {
+        buf.extend_from_slice(l.name.as_bytes());
+        buf.push(0xff);
+        buf.extend_from_slice(l.value.as_bytes());
+        buf.push(0xff);
+    }
+    let h = twox_hash::XxHash64::oneshot(0, &buf);
+    h as f64 / u64::MAX as f64
+}

@@ -1,0 +1,390 @@
+//! Binary operators: arithmetic, comparison (filtering or `bool`), and the set
+//! operators, with vector matching (`on`/`ignoring`, `group_left`/`group_right`).
+
+use std::collections::HashMap;
+
+use promql_parser::label::Labels as NameList;
+use promql_parser::parser::token::{
+    T_ADD, T_ATAN2, T_DIV, T_EQLC, T_GTE, T_GTR, T_LAND, T_LOR, T_LSS, T_LTE, T_LUNLESS, T_MOD,
+    T_MUL, T_NEQ, T_POW, T_SUB, TokenId,
+};
+use promql_parser::parser::{BinModifier, BinaryExpr, LabelModifier, VectorMatchCardinality};
+
+use super::QueryError;
+use super::eval::{Evaluator, Grid, Result, VSeries, Val, absent, is_present};
+use crate::model::{Label, Labels, METRIC_NAME};
+
+pub(super) fn eval<'a>(ev: &mut Evaluator<'a>, b: &'a BinaryExpr, g: Grid) -> Result<Val<'a>> {
+    let op = b.op.id();
+    let modifier = b.modifier.as_ref();
+    let return_bool = modifier.is_some_and(|m| m.return_bool);
+    let lhs = ev.eval(&b.lhs, g)?;
+    let rhs = ev.eval(&b.rhs, g)?;
+    match (lhs, rhs) {
+        (Val::Scalar(l), Val::Scalar(r)) => Ok(Val::Scalar(
+            l.iter()
+                .zip(&r)
+                .map(|(a, b)| {
+                    let (v, keep) = apply(op, *a, *b);
+                    if is_comparison(op) {
+                        if keep { 1.0 } else { 0.0 }
+                    } else {
+                        v
+                    }
+                })
+                .collect(),
+        )),
+        (Val::Vector(v), Val::Scalar(s)) => Ok(Val::Vector(vector_scalar(op, v, &s, false, return_bool))),
+        (Val::Scalar(s), Val::Vector(v)) => Ok(Val::Vector(vector_scalar(op, v, &s, true, return_bool))),
+        (Val::Vector(l), Val::Vector(r)) => {
+            let out = match op {
+                T_LAND => and_unless(l, &r, modifier, g, true),
+                T_LUNLESS => and_unless(l, &r, modifier, g, false),
+                T_LOR => or(l, r, modifier, g),
+                _ => vector_vector(op, l, r, modifier, return_bool, g)?,
+            };
+            Ok(Val::Vector(out))
+        }
+        (l, r) => Err(QueryError::BadData(format!(
+            "binary expression must contain only scalar and instant vector types, got {} and {}",
+            l.type_name(),
+            r.type_name()
+        ))),
+    }
+}
+
+pub(super) fn is_comparison(op: TokenId) -> bool {
+    matches!(op, T_EQLC | T_NEQ | T_GTR | T_LSS | T_GTE | T_LTE)
+}
+
+/// Arithmetic drops the metric name; comparisons (without `bool`) keep it.
+fn drops_name(op: TokenId) -> bool {
+    !is_comparison(op) && !matches!(op, T_LAND | T_LOR | T_LUNLESS)
+}
+
+/// `(value, keep)`: for comparisons the value is the left operand and `keep` the
+/// comparison's outcome.
+#[inline]
+fn apply(op: TokenId, l: f64, r: f64) -> (f64, bool) {
+    match op {
+        T_ADD => (l + r, true),
+        T_SUB => (l - r, true),
+        T_MUL => (l * r, true),
+        T_DIV => (l / r, true),
+        T_MOD => (l % r, true),
+        T_POW => (l.powf(r), true),
+        T_ATAN2 => (l.atan2(r), true),
+        T_EQLC => (l, l == r),
+        T_NEQ => (l, l != r),
+        T_GTR => (l, l > r),
+        T_LSS => (l, l < r),
+        T_GTE => (l, l >= r),
+        T_LTE => (l, l <= r),
+        _ => (f64::NAN, false),
+    }
+}
+
+fn vector_scalar(op: TokenId, mut v: Vec<VSeries>, s: &[f64], swap: bool, return_bool: bool) -> Vec<VSeries> {
+    let comparison = is_comparison(op);
+    for series in &mut v {
+        for (x, &sv) in series.vals.iter_mut().zip(s) {
+            if !is_present(*x) {
+                continue;
+            }
+            let (l, r) = if swap { (sv, *x) } else { (*x, sv) };
+            let (mut value, keep) = apply(op, l, r);
+            if comparison && swap {
+                value = r;
+            }
+            *x = if return_bool {
+                if keep { 1.0 } else { 0.0 }
+            } else if keep {
+                value
+            } else {
+                absent()
+            };
+        }
+        if drops_name(op) || return_bool {
+            series.drop_name = true;
+        }
+    }
+    v.retain(|s| s.vals.iter().any(|x| is_present(*x)));
+    v
+}
+
+/// The matching signature of a series: the `on` labels, or every label but the
+/// metric name and the `ignoring` labels.
+pub(super) fn signature(labels: &Labels, matching: Option<&LabelModifier>) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut push = |l: &Label| {
+        out.extend_from_slice(l.name.as_bytes());
+        out.push(0xff);
+        out.extend_from_slice(l.value.as_bytes());
+        out.push(0xff);
+    };
+    match matching {
+        Some(LabelModifier::Include(on)) => {
+            for l in labels.as_slice() {
+                if on.labels.iter().any(|n| n == &l.name) {
+                    push(l);
+                }
+            }
+        }
+        Some(LabelModifier::Exclude(ign)) => {
+            for l in labels.as_slice() {
+                if l.name != METRIC_NAME && !ign.labels.iter().any(|n| n == &l.name) {
+                    push(l);
+                }
+            }
+        }
+        None => {
+            for l in labels.as_slice() {
+                if l.name != METRIC_NAME {
+                    push(l);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn matching(m: Option<&BinModifier>) -> Option<&LabelModifier> {
+    m.and_then(|m| m.matching.as_ref())
+}
+
+/// Which signatures are present at each step on the right-hand side.
+fn presence(r: &[VSeries], m: Option<&LabelModifier>, n: usize) -> HashMap<Vec<u8>, Vec<bool>> {
+    let mut out: HashMap<Vec<u8>, Vec<bool>> = HashMap::new();
+    for s in r {
+        let p = out
+            .entry(signature(&s.labels, m))
+            .or_insert_with(|| vec![false; n]);
+        for (i, v) in s.vals.iter().enumerate() {
+            if is_present(*v) {
+                p[i] = true;
+            }
+        }
+    }
+    out
+}
+
+fn and_unless(mut l: Vec<VSeries>, r: &[VSeries], m: Option<&BinModifier>, g: Grid, and: bool) -> Vec<VSeries> {
+    let m = matching(m);
+    let present = presence(r, m, g.n);
+    for s in &mut l {
+        let p = present.get(&signature(&s.labels, m));
+        for (i, v) in s.vals.iter_mut().enumerate() {
+            let matched = p.is_some_and(|p| p[i]);
+            if matched != and {
+                *v = absent();
+            }
+        }
+    }
+    l.retain(|s| s.vals.iter().any(|x| is_present(*x)));
+    l
+}
+
+fn or(mut l: Vec<VSeries>, mut r: Vec<VSeries>, m: Option<&BinModifier>, g: Grid) -> Vec<VSeries> {
+    let m = matching(m);
+    let present = presence(&l, m, g.n);
+    for s in &mut r {
+        if let Some(p) = present.get(&signature(&s.labels, m)) {
+            for (i, v) in s.vals.iter_mut().enumerate() {
+                if p[i] {
+                    *v = absent();
+                }
+            }
+        }
+    }
+    r.retain(|s| s.vals.iter().any(|x| is_present(*x)));
+    l.extend(r);
+    l
+}
+
+/// The labels of a matched pair's result.
+fn result_labels(many: &Labels, one: &Labels, m: &BinModifier) -> Labels {
+    let mut labels: Vec<Label> = many.as_slice().to_vec();
+    match &m.card {
+        VectorMatchCardinality::OneToOne => match &m.matching {
+            Some(LabelModifier::Include(on)) => labels.retain(|l| on.labels.contains(&l.name)),
+            Some(LabelModifier::Exclude(ign)) => labels.retain(|l| !ign.labels.contains(&l.name)),
+            None => {}
+        },
+        VectorMatchCardinality::ManyToOne(include) | VectorMatchCardinality::OneToMany(include) => {
+            copy_included(&mut labels, one, include);
+        }
+        VectorMatchCardinality::ManyToMany => {}
+    }
+    Labels::from_sorted(labels)
+}
+
+fn copy_included(labels: &mut Vec<Label>, one: &Labels, include: &NameList) {
+    for name in &include.labels {
+        labels.retain(|l| &l.name != name);
+        if let Some(v) = one.get(name) {
+            let at = labels.partition_point(|l| l.name.as_str() < name.as_str());
+            labels.insert(
+                at,
+                Label {
+                    name: name.clone(),
+                    value: v.to_string(),
+                },
+            );
+        }
+    }
+}
+
+fn vector_vector(
+    op: TokenId,
+    lhs: Vec<VSeries>,
+    rhs: Vec<VSeries>,
+    modifier: Option<&BinModifier>,
+    return_bool: bool,
+    g: Grid,
+) -> Result<Vec<VSeries>> {
+    let default = BinModifier {
+        card: VectorMatchCardinality::OneToOne,
+        matching: None,
+        return_bool: false,
+        fill_values: Default::default(),
+    };
+    let m = modifier.unwrap_or(&default);
+    if lhs.is_empty() || rhs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let one_to_many = matches!(m.card, VectorMatchCardinality::OneToMany(_));
+    let one_to_one = matches!(m.card, VectorMatchCardinality::OneToOne);
+    // After a swap for group_right, `many` is the side whose labels the result keeps and
+    // `one` the side that must be unique per signature.
+    let (many, one) = if one_to_many { (rhs, lhs) } else { (lhs, rhs) };
+    let lm = m.matching.as_ref();
+
+    // Per signature on the "one" side, which series is present at each step.
+    let mut one_index: HashMap<Vec<u8>, Vec<i32>> = HashMap::new();
+    for (idx, s) in one.iter().enumerate() {
+        let col = one_index
+            .entry(signature(&s.labels, lm))
+            .or_insert_with(|| vec![-1; g.n]);
+        for (i, v) in s.vals.iter().enumerate() {
+            if !is_present(*v) {
+                continue;
+            }
+            if col[i] >= 0 {
+                let other = &one[col[i] as usize];
+                let side = if one_to_many { "left" } else { "right" };
+                let group = match_group(&s.labels, lm);
+                return Err(QueryError::Execution(format!(
+                    "found duplicate series for the match group {group} on the {side} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
+                    display_labels(&s.labels),
+                    display_labels(&other.labels)
+                )));
+            }
+            col[i] = idx as i32;
+        }
+    }
+
+    let comparison = is_comparison(op);
+    let drop = drops_name(op) || return_bool;
+    let mut out: Vec<VSeries> = Vec::new();
+    let mut out_index: HashMap<(usize, Labels), usize> = HashMap::new();
+    // For one-to-one: which signature already produced a result at each step.
+    let mut matched: HashMap<Vec<u8>, Vec<bool>> = HashMap::new();
+    // For many-to-one: result label sets produced per signature and step.
+    let mut produced: HashMap<(Vec<u8>, usize), Vec<Labels>> = HashMap::new();
+
+    for s in &many {
+        let sig = signature(&s.labels, lm);
+        let Some(col) = one_index.get(&sig) else {
+            continue;
+        };
+        let mut cached: Option<(i32, usize)> = None;
+        for i in 0..g.n {
+            let v = s.vals[i];
+            if !is_present(v) || col[i] < 0 {
+                continue;
+            }
+            let other = &one[col[i] as usize];
+            let (l, r) = if one_to_many { (other.vals[i], v) } else { (v, other.vals[i]) };
+            let (mut value, keep) = apply(op, l, r);
+            if comparison && one_to_many {
+                // Filtering keeps the left-hand side's value.
+                value = l;
+            }
+            let value = if return_bool {
+                if keep { 1.0 } else { 0.0 }
+            } else if keep {
+                value
+            } else {
+                continue;
+            };
+            // Result series for this pair.
+            let slot = match cached {
+                Some((c, slot)) if c == col[i] => slot,
+                _ => {
+                    let labels = result_labels(&s.labels, &other.labels, m);
+                    let key = (if one_to_one { 0 } else { col[i] as usize }, labels);
+                    let slot = match out_index.get(&key) {
+                        Some(&slot) => slot,
+                        None => {
+                            out.push(VSeries {
+                                labels: key.1.clone(),
+                                drop_name: s.drop_name || drop,
+                                vals: vec![absent(); g.n],
+                            });
+                            out_index.insert(key, out.len() - 1);
+                            out.len() - 1
+                        }
+                    };
+                    cached = Some((col[i], slot));
+                    slot
+                }
+            };
+            if one_to_one {
+                let seen = matched.entry(sig.clone()).or_insert_with(|| vec![false; g.n]);
+                if seen[i] {
+                    return Err(QueryError::Execution(
+                        "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)"
+                            .into(),
+                    ));
+                }
+                seen[i] = true;
+            } else {
+                let labels = &out[slot].labels;
+                let list = produced.entry((sig.clone(), i)).or_default();
+                if list.contains(labels) {
+                    return Err(QueryError::Execution(
+                        "multiple matches for labels: grouping labels must ensure unique matches".into(),
+                    ));
+                }
+                list.push(labels.clone());
+            }
+            out[slot].vals[i] = value;
+        }
+    }
+    Ok(out)
+}
+
+/// The labels a match group is shown with in errors.
+fn match_group(labels: &Labels, m: Option<&LabelModifier>) -> String {
+    let kept: Vec<Label> = labels
+        .as_slice()
+        .iter()
+        .filter(|l| match m {
+            Some(LabelModifier::Include(on)) => on.labels.contains(&l.name),
+            Some(LabelModifier::Exclude(ign)) => l.name != METRIC_NAME && !ign.labels.contains(&l.name),
+            None => l.name != METRIC_NAME,
+        })
+        .cloned()
+        .collect();
+    display_labels(&Labels::from_sorted(kept))
+}
+
+/// Labels as Prometheus prints them: `{__name__="x", a="b"}`.
+pub(super) fn display_labels(labels: &Labels) -> String {
+    let parts: Vec<String> = labels
+        .as_slice()
+        .iter()
+        .map(|l| format!("{}={:?}", l.name, l.value))
+        .collect();
+    format!("{{{}}}", parts.join(", "))
+}

@@ -1,0 +1,781 @@
+//! The evaluator's core: the value model over steps, selectors, subqueries, `@` and
+//! `offset`, the up-front sample loading, and turning the result into a [`Value`].
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use promql_parser::parser::{
+    AtModifier, Expr, MatrixSelector, Offset, SubqueryExpr, VectorSelector,
+};
+
+use super::{InstantSample, QueryError, RangeSeries, Value};
+use crate::model::{Label, Labels, METRIC_NAME, Sample, Series, is_stale_marker};
+
+/// Bit pattern marking "no point at this step" in a step column. A signalling NaN no
+/// arithmetic produces; a stored sample with these bits is read as an ordinary NaN.
+const ABSENT_BITS: u64 = 0x7ff0_0000_0000_0bad;
+
+/// The "no point" marker.
+#[inline]
+pub(super) fn absent() -> f64 {
+    f64::from_bits(ABSENT_BITS)
+}
+
+/// True when a step column holds a point.
+#[inline]
+pub(super) fn is_present(v: f64) -> bool {
+    v.to_bits() != ABSENT_BITS
+}
+
+pub(super) type Result<T> = std::result::Result<T, QueryError>;
+
+/// Evaluation times: `start + i * step` for `i` in `0..n`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Grid {
+    pub start: i64,
+    pub step: i64,
+    pub n: usize,
+}
+
+impl Grid {
+    #[inline]
+    pub fn t(&self, i: usize) -> i64 {
+        self.start + i as i64 * self.step
+    }
+}
+
+/// An instant vector's series over the steps: one column entry per step.
+#[derive(Debug, Clone)]
+pub(super) struct VSeries {
+    pub labels: Labels,
+    /// The metric name is to be dropped at the end of evaluation (Prometheus's delayed
+    /// name removal: functions can still read and preserve it until then).
+    pub drop_name: bool,
+    pub vals: Vec<f64>,
+}
+
+impl VSeries {
+    pub fn points(&self) -> usize {
+        self.vals.iter().filter(|v| is_present(**v)).count()
+    }
+}
+
+/// A range vector's series: samples in time order (stale markers removed).
+#[derive(Debug, Clone)]
+pub(super) struct RSeries<'a> {
+    pub labels: Labels,
+    pub drop_name: bool,
+    pub samples: Cow<'a, [Sample]>,
+}
+
+/// A range vector over the steps: at step `i`, a series' window is the samples with
+/// timestamps in `(ends[i] - range, ends[i]]`.
+#[derive(Debug, Clone)]
+pub(super) struct RangeVec<'a> {
+    pub series: Vec<RSeries<'a>>,
+    pub range: i64,
+    pub ends: Vec<i64>,
+}
+
+/// Index windows of a series' samples, step by step.
+pub(super) struct Windows<'s> {
+    samples: &'s [Sample],
+    lo: usize,
+    hi: usize,
+}
+
+impl<'s> Windows<'s> {
+    pub fn new(samples: &'s [Sample]) -> Self {
+        Self {
+            samples,
+            lo: 0,
+            hi: 0,
+        }
+    }
+
+    /// The index range of samples in `(end - range, end]`. Ends must not decrease from
+    /// call to call (they never do: steps increase, and `@` fixes them).
+    #[inline]
+    pub fn window(&mut self, end: i64, range: i64) -> (usize, usize) {
+        let s = self.samples;
+        if self.hi > 0 && s[self.hi - 1].timestamp_ms > end {
+            // Not monotonic (cannot happen today); start over.
+            self.lo = 0;
+            self.hi = 0;
+        }
+        while self.hi < s.len() && s[self.hi].timestamp_ms <= end {
+            self.hi += 1;
+        }
+        let start = end - range;
+        if self.lo > self.hi {
+            self.lo = self.hi;
+        }
+        while self.lo < self.hi && s[self.lo].timestamp_ms <= start {
+            self.lo += 1;
+        }
+        (self.lo, self.hi)
+    }
+}
+
+/// A value over the steps.
+pub(super) enum Val<'a> {
+    Scalar(Vec<f64>),
+    Str(String),
+    Vector(Vec<VSeries>),
+    Range(RangeVec<'a>),
+}
+
+impl Val<'_> {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Val::Scalar(_) => "scalar",
+            Val::Str(_) => "string",
+            Val::Vector(_) => "instant vector",
+            Val::Range(_) => "range vector",
+        }
+    }
+}
+
+/// Samples loaded for each selector, keyed by the selector node's address.
+pub(super) type Loaded = HashMap<usize, Vec<Series>>;
+
+/// The key of a selector node in [`Loaded`].
+pub(super) fn node_key(vs: &VectorSelector) -> usize {
+    vs as *const VectorSelector as usize
+}
+
+/// Milliseconds of an `offset` (negative offsets look forward).
+pub(super) fn offset_ms(offset: &Option<Offset>) -> i64 {
+    match offset {
+        None => 0,
+        Some(Offset::Pos(d)) => d.as_millis() as i64,
+        Some(Offset::Neg(d)) => -(d.as_millis() as i64),
+    }
+}
+
+/// Unix milliseconds of a `SystemTime` (before 1970 too).
+pub(super) fn system_time_ms(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_millis() as i64,
+        Err(e) => -(e.duration().as_millis() as i64),
+    }
+}
+
+/// The first multiple of `step` strictly after `t`.
+pub(super) fn first_aligned_after(t: i64, step: i64) -> i64 {
+    t.div_euclid(step) * step + step
+}
+
+/// State of one query's evaluation.
+pub(super) struct Evaluator<'a> {
+    pub data: &'a Loaded,
+    pub query: &'a str,
+    pub query_start: i64,
+    pub query_end: i64,
+    pub lookback: i64,
+    pub default_step: i64,
+    pub warnings: Vec<String>,
+    pub infos: Vec<String>,
+    deadline: Instant,
+    max_samples: u64,
+    points: u64,
+}
+
+impl<'a> Evaluator<'a> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        data: &'a Loaded,
+        query: &'a str,
+        query_start: i64,
+        query_end: i64,
+        lookback: i64,
+        default_step: i64,
+        deadline: Instant,
+        max_samples: u64,
+        loaded_samples: u64,
+    ) -> Self {
+        Self {
+            data,
+            query,
+            query_start,
+            query_end,
+            lookback,
+            default_step,
+            warnings: Vec::new(),
+            infos: Vec::new(),
+            deadline,
+            max_samples,
+            points: loaded_samples,
+        }
+    }
+
+    /// Fails once the deadline has passed.
+    pub fn check_deadline(&self) -> Result<()> {
+        if Instant::now() > self.deadline {
+            return Err(QueryError::Timeout(
+                "query timed out in expression evaluation".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Accounts for `n` more points held in memory.
+    pub fn hold(&mut self, n: usize) -> Result<()> {
+        self.points += n as u64;
+        if self.points > self.max_samples {
+            return Err(too_many_samples());
+        }
+        Ok(())
+    }
+
+    /// Accounts for `n` points no longer held.
+    pub fn release(&mut self, n: usize) {
+        self.points = self.points.saturating_sub(n as u64);
+    }
+
+    /// Position of a node's text in the query, as Prometheus prints it (`line:col`).
+    pub fn position_of(&self, e: &Expr) -> String {
+        let text = e.to_string();
+        let offset = self.query.find(&text).unwrap_or(0);
+        let before = &self.query[..offset];
+        let line = before.matches('\n').count() + 1;
+        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        format!("{line}:{col}")
+    }
+
+    /// Adds a warning (deduplicated).
+    pub fn warn(&mut self, msg: String, at: Option<&Expr>) {
+        let msg = match at {
+            Some(e) => format!("PromQL warning: {msg} ({})", self.position_of(e)),
+            None => format!("PromQL warning: {msg}"),
+        };
+        if !self.warnings.contains(&msg) {
+            self.warnings.push(msg);
+        }
+    }
+
+    /// Adds an info (deduplicated).
+    pub fn info(&mut self, msg: String, at: Option<&Expr>) {
+        let msg = match at {
+            Some(e) => format!("PromQL info: {msg} ({})", self.position_of(e)),
+            None => format!("PromQL info: {msg}"),
+        };
+        if !self.infos.contains(&msg) {
+            self.infos.push(msg);
+        }
+    }
+
+    /// The time an `@` modifier fixes.
+    pub fn at_ms(&self, at: &AtModifier) -> i64 {
+        match at {
+            AtModifier::Start => self.query_start,
+            AtModifier::End => self.query_end,
+            AtModifier::At(t) => system_time_ms(*t),
+        }
+    }
+
+    /// The reference time of each step after `@` and `offset`.
+    pub fn ends(&self, g: Grid, at: &Option<AtModifier>, offset: &Option<Offset>) -> Vec<i64> {
+        let off = offset_ms(offset);
+        match at {
+            Some(a) => vec![self.at_ms(a) - off; g.n],
+            None => (0..g.n).map(|i| g.t(i) - off).collect(),
+        }
+    }
+
+    /// Evaluates an expression at every step of `g`.
+    pub fn eval(&mut self, e: &'a Expr, g: Grid) -> Result<Val<'a>> {
+        self.check_deadline()?;
+        match e {
+            Expr::NumberLiteral(n) => Ok(Val::Scalar(vec![n.val; g.n])),
+            Expr::StringLiteral(s) => Ok(Val::Str(s.val.clone())),
+            Expr::Paren(p) => self.eval(&p.expr, g),
+            Expr::Unary(u) => match self.eval(&u.expr, g)? {
+                Val::Scalar(mut v) => {
+                    v.iter_mut().for_each(|x| *x = -*x);
+                    Ok(Val::Scalar(v))
+                }
+                Val::Vector(mut vs) => {
+                    for s in &mut vs {
+                        for x in &mut s.vals {
+                            if is_present(*x) {
+                                *x = -*x;
+                            }
+                        }
+                        s.drop_name = true;
+                    }
+                    Ok(Val::Vector(vs))
+                }
+                other => Err(QueryError::BadData(format!(
+                    "unary expression only allowed on expressions of type scalar or instant vector, got {}",
+                    other.type_name()
+                ))),
+            },
+            Expr::VectorSelector(vs) => {
+                let out = self.select_instant(vs, g, false);
+                self.hold(out.iter().map(VSeries::points).sum())?;
+                Ok(Val::Vector(out))
+            }
+            Expr::MatrixSelector(ms) => Ok(Val::Range(self.select_range(ms, g))),
+            Expr::Subquery(sq) => Ok(Val::Range(self.subquery(sq, g)?)),
+            Expr::Binary(b) => super::binary::eval(self, b, g),
+            Expr::Aggregate(a) => super::aggregate::eval(self, a, g),
+            Expr::Call(c) => super::functions::eval(self, c, g),
+            Expr::Extension(_) => Err(QueryError::BadData(
+                "extension expressions are not supported".into(),
+            )),
+        }
+    }
+
+    /// Evaluates an expression that must give an instant vector.
+    pub fn eval_vector(&mut self, e: &'a Expr, g: Grid) -> Result<Vec<VSeries>> {
+        match self.eval(e, g)? {
+            Val::Vector(v) => Ok(v),
+            other => Err(QueryError::BadData(format!(
+                "expected instant vector, got {}",
+                other.type_name()
+            ))),
+        }
+    }
+
+    /// Evaluates an expression that must give a scalar.
+    pub fn eval_scalar(&mut self, e: &'a Expr, g: Grid) -> Result<Vec<f64>> {
+        match self.eval(e, g)? {
+            Val::Scalar(v) => Ok(v),
+            other => Err(QueryError::BadData(format!(
+                "expected scalar, got {}",
+                other.type_name()
+            ))),
+        }
+    }
+
+    /// Evaluates an expression that must give a range vector.
+    pub fn eval_range(&mut self, e: &'a Expr, g: Grid) -> Result<RangeVec<'a>> {
+        match self.eval(e, g)? {
+            Val::Range(r) => Ok(r),
+            other => Err(QueryError::BadData(format!(
+                "expected range vector, got {}",
+                other.type_name()
+            ))),
+        }
+    }
+
+    /// An instant vector selector: at each step the newest sample in
+    /// `(t - lookback, t]`, unless it is a stale marker. With `timestamps`, the value is
+    /// the sample's timestamp in seconds instead (for `timestamp()`).
+    pub fn select_instant(&self, vs: &VectorSelector, g: Grid, timestamps: bool) -> Vec<VSeries> {
+        let ends = self.ends(g, &vs.at, &vs.offset);
+        let Some(series) = self.data.get(&node_key(vs)) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for s in series {
+            let samples = &s.samples;
+            let mut vals = vec![absent(); g.n];
+            let mut any = false;
+            let mut j = 0usize;
+            for (i, &end) in ends.iter().enumerate() {
+                if j > 0 && samples[j - 1].timestamp_ms > end {
+                    j = 0;
+                }
+                while j < samples.len() && samples[j].timestamp_ms <= end {
+                    j += 1;
+                }
+                if j == 0 {
+                    continue;
+                }
+                let smp = samples[j - 1];
+                if smp.timestamp_ms <= end - self.lookback || is_stale_marker(smp.value) {
+                    continue;
+                }
+                vals[i] = if timestamps {
+                    smp.timestamp_ms as f64 / 1000.0
+                } else {
+                    sanitize(smp.value)
+                };
+                any = true;
+            }
+            if any {
+                out.push(VSeries {
+                    labels: s.labels.clone(),
+                    drop_name: false,
+                    vals,
+                });
+            }
+        }
+        out
+    }
+
+    /// A range vector selector: each series' samples in the union of its windows,
+    /// stale markers removed (borrowed when there are none).
+    pub fn select_range(&self, ms: &MatrixSelector, g: Grid) -> RangeVec<'a> {
+        let ends = self.ends(g, &ms.vs.at, &ms.vs.offset);
+        let range = ms.range.as_millis() as i64;
+        let lo = ends.iter().copied().min().unwrap_or(0) - range;
+        let hi = ends.iter().copied().max().unwrap_or(0);
+        let mut out = Vec::new();
+        if let Some(series) = self.data.get(&node_key(&ms.vs)) {
+            for s in series {
+                let a = s.samples.partition_point(|x| x.timestamp_ms <= lo);
+                let b = s.samples.partition_point(|x| x.timestamp_ms <= hi);
+                let slice = &s.samples[a..b.max(a)];
+                let samples = if slice
+                    .iter()
+                    .any(|x| is_stale_marker(x.value) || x.value.to_bits() == ABSENT_BITS)
+                {
+                    Cow::Owned(
+                        slice
+                            .iter()
+                            .filter(|x| !is_stale_marker(x.value))
+                            .map(|x| Sample {
+                                timestamp_ms: x.timestamp_ms,
+                                value: sanitize(x.value),
+                            })
+                            .collect(),
+                    )
+                } else {
+                    Cow::Borrowed(slice)
+                };
+                out.push(RSeries {
+                    labels: s.labels.clone(),
+                    drop_name: false,
+                    samples,
+                });
+            }
+        }
+        RangeVec {
+            series: out,
+            range,
+            ends,
+        }
+    }
+
+    /// A subquery: the inner expression evaluated on its own step grid (aligned to
+    /// multiples of the step) across every window the outer steps need.
+    pub fn subquery(&mut self, sq: &'a SubqueryExpr, g: Grid) -> Result<RangeVec<'a>> {
+        let ends = self.ends(g, &sq.at, &sq.offset);
+        let range = sq.range.as_millis() as i64;
+        let step = match sq.step {
+            Some(s) if !s.is_zero() => s.as_millis() as i64,
+            _ => self.default_step,
+        };
+        let min_end = ends.iter().copied().min().unwrap_or(0);
+        let max_end = ends.iter().copied().max().unwrap_or(0);
+        let start = first_aligned_after(min_end - range, step);
+        let n = if start > max_end {
+            0
+        } else {
+            ((max_end - start) / step + 1) as usize
+        };
+        let inner = Grid { start, step, n };
+        let series = match self.eval(&sq.expr, inner)? {
+            Val::Vector(vs) => vs
+                .into_iter()
+                .map(|s| RSeries {
+                    samples: Cow::Owned(
+                        s.vals
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, v)| is_present(**v))
+                            .map(|(i, v)| Sample {
+                                timestamp_ms: inner.t(i),
+                                value: *v,
+                            })
+                            .collect(),
+                    ),
+                    labels: s.labels,
+                    drop_name: s.drop_name,
+                })
+                .collect(),
+            Val::Scalar(vals) => vec![RSeries {
+                labels: Labels::default(),
+                drop_name: false,
+                samples: Cow::Owned(
+                    vals.iter()
+                        .enumerate()
+                        .map(|(i, v)| Sample {
+                            timestamp_ms: inner.t(i),
+                            value: *v,
+                        })
+                        .collect(),
+                ),
+            }],
+            other => {
+                return Err(QueryError::BadData(format!(
+                    "subquery is only allowed on instant vector, got {} instead",
+                    other.type_name()
+                )));
+            }
+        };
+        Ok(RangeVec {
+            series,
+            range,
+            ends,
+        })
+    }
+}
+
+/// A stored value as the engine sees it: the absent marker's bits become an ordinary NaN.
+#[inline]
+fn sanitize(v: f64) -> f64 {
+    if v.to_bits() == ABSENT_BITS {
+        f64::NAN
+    } else {
+        v
+    }
+}
+
+pub(super) fn too_many_samples() -> QueryError {
+    QueryError::Execution(
+        "query processing would load too many samples into memory in query execution".into(),
+    )
+}
+
+/// Labels without the metric name.
+pub(super) fn without_name(labels: &Labels) -> Labels {
+    if labels.get(METRIC_NAME).is_none() {
+        return labels.clone();
+    }
+    Labels::from_sorted(
+        labels
+            .as_slice()
+            .iter()
+            .filter(|l| l.name != METRIC_NAME)
+            .cloned()
+            .collect(),
+    )
+}
+
+/// Labels with `name` set to `value` (removed when `value` is empty).
+pub(super) fn with_label(labels: &Labels, name: &str, value: &str) -> Labels {
+    let mut v: Vec<Label> = labels
+        .as_slice()
+        .iter()
+        .filter(|l| l.name != name)
+        .cloned()
+        .collect();
+    if !value.is_empty() {
+        let at = v.partition_point(|l| l.name.as_str() < name);
+        v.insert(
+            at,
+            Label {
+                name: name.to_string(),
+                value: value.to_string(),
+            },
+        );
+    }
+    Labels::from_sorted(v)
+}
+
+/// Turns the root value into the query's result: names marked for dropping are
+/// dropped, series that end up with the same labels are merged (an error if they
+/// collide at a step), and an instant query's vector keeps evaluation order.
+pub(super) fn finish(val: Val<'_>, g: Grid, instant: bool) -> Result<Value> {
+    match val {
+        Val::Scalar(v) => {
+            if instant {
+                Ok(Value::Scalar {
+                    t: g.start,
+                    f: v.first().copied().unwrap_or(f64::NAN),
+                })
+            } else {
+                Ok(Value::Matrix(vec![RangeSeries {
+                    labels: Labels::default(),
+                    floats: v.iter().enumerate().map(|(i, f)| (g.t(i), *f)).collect(),
+                }]))
+            }
+        }
+        Val::Str(s) => {
+            if instant {
+                Ok(Value::String { t: g.start, s })
+            } else {
+                Err(QueryError::BadData(
+                    "invalid expression type \"string\" for range query, must be Scalar or instant Vector"
+                        .into(),
+                ))
+            }
+        }
+        Val::Range(r) => {
+            if !instant {
+                return Err(QueryError::BadData(
+                    "invalid expression type \"range vector\" for range query, must be Scalar or instant Vector"
+                        .into(),
+                ));
+            }
+            let mut out = Vec::new();
+            for s in r.series {
+                let end = r.ends.first().copied().unwrap_or(g.start);
+                let floats: Vec<(i64, f64)> = s
+                    .samples
+                    .iter()
+                    .filter(|x| x.timestamp_ms > end - r.range && x.timestamp_ms <= end)
+                    .map(|x| (x.timestamp_ms, x.value))
+                    .collect();
+                if floats.is_empty() {
+                    continue;
+                }
+                let labels = if s.drop_name {
+                    without_name(&s.labels)
+                } else {
+                    s.labels
+                };
+                out.push(RangeSeries { labels, floats });
+            }
+            check_unique(out.iter().map(|s| &s.labels))?;
+            out.sort_by(|a, b| a.labels.cmp(&b.labels));
+            Ok(Value::Matrix(out))
+        }
+        Val::Vector(vs) => {
+            // Merge by final labels.
+            let mut index: HashMap<Labels, usize> = HashMap::new();
+            let mut merged: Vec<(Labels, Vec<f64>)> = Vec::new();
+            for s in vs {
+                let labels = if s.drop_name {
+                    without_name(&s.labels)
+                } else {
+                    s.labels
+                };
+                match index.get(&labels) {
+                    Some(&i) => {
+                        let target = &mut merged[i].1;
+                        for (t, v) in target.iter_mut().zip(s.vals) {
+                            if is_present(v) {
+                                if is_present(*t) {
+                                    return Err(same_labelset());
+                                }
+                                *t = v;
+                            }
+                        }
+                    }
+                    None => {
+                        index.insert(labels.clone(), merged.len());
+                        merged.push((labels, s.vals));
+                    }
+                }
+            }
+            if instant {
+                Ok(Value::Vector(
+                    merged
+                        .into_iter()
+                        .filter(|(_, v)| is_present(v[0]))
+                        .map(|(labels, v)| InstantSample {
+                            labels,
+                            t: g.start,
+                            f: v[0],
+                        })
+                        .collect(),
+                ))
+            } else {
+                let mut out: Vec<RangeSeries> = merged
+                    .into_iter()
+                    .map(|(labels, v)| RangeSeries {
+                        labels,
+                        floats: v
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, f)| is_present(**f))
+                            .map(|(i, f)| (g.t(i), *f))
+                            .collect(),
+                    })
+                    .filter(|s| !s.floats.is_empty())
+                    .collect();
+                out.sort_by(|a, b| a.labels.cmp(&b.labels));
+                Ok(Value::Matrix(out))
+            }
+        }
+    }
+}
+
+pub(super) fn same_labelset() -> QueryError {
+    QueryError::Execution("vector cannot contain metrics with the same labelset".into())
+}
+
+fn check_unique<'l>(labels: impl Iterator<Item = &'l Labels>) -> Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    for l in labels {
+        if !seen.insert(l) {
+            return Err(same_labelset());
+        }
+    }
+    Ok(())
+}
+
+/// Walks the expression to find, for each selector, the time range its evaluation
+/// reads, so that every selector is loaded once up front.
+pub(super) struct Planner {
+    pub query_start: i64,
+    pub query_end: i64,
+    pub lookback: i64,
+    pub default_step: i64,
+}
+
+impl Planner {
+    fn shift(&self, start: i64, end: i64, at: &Option<AtModifier>, offset: &Option<Offset>) -> (i64, i64) {
+        let off = offset_ms(offset);
+        match at {
+            Some(a) => {
+                let t = match a {
+                    AtModifier::Start => self.query_start,
+                    AtModifier::End => self.query_end,
+                    AtModifier::At(t) => system_time_ms(*t),
+                } - off;
+                (t, t)
+            }
+            None => (start - off, end - off),
+        }
+    }
+
+    pub fn plan<'e>(
+        &self,
+        e: &'e Expr,
+        start: i64,
+        end: i64,
+        out: &mut HashMap<usize, (i64, i64, &'e VectorSelector)>,
+    ) {
+        let mut add = |vs: &'e VectorSelector, lo: i64, hi: i64| {
+            let entry = out.entry(node_key(vs)).or_insert((lo, hi, vs));
+            entry.0 = entry.0.min(lo);
+            entry.1 = entry.1.max(hi);
+        };
+        match e {
+            Expr::VectorSelector(vs) => {
+                let (s, e) = self.shift(start, end, &vs.at, &vs.offset);
+                add(vs, s - self.lookback, e);
+            }
+            Expr::MatrixSelector(ms) => {
+                let (s, e) = self.shift(start, end, &ms.vs.at, &ms.vs.offset);
+                add(&ms.vs, s - ms.range.as_millis() as i64, e);
+            }
+            Expr::Subquery(sq) => {
+                let (s, e) = self.shift(start, end, &sq.at, &sq.offset);
+                let step = match sq.step {
+                    Some(st) if !st.is_zero() => st.as_millis() as i64,
+                    _ => self.default_step,
+                };
+                let inner_start = first_aligned_after(s - sq.range.as_millis() as i64, step);
+                if inner_start <= e {
+                    self.plan(&sq.expr, inner_start, e, out);
+                }
+            }
+            Expr::Paren(p) => self.plan(&p.expr, start, end, out),
+            Expr::Unary(u) => self.plan(&u.expr, start, end, out),
+            Expr::Binary(b) => {
+                self.plan(&b.lhs, start, end, out);
+                self.plan(&b.rhs, start, end, out);
+            }
+            Expr::Aggregate(a) => {
+                if let Some(p) = &a.param {
+                    self.plan(p, start, end, out);
+                }
+                self.plan(&a.expr, start, end, out);
+            }
+            Expr::Call(c) => {
+                for a in &c.args.args {
+                    self.plan(a, start, end, out);
+                }
+            }
+            Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
+        }
+    }
+}
