@@ -132,6 +132,7 @@ pub(super) fn eval<'a>(ev: &mut Evaluator<'a>, a: &'a AggregateExpr, g: Grid) ->
             if !valid_label_name(&label) {
                 return Err(QueryError::Execution(format!("invalid label name {label:?}")));
             }
+            ev.check_label_name(&label)?;
             let mut out: Vec<VSeries> = Vec::new();
             let mut idx: HashMap<(usize, String), usize> = HashMap::new();
             for (s, &gi) in input.iter().zip(&group_of) {

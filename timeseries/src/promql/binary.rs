@@ -275,8 +275,8 @@ fn vector_vector(
                 let group = match_group(&s.labels, lm);
                 return Err(QueryError::Execution(format!(
                     "found duplicate series for the match group {group} on the {side} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
-                    display_labels(&s.labels),
-                    display_labels(&other.labels)
+                    display_labels(&other.labels),
+                    display_labels(&s.labels)
                 )));
             }
             col[i] = idx as i32;
@@ -302,6 +302,17 @@ fn vector_vector(
             let v = s.vals[i];
             if !is_present(v) || col[i] < 0 {
                 continue;
+            }
+            if one_to_one {
+                // Checked before filtering: a comparison must not hide the ambiguity.
+                let seen = matched.entry(sig.clone()).or_insert_with(|| vec![false; g.n]);
+                if seen[i] {
+                    return Err(QueryError::Execution(
+                        "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)"
+                            .into(),
+                    ));
+                }
+                seen[i] = true;
             }
             let other = &one[col[i] as usize];
             let (l, r) = if one_to_many { (other.vals[i], v) } else { (v, other.vals[i]) };
@@ -339,16 +350,7 @@ fn vector_vector(
                     slot
                 }
             };
-            if one_to_one {
-                let seen = matched.entry(sig.clone()).or_insert_with(|| vec![false; g.n]);
-                if seen[i] {
-                    return Err(QueryError::Execution(
-                        "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)"
-                            .into(),
-                    ));
-                }
-                seen[i] = true;
-            } else {
+            if !one_to_one {
                 let labels = &out[slot].labels;
                 let list = produced.entry((sig.clone(), i)).or_default();
                 if list.contains(labels) {

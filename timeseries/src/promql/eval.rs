@@ -173,6 +173,8 @@ pub(super) struct Evaluator<'a> {
     pub query: &'a str,
     pub query_start: i64,
     pub query_end: i64,
+    /// The range query's step (0 for an instant query).
+    pub query_step: i64,
     pub lookback: i64,
     pub default_step: i64,
     pub warnings: Vec<String>,
@@ -200,6 +202,7 @@ impl<'a> Evaluator<'a> {
             query,
             query_start,
             query_end,
+            query_step: 0,
             lookback,
             default_step,
             warnings: Vec::new(),
@@ -208,6 +211,36 @@ impl<'a> Evaluator<'a> {
             max_samples,
             points: loaded_samples,
         }
+    }
+
+    /// Checks a label name made by the query. The parser turns a `\xNN` escape into the
+    /// character U+00NN, where Prometheus keeps the raw byte; when the query uses such
+    /// escapes, names are judged (and reported) by the bytes they stand for.
+    pub fn check_label_name(&self, name: &str) -> Result<()> {
+        if !self.query.contains("\\x") || name.chars().all(|c| (c as u32) < 0x80 || (c as u32) > 0xff) {
+            return Ok(());
+        }
+        let bytes: Vec<u8> = name
+            .chars()
+            .flat_map(|c| {
+                if (0x80..=0xff).contains(&(c as u32)) {
+                    vec![c as u32 as u8]
+                } else {
+                    c.to_string().into_bytes()
+                }
+            })
+            .collect();
+        if std::str::from_utf8(&bytes).is_ok() {
+            return Ok(());
+        }
+        let mut shown = String::new();
+        for chunk in bytes.utf8_chunks() {
+            shown.push_str(&chunk.valid().escape_debug().to_string());
+            for b in chunk.invalid() {
+                shown.push_str(&format!("\\x{b:02x}"));
+            }
+        }
+        Err(QueryError::Execution(format!("invalid label name \"{shown}\"")))
     }
 
     /// Fails once the deadline has passed.

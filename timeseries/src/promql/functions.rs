@@ -8,7 +8,6 @@ use super::QueryError;
 use super::aggregate::valid_label_name;
 use super::eval::{
     Evaluator, Grid, RangeVec, Result, VSeries, Val, Windows, absent, is_present, with_label,
-    without_name,
 };
 use super::histogram;
 use crate::model::{Labels, METRIC_NAME, Sample};
@@ -106,6 +105,26 @@ pub(super) fn eval<'a>(ev: &mut Evaluator<'a>, c: &'a Call, g: Grid) -> Result<V
     let args: Vec<&'a Expr> = c.args.args.iter().map(|a| a.as_ref()).collect();
     match name {
         "time" => Ok(Val::Scalar((0..g.n).map(|i| g.t(i) as f64 / 1000.0).collect())),
+        "start" => Ok(Val::Scalar(vec![ev.query_start as f64 / 1000.0; g.n])),
+        "end" => Ok(Val::Scalar(vec![ev.query_end as f64 / 1000.0; g.n])),
+        "range" => Ok(Val::Scalar(vec![(ev.query_end - ev.query_start) as f64 / 1000.0; g.n])),
+        "step" => Ok(Val::Scalar(vec![ev.query_step as f64 / 1000.0; g.n])),
+        "min_of" | "max_of" => {
+            let a = ev.eval_scalar(args[0], g)?;
+            let b = ev.eval_scalar(args[1], g)?;
+            let f = if name == "min_of" { go_min } else { go_max };
+            Ok(Val::Scalar(a.iter().zip(&b).map(|(x, y)| f(*x, *y)).collect()))
+        }
+        "histogram_quantiles" => {
+            let v = ev.eval_vector(args[0], g)?;
+            let label = string_arg(ev, name, args[1], g)?;
+            ev.check_label_name(&label)?;
+            let mut qs = Vec::new();
+            for a in &args[2..] {
+                qs.push((ev.eval_scalar(a, g)?, *a));
+            }
+            histogram::quantiles(ev, &label, &qs, v, g, args[0])
+        }
         "pi" => Ok(Val::Scalar(vec![std::f64::consts::PI; g.n])),
         "vector" => {
             let v = ev.eval_scalar(args[0], g)?;
@@ -425,14 +444,11 @@ fn absent_result<'a>(arg: &Expr, vals: Vec<f64>) -> Val<'a> {
     let mut repeated: Vec<String> = Vec::new();
     if let Some(vs) = vs {
         let mut all: Vec<(String, Option<String>)> = Vec::new();
-        if let Some(n) = &vs.name {
-            all.push((METRIC_NAME.to_string(), Some(n.clone())));
-        }
         for m in &vs.matchers.matchers {
-            let eq = matches!(m.op, promql_parser::label::MatchOp::Equal).then(|| m.value.clone());
-            if m.name == METRIC_NAME && vs.name.is_some() && eq.as_deref() == vs.name.as_deref() {
+            if m.name == METRIC_NAME {
                 continue;
             }
+            let eq = matches!(m.op, promql_parser::label::MatchOp::Equal).then(|| m.value.clone());
             all.push((m.name.clone(), eq));
         }
         for (name, eq) in all {
@@ -450,8 +466,6 @@ fn absent_result<'a>(arg: &Expr, vals: Vec<f64>) -> Val<'a> {
             }
         }
     }
-    // Non-equality matchers only count as seen when another matcher on the same name
-    // is an equality; Prometheus keeps an equality matcher unless the name repeats.
     let labels = Labels::from_pairs(pairs);
     let v = VSeries {
         labels,
@@ -481,7 +495,7 @@ fn label_replace<'a>(ev: &mut Evaluator<'a>, args: &[&'a Expr], g: Grid) -> Resu
     let regex = regex::Regex::new(&format!("^(?s:{re})$")).map_err(|e| {
         QueryError::BadData(format!("invalid regular expression in label_replace(): {re}: {e}"))
     })?;
-    if !valid_label_name(&dst) {
+    if !valid_label_name(&dst) || ev.check_label_name(&dst).is_err() {
         return Err(QueryError::BadData(format!(
             "invalid destination label name in label_replace(): {dst}"
         )));
@@ -512,7 +526,7 @@ fn label_join<'a>(ev: &mut Evaluator<'a>, args: &[&'a Expr], g: Grid) -> Result<
         }
         srcs.push(s);
     }
-    if !valid_label_name(&dst) {
+    if !valid_label_name(&dst) || ev.check_label_name(&dst).is_err() {
         return Err(QueryError::BadData(format!(
             "invalid destination label name in label_join(): {dst}"
         )));
@@ -717,6 +731,7 @@ fn range_function<'a>(ev: &mut Evaluator<'a>, c: &'a Call, name: &str, args: &[&
                     scratch.extend(win.iter().map(|x| x.value));
                     Some(quantile_sorted(params[0][i], &mut scratch))
                 }
+                "mad_over_time" if win.iter().any(|x| x.value.is_nan()) => Some(f64::NAN),
                 "mad_over_time" => {
                     scratch.clear();
                     scratch.extend(win.iter().map(|x| x.value));
@@ -904,9 +919,4 @@ fn smoothing(win: &[Sample], sf: f64, tf: f64) -> Option<f64> {
         s1 = xv + y;
     }
     Some(s1)
-}
-
-#[allow(dead_code)]
-fn labels_without_name(l: &Labels) -> Labels {
-    without_name(l)
 }

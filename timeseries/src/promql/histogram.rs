@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use promql_parser::parser::Expr;
 
 use super::eval::{Evaluator, Grid, Result, VSeries, Val, absent, is_present};
-use super::functions::go_g;
+use super::eval::with_label;
+use super::functions::{format_float, go_g};
 use crate::model::{Label, Labels, METRIC_NAME};
 
 /// Differences this small (relative) between neighbouring bucket counts are treated
@@ -126,29 +127,22 @@ fn per_step(
     out
 }
 
-pub(super) fn quantile<'a>(
-    ev: &mut Evaluator<'a>,
-    q: &[f64],
-    v: Vec<VSeries>,
-    g: Grid,
-    q_expr: &Expr,
-    v_expr: &Expr,
-) -> Result<Val<'a>> {
-    for &qv in q {
-        if qv.is_nan() || !(0.0..=1.0).contains(&qv) {
-            ev.warn(
-                format!("quantile value should be between 0 and 1, got {}", go_g(qv)),
-                Some(q_expr),
-            );
-            break;
-        }
+fn warn_quantile(ev: &mut Evaluator<'_>, q: &[f64], q_expr: &Expr) {
+    if let Some(&qv) = q.iter().find(|q| q.is_nan() || !(0.0..=1.0).contains(*q)) {
+        ev.warn(
+            format!("quantile value should be between 0 and 1, got {}", go_g(qv)),
+            Some(q_expr),
+        );
     }
-    let groups = group(ev, &v, v_expr);
+}
+
+/// The `q` quantile (per step) of every group.
+fn quantile_groups(ev: &mut Evaluator<'_>, q: &[f64], v: &[VSeries], groups: &Groups, g: Grid, v_expr: &Expr) -> Vec<VSeries> {
     let mut forced: Option<String> = None;
-    let out = per_step(&v, &groups, g, |gi, i, buckets| {
+    let out = per_step(v, groups, g, |gi, i, buckets| {
         let (value, monotonic_fix) = bucket_quantile(q[i], buckets);
         if monotonic_fix && forced.is_none() {
-            forced = Some(group_name(&v, &groups, gi));
+            forced = Some(group_name(v, groups, gi));
         }
         Some(value)
     });
@@ -160,7 +154,75 @@ pub(super) fn quantile<'a>(
             Some(v_expr),
         );
     }
+    out
+}
+
+pub(super) fn quantile<'a>(
+    ev: &mut Evaluator<'a>,
+    q: &[f64],
+    v: Vec<VSeries>,
+    g: Grid,
+    q_expr: &Expr,
+    v_expr: &Expr,
+) -> Result<Val<'a>> {
+    warn_quantile(ev, q, q_expr);
+    let groups = group(ev, &v, v_expr);
+    Ok(Val::Vector(quantile_groups(ev, q, &v, &groups, g, v_expr)))
+}
+
+/// `histogram_quantiles(v, label, q...)`: one series per group and quantile, the
+/// quantile written into `label`.
+pub(super) fn quantiles<'a>(
+    ev: &mut Evaluator<'a>,
+    label: &str,
+    qs: &[(Vec<f64>, &Expr)],
+    v: Vec<VSeries>,
+    g: Grid,
+    v_expr: &Expr,
+) -> Result<Val<'a>> {
+    for (q, e) in qs {
+        warn_quantile(ev, q, e);
+    }
+    let groups = group(ev, &v, v_expr);
+    let mut out = Vec::new();
+    for (q, _) in qs {
+        for s in quantile_groups(ev, q, &v, &groups, g, v_expr) {
+            // Split by the label value the quantile gives at each step.
+            let mut parts: Vec<(String, VSeries)> = Vec::new();
+            for (i, x) in s.vals.iter().enumerate() {
+                if !is_present(*x) {
+                    continue;
+                }
+                let text = quantile_label(q[i]);
+                let part = match parts.iter().position(|(t, _)| *t == text) {
+                    Some(p) => p,
+                    None => {
+                        parts.push((
+                            text.clone(),
+                            VSeries {
+                                labels: with_label(&s.labels, label, &text),
+                                drop_name: false,
+                                vals: vec![absent(); g.n],
+                            },
+                        ));
+                        parts.len() - 1
+                    }
+                };
+                parts[part].1.vals[i] = *x;
+            }
+            out.extend(parts.into_iter().map(|(_, s)| s));
+        }
+    }
     Ok(Val::Vector(out))
+}
+
+/// A quantile as a label value: integers keep one decimal (`1.0`).
+fn quantile_label(q: f64) -> String {
+    if q.is_finite() && q.fract() == 0.0 {
+        format!("{q:.1}")
+    } else {
+        format_float(q)
+    }
 }
 
 fn group_name(v: &[VSeries], groups: &Groups, gi: usize) -> String {
@@ -293,29 +355,34 @@ fn bucket_fraction(lower: f64, upper: f64, buckets: &mut Vec<Bucket>) -> f64 {
     if lower >= upper {
         return 0.0;
     }
+    // Observations in a bucket of infinite width sit at its infinite end; the first
+    // bucket starts at 0 when its upper bound is positive.
     let rank_at = |x: f64| -> f64 {
-        let mut prev_upper = f64::NEG_INFINITY;
-        let mut prev_count = 0.0;
+        if x == f64::NEG_INFINITY {
+            return 0.0;
+        }
+        if x == f64::INFINITY {
+            return count;
+        }
         for (i, b) in buckets.iter().enumerate() {
-            if x <= b.upper {
-                let mut lo = prev_upper;
-                if i == 0 {
-                    lo = if b.upper > 0.0 { 0.0 } else { f64::NEG_INFINITY };
-                    if x <= lo {
-                        return 0.0;
-                    }
-                }
-                if b.upper.is_infinite() {
-                    // Nothing to interpolate within the +Inf bucket.
-                    return prev_count;
-                }
-                if lo.is_infinite() {
-                    return if x == b.upper { b.count } else { prev_count };
-                }
-                return prev_count + (b.count - prev_count) * (x - lo) / (b.upper - lo);
+            let (lo, prev) = if i == 0 {
+                (if b.upper > 0.0 { 0.0 } else { f64::NEG_INFINITY }, 0.0)
+            } else {
+                (buckets[i - 1].upper, buckets[i - 1].count)
+            };
+            if x > b.upper {
+                continue;
             }
-            prev_upper = b.upper;
-            prev_count = b.count;
+            if x <= lo {
+                return prev;
+            }
+            if lo == f64::NEG_INFINITY {
+                return b.count;
+            }
+            if b.upper == f64::INFINITY {
+                return prev;
+            }
+            return prev + (b.count - prev) * (x - lo) / (b.upper - lo);
         }
         count
     };

@@ -295,6 +295,7 @@ impl Engine {
             max_samples,
             total,
         );
+        ev.query_step = step;
         let val = ev.eval(&expr, grid)?;
         let value = eval::finish(val, grid, instant)?;
         let series = match &value {
