@@ -130,7 +130,9 @@ pub(super) fn eval<'a>(ev: &mut Evaluator<'a>, a: &'a AggregateExpr, g: Grid) ->
                 return Err(bad_param("label"));
             };
             if !valid_label_name(&label) {
-                return Err(QueryError::Execution(format!("invalid label name {label:?}")));
+                return Err(QueryError::Execution(format!(
+                    "invalid label name {label:?}"
+                )));
             }
             ev.check_label_name(&label)?;
             let mut out: Vec<VSeries> = Vec::new();
@@ -221,7 +223,13 @@ const EMPTY: Acc = Acc {
     incremental: false,
 };
 
-fn simple(op: u16, input: &[VSeries], group_of: &[usize], groups: Vec<(Labels, bool)>, g: Grid) -> Vec<VSeries> {
+fn simple(
+    op: u16,
+    input: &[VSeries],
+    group_of: &[usize],
+    groups: Vec<(Labels, bool)>,
+    g: Grid,
+) -> Vec<VSeries> {
     let ng = groups.len();
     let mut acc = vec![EMPTY; ng * g.n];
     for (s, &gi) in input.iter().zip(group_of) {
@@ -340,7 +348,14 @@ fn finish(op: u16, a: &Acc) -> f64 {
 
 /// `topk`, `bottomk` and `limitk`: the chosen input series, each kept at the steps
 /// where it was chosen. Series keep their labels.
-fn select_k(op: u16, mut input: Vec<VSeries>, group_of: &[usize], ngroups: usize, k: &[f64], g: Grid) -> Result<Vec<VSeries>> {
+fn select_k(
+    op: u16,
+    mut input: Vec<VSeries>,
+    group_of: &[usize],
+    ngroups: usize,
+    k: &[f64],
+    g: Grid,
+) -> Result<Vec<VSeries>> {
     let mut keep = vec![vec![false; g.n]; input.len()];
     let mut members: Vec<Vec<usize>> = vec![Vec::new(); ngroups];
     for (si, &gi) in group_of.iter().enumerate() {
@@ -354,13 +369,21 @@ fn select_k(op: u16, mut input: Vec<VSeries>, group_of: &[usize], ngroups: usize
         if kv.is_nan() {
             return Err(QueryError::Execution("Parameter value is NaN".into()));
         }
-        let kk = if kv >= i64::MAX as f64 { i64::MAX } else { kv as i64 };
+        let kk = if kv >= i64::MAX as f64 {
+            i64::MAX
+        } else {
+            kv as i64
+        };
         if kk < 1 {
             continue;
         }
         for m in &members {
             cand.clear();
-            cand.extend(m.iter().copied().filter(|&si| is_present(input[si].vals[i])));
+            cand.extend(
+                m.iter()
+                    .copied()
+                    .filter(|&si| is_present(input[si].vals[i])),
+            );
             if op != T_LIMITK {
                 let top = op == T_TOPK;
                 cand.sort_by(|&a, &b| {
@@ -396,7 +419,10 @@ fn select_k(op: u16, mut input: Vec<VSeries>, group_of: &[usize], ngroups: usize
     }
     if g.n == 1 {
         let mut slots: Vec<Option<VSeries>> = input.into_iter().map(Some).collect();
-        return Ok(order.into_iter().filter_map(|si| slots[si].take()).collect());
+        return Ok(order
+            .into_iter()
+            .filter_map(|si| slots[si].take())
+            .collect());
     }
     input.retain(|s| s.vals.iter().any(|v| is_present(*v)));
     Ok(input)

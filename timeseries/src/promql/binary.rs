@@ -34,8 +34,12 @@ pub(super) fn eval<'a>(ev: &mut Evaluator<'a>, b: &'a BinaryExpr, g: Grid) -> Re
                 })
                 .collect(),
         )),
-        (Val::Vector(v), Val::Scalar(s)) => Ok(Val::Vector(vector_scalar(op, v, &s, false, return_bool))),
-        (Val::Scalar(s), Val::Vector(v)) => Ok(Val::Vector(vector_scalar(op, v, &s, true, return_bool))),
+        (Val::Vector(v), Val::Scalar(s)) => {
+            Ok(Val::Vector(vector_scalar(op, v, &s, false, return_bool)))
+        }
+        (Val::Scalar(s), Val::Vector(v)) => {
+            Ok(Val::Vector(vector_scalar(op, v, &s, true, return_bool)))
+        }
         (Val::Vector(l), Val::Vector(r)) => {
             let out = match op {
                 T_LAND => and_unless(l, &r, modifier, g, true),
@@ -84,7 +88,13 @@ fn apply(op: TokenId, l: f64, r: f64) -> (f64, bool) {
     }
 }
 
-fn vector_scalar(op: TokenId, mut v: Vec<VSeries>, s: &[f64], swap: bool, return_bool: bool) -> Vec<VSeries> {
+fn vector_scalar(
+    op: TokenId,
+    mut v: Vec<VSeries>,
+    s: &[f64],
+    swap: bool,
+    return_bool: bool,
+) -> Vec<VSeries> {
     let comparison = is_comparison(op);
     for series in &mut v {
         for (x, &sv) in series.vals.iter_mut().zip(s) {
@@ -168,7 +178,13 @@ fn presence(r: &[VSeries], m: Option<&LabelModifier>, n: usize) -> HashMap<Vec<u
     out
 }
 
-fn and_unless(mut l: Vec<VSeries>, r: &[VSeries], m: Option<&BinModifier>, g: Grid, and: bool) -> Vec<VSeries> {
+fn and_unless(
+    mut l: Vec<VSeries>,
+    r: &[VSeries],
+    m: Option<&BinModifier>,
+    g: Grid,
+    and: bool,
+) -> Vec<VSeries> {
     let m = matching(m);
     let present = presence(r, m, g.n);
     for s in &mut l {
@@ -305,7 +321,9 @@ fn vector_vector(
             }
             if one_to_one {
                 // Checked before filtering: a comparison must not hide the ambiguity.
-                let seen = matched.entry(sig.clone()).or_insert_with(|| vec![false; g.n]);
+                let seen = matched
+                    .entry(sig.clone())
+                    .or_insert_with(|| vec![false; g.n]);
                 if seen[i] {
                     return Err(QueryError::Execution(
                         "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)"
@@ -315,7 +333,11 @@ fn vector_vector(
                 seen[i] = true;
             }
             let other = &one[col[i] as usize];
-            let (l, r) = if one_to_many { (other.vals[i], v) } else { (v, other.vals[i]) };
+            let (l, r) = if one_to_many {
+                (other.vals[i], v)
+            } else {
+                (v, other.vals[i])
+            };
             let (mut value, keep) = apply(op, l, r);
             if comparison && one_to_many {
                 // Filtering keeps the left-hand side's value.
@@ -355,7 +377,8 @@ fn vector_vector(
                 let list = produced.entry((sig.clone(), i)).or_default();
                 if list.contains(labels) {
                     return Err(QueryError::Execution(
-                        "multiple matches for labels: grouping labels must ensure unique matches".into(),
+                        "multiple matches for labels: grouping labels must ensure unique matches"
+                            .into(),
                     ));
                 }
                 list.push(labels.clone());
@@ -373,7 +396,9 @@ fn match_group(labels: &Labels, m: Option<&LabelModifier>) -> String {
         .iter()
         .filter(|l| match m {
             Some(LabelModifier::Include(on)) => on.labels.contains(&l.name),
-            Some(LabelModifier::Exclude(ign)) => l.name != METRIC_NAME && !ign.labels.contains(&l.name),
+            Some(LabelModifier::Exclude(ign)) => {
+                l.name != METRIC_NAME && !ign.labels.contains(&l.name)
+            }
             None => l.name != METRIC_NAME,
         })
         .cloned()

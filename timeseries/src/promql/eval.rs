@@ -217,7 +217,9 @@ impl<'a> Evaluator<'a> {
     /// character U+00NN, where Prometheus keeps the raw byte; when the query uses such
     /// escapes, names are judged (and reported) by the bytes they stand for.
     pub fn check_label_name(&self, name: &str) -> Result<()> {
-        if !self.query.contains("\\x") || name.chars().all(|c| (c as u32) < 0x80 || (c as u32) > 0xff) {
+        if !self.query.contains("\\x")
+            || name.chars().all(|c| (c as u32) < 0x80 || (c as u32) > 0xff)
+        {
             return Ok(());
         }
         let bytes: Vec<u8> = name
@@ -240,7 +242,9 @@ impl<'a> Evaluator<'a> {
                 shown.push_str(&format!("\\x{b:02x}"));
             }
         }
-        Err(QueryError::Execution(format!("invalid label name \"{shown}\"")))
+        Err(QueryError::Execution(format!(
+            "invalid label name \"{shown}\""
+        )))
     }
 
     /// Fails once the deadline has passed.
@@ -744,7 +748,13 @@ pub(super) struct Planner {
 }
 
 impl Planner {
-    fn shift(&self, start: i64, end: i64, at: &Option<AtModifier>, offset: &Option<Offset>) -> (i64, i64) {
+    fn shift(
+        &self,
+        start: i64,
+        end: i64,
+        at: &Option<AtModifier>,
+        offset: &Option<Offset>,
+    ) -> (i64, i64) {
         let off = offset_ms(offset);
         match at {
             Some(a) => {

@@ -77,10 +77,18 @@ pub(super) fn go_g(v: f64) -> String {
         return "NaN".into();
     }
     if v.is_infinite() {
-        return if v > 0.0 { "+Inf".into() } else { "-Inf".into() };
+        return if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
     }
     if v == 0.0 {
-        return if v.is_sign_negative() { "-0".into() } else { "0".into() };
+        return if v.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
     }
     let e = format!("{v:e}");
     let (mantissa, exp) = e.split_once('e').unwrap();
@@ -104,16 +112,24 @@ pub(super) fn eval<'a>(ev: &mut Evaluator<'a>, c: &'a Call, g: Grid) -> Result<V
     let name = c.func.name;
     let args: Vec<&'a Expr> = c.args.args.iter().map(|a| a.as_ref()).collect();
     match name {
-        "time" => Ok(Val::Scalar((0..g.n).map(|i| g.t(i) as f64 / 1000.0).collect())),
+        "time" => Ok(Val::Scalar(
+            (0..g.n).map(|i| g.t(i) as f64 / 1000.0).collect(),
+        )),
         "start" => Ok(Val::Scalar(vec![ev.query_start as f64 / 1000.0; g.n])),
         "end" => Ok(Val::Scalar(vec![ev.query_end as f64 / 1000.0; g.n])),
-        "range" => Ok(Val::Scalar(vec![(ev.query_end - ev.query_start) as f64 / 1000.0; g.n])),
+        "range" => Ok(Val::Scalar(vec![
+            (ev.query_end - ev.query_start) as f64
+                / 1000.0;
+            g.n
+        ])),
         "step" => Ok(Val::Scalar(vec![ev.query_step as f64 / 1000.0; g.n])),
         "min_of" | "max_of" => {
             let a = ev.eval_scalar(args[0], g)?;
             let b = ev.eval_scalar(args[1], g)?;
             let f = if name == "min_of" { go_min } else { go_max };
-            Ok(Val::Scalar(a.iter().zip(&b).map(|(x, y)| f(*x, *y)).collect()))
+            Ok(Val::Scalar(
+                a.iter().zip(&b).map(|(x, y)| f(*x, *y)).collect(),
+            ))
         }
         "histogram_quantiles" => {
             let v = ev.eval_vector(args[0], g)?;
@@ -234,7 +250,10 @@ pub(super) fn eval<'a>(ev: &mut Evaluator<'a>, c: &'a Call, g: Grid) -> Result<V
                 let desc = name == "sort_by_label_desc";
                 v.sort_by(|a, b| {
                     for n in &names {
-                        let o = natural_cmp(a.labels.get(n).unwrap_or(""), b.labels.get(n).unwrap_or(""));
+                        let o = natural_cmp(
+                            a.labels.get(n).unwrap_or(""),
+                            b.labels.get(n).unwrap_or(""),
+                        );
                         if o != Ordering::Equal {
                             return if desc { o.reverse() } else { o };
                         }
@@ -353,11 +372,19 @@ pub(super) fn eval<'a>(ev: &mut Evaluator<'a>, c: &'a Call, g: Grid) -> Result<V
 }
 
 fn go_max(a: f64, b: f64) -> f64 {
-    if a.is_nan() || b.is_nan() { f64::NAN } else { a.max(b) }
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.max(b)
+    }
 }
 
 fn go_min(a: f64, b: f64) -> f64 {
-    if a.is_nan() || b.is_nan() { f64::NAN } else { a.min(b) }
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.min(b)
+    }
 }
 
 fn math_fn(name: &str) -> fn(f64) -> f64 {
@@ -493,7 +520,9 @@ fn label_replace<'a>(ev: &mut Evaluator<'a>, args: &[&'a Expr], g: Grid) -> Resu
     let src = string_arg(ev, "label_replace", args[3], g)?;
     let re = string_arg(ev, "label_replace", args[4], g)?;
     let regex = regex::Regex::new(&format!("^(?s:{re})$")).map_err(|e| {
-        QueryError::BadData(format!("invalid regular expression in label_replace(): {re}: {e}"))
+        QueryError::BadData(format!(
+            "invalid regular expression in label_replace(): {re}: {e}"
+        ))
     })?;
     if !valid_label_name(&dst) || ev.check_label_name(&dst).is_err() {
         return Err(QueryError::BadData(format!(
@@ -522,7 +551,9 @@ fn label_join<'a>(ev: &mut Evaluator<'a>, args: &[&'a Expr], g: Grid) -> Result<
     for a in &args[3..] {
         let s = string_arg(ev, "label_join", a, g)?;
         if !valid_label_name(&s) {
-            return Err(QueryError::BadData(format!("invalid source label name in label_join(): {s}")));
+            return Err(QueryError::BadData(format!(
+                "invalid source label name in label_join(): {s}"
+            )));
         }
         srcs.push(s);
     }
@@ -599,19 +630,47 @@ fn date_part(name: &str, secs: f64) -> f64 {
 fn range_arg(name: &str) -> Option<usize> {
     Some(match name {
         "quantile_over_time" => 1,
-        "rate" | "increase" | "delta" | "irate" | "idelta" | "deriv" | "predict_linear"
-        | "changes" | "resets" | "avg_over_time" | "min_over_time" | "max_over_time"
-        | "sum_over_time" | "count_over_time" | "last_over_time" | "first_over_time"
-        | "present_over_time" | "stddev_over_time" | "stdvar_over_time" | "mad_over_time"
-        | "ts_of_min_over_time" | "ts_of_max_over_time" | "ts_of_first_over_time"
-        | "ts_of_last_over_time" | "double_exponential_smoothing" | "holt_winters" => 0,
+        "rate"
+        | "increase"
+        | "delta"
+        | "irate"
+        | "idelta"
+        | "deriv"
+        | "predict_linear"
+        | "changes"
+        | "resets"
+        | "avg_over_time"
+        | "min_over_time"
+        | "max_over_time"
+        | "sum_over_time"
+        | "count_over_time"
+        | "last_over_time"
+        | "first_over_time"
+        | "present_over_time"
+        | "stddev_over_time"
+        | "stdvar_over_time"
+        | "mad_over_time"
+        | "ts_of_min_over_time"
+        | "ts_of_max_over_time"
+        | "ts_of_first_over_time"
+        | "ts_of_last_over_time"
+        | "double_exponential_smoothing"
+        | "holt_winters" => 0,
         _ => return None,
     })
 }
 
-fn range_function<'a>(ev: &mut Evaluator<'a>, c: &'a Call, name: &str, args: &[&'a Expr], g: Grid) -> Result<Val<'a>> {
+fn range_function<'a>(
+    ev: &mut Evaluator<'a>,
+    c: &'a Call,
+    name: &str,
+    args: &[&'a Expr],
+    g: Grid,
+) -> Result<Val<'a>> {
     let Some(ri) = range_arg(name) else {
-        return Err(QueryError::BadData(format!("function \"{name}\" is not supported")));
+        return Err(QueryError::BadData(format!(
+            "function \"{name}\" is not supported"
+        )));
     };
     // Scalar parameters, per step.
     let mut params: Vec<Vec<f64>> = Vec::new();
@@ -677,7 +736,10 @@ fn range_function<'a>(ev: &mut Evaluator<'a>, c: &'a Call, name: &str, args: &[&
                 }),
                 "changes" => Some(
                     win.windows(2)
-                        .filter(|p| p[1].value != p[0].value && !(p[1].value.is_nan() && p[0].value.is_nan()))
+                        .filter(|p| {
+                            p[1].value != p[0].value
+                                && !(p[1].value.is_nan() && p[0].value.is_nan())
+                        })
                         .count() as f64,
                 ),
                 "resets" => Some(win.windows(2).filter(|p| p[1].value < p[0].value).count() as f64),
@@ -709,14 +771,18 @@ fn range_function<'a>(ev: &mut Evaluator<'a>, c: &'a Call, name: &str, args: &[&
                     let min = name == "ts_of_min_over_time";
                     let mut best = win[0];
                     for x in &win[1..] {
-                        if (min && x.value <= best.value) || (!min && x.value >= best.value) || best.value.is_nan() {
+                        if (min && x.value <= best.value)
+                            || (!min && x.value >= best.value)
+                            || best.value.is_nan()
+                        {
                             best = *x;
                         }
                     }
                     Some(best.timestamp_ms as f64 / 1000.0)
                 }
                 "stddev_over_time" | "stdvar_over_time" => {
-                    let (mut count, mut mean, mut cmean, mut aux, mut caux) = (0.0, 0.0, 0.0, 0.0, 0.0);
+                    let (mut count, mut mean, mut cmean, mut aux, mut caux) =
+                        (0.0, 0.0, 0.0, 0.0, 0.0);
                     for x in win {
                         count += 1.0;
                         let delta = x.value - (mean + cmean);
@@ -724,7 +790,11 @@ fn range_function<'a>(ev: &mut Evaluator<'a>, c: &'a Call, name: &str, args: &[&
                         (aux, caux) = kahan_inc(delta * (x.value - (mean + cmean)), aux, caux);
                     }
                     let var = (aux + caux) / count;
-                    Some(if name == "stddev_over_time" { var.sqrt() } else { var })
+                    Some(if name == "stddev_over_time" {
+                        var.sqrt()
+                    } else {
+                        var
+                    })
                 }
                 "quantile_over_time" => {
                     scratch.clear();
@@ -756,7 +826,9 @@ fn range_function<'a>(ev: &mut Evaluator<'a>, c: &'a Call, name: &str, args: &[&
                 && non_counter.is_none()
                 && let Some(n) = s.labels.get(METRIC_NAME)
                 && !s.drop_name
-                && !["_total", "_sum", "_count", "_bucket"].iter().any(|suf| n.ends_with(suf))
+                && !["_total", "_sum", "_count", "_bucket"]
+                    .iter()
+                    .any(|suf| n.ends_with(suf))
             {
                 non_counter = Some(n.to_string());
             }
@@ -781,7 +853,13 @@ fn range_function<'a>(ev: &mut Evaluator<'a>, c: &'a Call, name: &str, args: &[&
 /// `rate`, `increase` and `delta`: the change over the window, extrapolated towards the
 /// window's edges (at most half an average sample gap beyond the outer samples unless
 /// they are close to the edge, and never below zero for counters).
-fn extrapolated_rate(win: &[Sample], range_start: i64, range_end: i64, counter: bool, rate_secs: Option<f64>) -> Option<f64> {
+fn extrapolated_rate(
+    win: &[Sample],
+    range_start: i64,
+    range_end: i64,
+    counter: bool,
+    rate_secs: Option<f64>,
+) -> Option<f64> {
     if win.len() < 2 {
         return None;
     }

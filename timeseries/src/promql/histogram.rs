@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use promql_parser::parser::Expr;
 
-use super::eval::{Evaluator, Grid, Result, VSeries, Val, absent, is_present};
 use super::eval::with_label;
+use super::eval::{Evaluator, Grid, Result, VSeries, Val, absent, is_present};
 use super::functions::{format_float, go_g};
 use crate::model::{Label, Labels, METRIC_NAME};
 
@@ -105,7 +105,10 @@ fn per_step(
             for &(si, le) in m {
                 let c = v[si].vals[i];
                 if is_present(c) {
-                    buckets.push(Bucket { upper: le, count: c });
+                    buckets.push(Bucket {
+                        upper: le,
+                        count: c,
+                    });
                 }
             }
             if buckets.is_empty() {
@@ -137,7 +140,14 @@ fn warn_quantile(ev: &mut Evaluator<'_>, q: &[f64], q_expr: &Expr) {
 }
 
 /// The `q` quantile (per step) of every group.
-fn quantile_groups(ev: &mut Evaluator<'_>, q: &[f64], v: &[VSeries], groups: &Groups, g: Grid, v_expr: &Expr) -> Vec<VSeries> {
+fn quantile_groups(
+    ev: &mut Evaluator<'_>,
+    q: &[f64],
+    v: &[VSeries],
+    groups: &Groups,
+    g: Grid,
+    v_expr: &Expr,
+) -> Vec<VSeries> {
     let mut forced: Option<String> = None;
     let out = per_step(v, groups, g, |gi, i, buckets| {
         let (value, monotonic_fix) = bucket_quantile(q[i], buckets);
@@ -251,7 +261,11 @@ pub(super) fn fraction<'a>(
 }
 
 fn sort_and_coalesce(buckets: &mut Vec<Bucket>) {
-    buckets.sort_by(|a, b| a.upper.partial_cmp(&b.upper).unwrap_or(std::cmp::Ordering::Equal));
+    buckets.sort_by(|a, b| {
+        a.upper
+            .partial_cmp(&b.upper)
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
     let mut out: Vec<Bucket> = Vec::with_capacity(buckets.len());
     for b in buckets.iter() {
         match out.last_mut() {
@@ -366,7 +380,14 @@ fn bucket_fraction(lower: f64, upper: f64, buckets: &mut Vec<Bucket>) -> f64 {
         }
         for (i, b) in buckets.iter().enumerate() {
             let (lo, prev) = if i == 0 {
-                (if b.upper > 0.0 { 0.0 } else { f64::NEG_INFINITY }, 0.0)
+                (
+                    if b.upper > 0.0 {
+                        0.0
+                    } else {
+                        f64::NEG_INFINITY
+                    },
+                    0.0,
+                )
             } else {
                 (buckets[i - 1].upper, buckets[i - 1].count)
             };

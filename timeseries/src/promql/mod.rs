@@ -60,7 +60,7 @@ use promql_parser::parser::VectorSelector;
 
 use self::eval::{Evaluator, Grid, Loaded, Planner};
 use crate::config::QueryConfig;
-use crate::model::{MatchKind, Matcher, METRIC_NAME};
+use crate::model::{METRIC_NAME, MatchKind, Matcher};
 use crate::storage::Querier;
 
 /// The default step of a subquery without one (Prometheus's default evaluation
@@ -83,9 +83,9 @@ pub fn selector_matchers(vs: &VectorSelector) -> Result<Vec<Vec<Matcher>>, Strin
             })
             .collect::<Result<_, _>>()?;
         if let Some(name) = &vs.name
-            && !out.iter().any(|m| {
-                m.name == METRIC_NAME && m.kind == MatchKind::Equal && &m.value == name
-            })
+            && !out
+                .iter()
+                .any(|m| m.name == METRIC_NAME && m.kind == MatchKind::Equal && &m.value == name)
         {
             out.push(Matcher::equal(METRIC_NAME, name.clone()));
         }
@@ -99,7 +99,11 @@ pub fn selector_matchers(vs: &VectorSelector) -> Result<Vec<Vec<Matcher>>, Strin
     if vs.matchers.or_matchers.is_empty() {
         Ok(vec![convert(&vs.matchers.matchers)?])
     } else {
-        vs.matchers.or_matchers.iter().map(|ms| convert(ms)).collect()
+        vs.matchers
+            .or_matchers
+            .iter()
+            .map(|ms| convert(ms))
+            .collect()
     }
 }
 
@@ -214,7 +218,8 @@ impl Engine {
                 "end timestamp must not be before start time".into(),
             ));
         }
-        self.run(querier, query, start_ms, end_ms, step_ms, options).await
+        self.run(querier, query, start_ms, end_ms, step_ms, options)
+            .await
     }
 
     /// Parses, loads and evaluates; `step_ms == 0` means an instant query.
@@ -276,7 +281,11 @@ impl Engine {
             .map_err(|_| QueryError::Timeout("query timed out in query execution".into()))??;
 
         let grid = if instant {
-            Grid { start, step: 1, n: 1 }
+            Grid {
+                start,
+                step: 1,
+                n: 1,
+            }
         } else {
             Grid {
                 start,

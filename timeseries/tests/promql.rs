@@ -1,0 +1,242 @@
+//! The PromQL engine over real storage: limits (samples, series, timeout), errors with
+//! Prometheus's types, results from stored (flushed) buckets as well as the head, and
+//! what the conformance scripts do not cover.
+
+use std::time::Duration;
+
+use opendata_common::StorageConfig;
+use opendata_timeseries::config::QueryConfig;
+use opendata_timeseries::model::{Labels, Sample, SeriesSamples, WriteBatch};
+use opendata_timeseries::promql::{Engine, QueryError, QueryOptions, Value};
+use opendata_timeseries::storage::Config;
+use opendata_timeseries::{TimeSeriesConfig, TimeSeriesDb};
+
+const MIN: i64 = 60_000;
+
+/// 100 series `m_total{i="<n>"}` with a sample every 15 s for an hour from `t0`, value
+/// 15 × the sample number (a rate of 1/s).
+async fn db_with_data(t0: i64) -> TimeSeriesDb {
+    let db = TimeSeriesDb::open(Config {
+        storage: StorageConfig::in_memory(),
+        timeseries: TimeSeriesConfig {
+            retention_secs: 0,
+            out_of_order_secs: 100 * 365 * 24 * 3600,
+            ..Default::default()
+        },
+    })
+    .await
+    .unwrap();
+    let series = (0..100)
+        .map(|i| SeriesSamples {
+            labels: Labels::from_pairs([("__name__", "m_total".to_string()), ("i", i.to_string())]),
+            samples: (0..240)
+                .map(|k| Sample {
+                    timestamp_ms: t0 + k * 15_000,
+                    value: (k * 15) as f64,
+                })
+                .collect(),
+        })
+        .collect();
+    let out = db
+        .write(WriteBatch {
+            series,
+            metadata: vec![],
+        })
+        .await
+        .unwrap();
+    assert_eq!(out.out_of_bounds, 0);
+    db
+}
+
+fn engine(f: impl FnOnce(&mut QueryConfig)) -> Engine {
+    let mut c = QueryConfig::default();
+    f(&mut c);
+    Engine::new(c)
+}
+
+#[tokio::test]
+async fn should_answer_the_same_from_stored_buckets_as_from_the_head() {
+    let t0 = 1_000 * 3_600_000;
+    let db = db_with_data(t0).await;
+    let e = engine(|_| {});
+    let q = "sum(rate(m_total[5m]))";
+    let at = t0 + 30 * MIN;
+    let before = e
+        .instant_query(&db.querier(), q, at, &QueryOptions::default())
+        .await
+        .unwrap();
+    db.flush_head().await.unwrap();
+    let after = e
+        .instant_query(&db.querier(), q, at, &QueryOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(before.value, after.value);
+    let Value::Vector(v) = after.value else {
+        panic!("expected a vector")
+    };
+    assert_eq!(v.len(), 1);
+    assert!((v[0].f - 100.0).abs() < 1e-9, "got {}", v[0].f);
+}
+
+#[tokio::test]
+async fn should_refuse_queries_loading_more_samples_than_the_limit() {
+    let t0 = 1_000 * 3_600_000;
+    let db = db_with_data(t0).await;
+    let e = engine(|c| c.max_samples = 1_000);
+    let err = e
+        .range_query(
+            &db.querier(),
+            "sum(m_total)",
+            t0,
+            t0 + 59 * MIN,
+            MIN,
+            &QueryOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, QueryError::Execution(_)), "{err:?}");
+    assert_eq!(err.error_type(), "execution");
+    assert!(err.to_string().contains("too many samples"), "{err}");
+    // A query within the limit still runs.
+    let ok = e
+        .instant_query(
+            &db.querier(),
+            "m_total{i=\"1\"}",
+            t0 + MIN,
+            &QueryOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(ok.value, Value::Vector(v) if v.len() == 1));
+}
+
+#[tokio::test]
+async fn should_refuse_results_with_more_series_than_the_limit() {
+    let t0 = 1_000 * 3_600_000;
+    let db = db_with_data(t0).await;
+    let e = engine(|c| c.max_series = 10);
+    let err = e
+        .instant_query(&db.querier(), "m_total", t0 + MIN, &QueryOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "execution");
+    assert!(err.to_string().contains("max_series"), "{err}");
+    let ok = e
+        .instant_query(
+            &db.querier(),
+            "count(m_total)",
+            t0 + MIN,
+            &QueryOptions::default(),
+        )
+        .await
+        .unwrap();
+    let Value::Vector(v) = ok.value else {
+        panic!("expected a vector")
+    };
+    assert_eq!(v[0].f, 100.0);
+}
+
+#[tokio::test]
+async fn should_time_out_with_prometheus_error_type() {
+    let t0 = 1_000 * 3_600_000;
+    let db = db_with_data(t0).await;
+    let e = engine(|_| {});
+    // Nested subqueries at a 1 ms step make plenty of work.
+    let q = "max_over_time(sum_over_time(sum(m_total)[30m:1s])[30m:1s])";
+    let err = e
+        .instant_query(
+            &db.querier(),
+            q,
+            t0 + 59 * MIN,
+            &QueryOptions {
+                timeout: Some(Duration::from_millis(1)),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, QueryError::Timeout(_)), "{err:?}");
+    assert_eq!(err.error_type(), "timeout");
+    assert_eq!(err.status(), 503);
+}
+
+#[tokio::test]
+async fn should_report_parse_errors_as_bad_data() {
+    let db = db_with_data(0).await;
+    let e = engine(|_| {});
+    for q in ["sum(", "rate(m_total)", "m_total[5m] + 1", "foo{", ""] {
+        let err = e
+            .instant_query(&db.querier(), q, MIN, &QueryOptions::default())
+            .await
+            .unwrap_err();
+        assert_eq!(err.error_type(), "bad_data", "{q}: {err}");
+        assert_eq!(err.status(), 400);
+        assert!(!err.to_string().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn should_refuse_range_queries_of_range_vectors_and_bad_steps() {
+    let db = db_with_data(0).await;
+    let e = engine(|_| {});
+    let q = db.querier();
+    let o = QueryOptions::default();
+    let err = e
+        .range_query(&q, "m_total[5m]", 0, MIN, 15_000, &o)
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "bad_data");
+    let err = e
+        .range_query(&q, "m_total", 0, MIN, 0, &o)
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "bad_data");
+    let err = e
+        .range_query(&q, "m_total", MIN, 0, 1000, &o)
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "bad_data");
+    // An instant query may return a range vector.
+    let r = e
+        .instant_query(&q, "m_total{i=\"3\"}[1m]", 10 * MIN, &o)
+        .await
+        .unwrap();
+    let Value::Matrix(m) = r.value else {
+        panic!("expected a matrix")
+    };
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0].floats.len(), 4);
+    assert_eq!(m[0].floats[3], (10 * MIN, 600.0));
+}
+
+#[tokio::test]
+async fn should_warn_about_rate_of_a_non_counter_name() {
+    let db = db_with_data(0).await;
+    let e = engine(|_| {});
+    let r = e
+        .instant_query(
+            &db.querier(),
+            "rate(label_replace(m_total, \"__name__\", \"gauge\", \"\", \"\")[5m:1m])",
+            30 * MIN,
+            &QueryOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        r.infos
+            .iter()
+            .any(|i| i.contains("might not be a counter") && i.contains("gauge")),
+        "{:?}",
+        r.infos
+    );
+    let r = e
+        .instant_query(
+            &db.querier(),
+            "rate(m_total[5m])",
+            30 * MIN,
+            &QueryOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert!(r.infos.is_empty(), "{:?}", r.infos);
+}
