@@ -1136,3 +1136,201 @@ mod parser_tests {
         assert!(!query_selects("m", &[]));
     }
 }
+
+mod runner_tests {
+    use super::script::{Command, Eval, parse_script};
+    use super::*;
+    use opendata_timeseries::model::{Matcher, is_stale_marker};
+    use opendata_timeseries::promql::{InstantSample, RangeSeries};
+
+    fn evals(text: &str) -> Vec<Eval> {
+        let script = parse_script(text);
+        assert!(script.errors.is_empty(), "{:?}", script.errors);
+        script
+            .commands
+            .into_iter()
+            .filter_map(|c| match c {
+                Command::Eval(e) => Some(*e),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn result(value: Value, warnings: &[&str]) -> QueryResult {
+        QueryResult {
+            value,
+            warnings: warnings.iter().map(|w| w.to_string()).collect(),
+            infos: vec![],
+            samples_loaded: 0,
+        }
+    }
+
+    fn sample(pairs: &[(&str, &str)], t: i64, f: f64) -> InstantSample {
+        InstantSample {
+            labels: Labels::from_pairs(pairs.iter().copied()),
+            t,
+            f,
+        }
+    }
+
+    #[test]
+    fn should_compare_vectors_as_sets_unless_ordered() {
+        let e = evals("eval instant at 1m m\n  m{a=\"1\"} 1\n  m{a=\"2\"} NaN\n");
+        let got = Value::Vector(vec![
+            sample(&[("__name__", "m"), ("a", "2")], 60_000, f64::NAN),
+            sample(&[("__name__", "m"), ("a", "1")], 60_000, 1.0 + 1e-9),
+        ]);
+        assert_eq!(check_result(&e[0], &result(got.clone(), &[])), Ok(()));
+        let ordered =
+            evals("eval instant at 1m m\n  expect ordered\n  m{a=\"1\"} 1\n  m{a=\"2\"} NaN\n");
+        assert!(check_result(&ordered[0], &result(got, &[])).is_err());
+        // A wrong value, a missing `__name__`, a wrong timestamp, an extra series.
+        for bad in [
+            vec![
+                sample(&[("__name__", "m"), ("a", "1")], 60_000, 2.0),
+                sample(&[("__name__", "m"), ("a", "2")], 60_000, f64::NAN),
+            ],
+            vec![
+                sample(&[("a", "1")], 60_000, 1.0),
+                sample(&[("__name__", "m"), ("a", "2")], 60_000, f64::NAN),
+            ],
+            vec![
+                sample(&[("__name__", "m"), ("a", "1")], 0, 1.0),
+                sample(&[("__name__", "m"), ("a", "2")], 60_000, f64::NAN),
+            ],
+            vec![
+                sample(&[("__name__", "m"), ("a", "1")], 60_000, 1.0),
+                sample(&[("__name__", "m"), ("a", "2")], 60_000, f64::NAN),
+                sample(&[("__name__", "m"), ("a", "3")], 60_000, 3.0),
+            ],
+        ] {
+            assert!(check_result(&e[0], &result(Value::Vector(bad), &[])).is_err());
+        }
+        let empty = evals("eval instant at 1m m\n");
+        assert_eq!(
+            check_result(&empty[0], &result(Value::Vector(vec![]), &[])),
+            Ok(())
+        );
+        let scalar = Value::Scalar { t: 60_000, f: 1.0 };
+        assert!(check_result(&empty[0], &result(scalar, &[])).is_err());
+    }
+
+    #[test]
+    fn should_compare_scalars_and_strings() {
+        let e =
+            evals("eval instant at 1m 1\n  1\n\neval instant at 1m \"a\"\n  expect string \"a\"\n");
+        let scalar = Value::Scalar { t: 60_000, f: 1.0 };
+        assert_eq!(check_result(&e[0], &result(scalar, &[])), Ok(()));
+        let string = Value::String {
+            t: 60_000,
+            s: "a".into(),
+        };
+        assert_eq!(check_result(&e[1], &result(string.clone(), &[])), Ok(()));
+        assert!(check_result(&e[0], &result(string, &[])).is_err());
+        let wrong = Value::Scalar { t: 60_000, f: 2.0 };
+        assert!(check_result(&e[0], &result(wrong, &[])).is_err());
+    }
+
+    #[test]
+    fn should_compare_range_results_point_by_point() {
+        let e = evals("eval range from 0 to 2m step 1m m\n  m 1 _ 3\n  {} 1+1x2\n");
+        let series = |labels: &[(&str, &str)], floats: Vec<(i64, f64)>| RangeSeries {
+            labels: Labels::from_pairs(labels.iter().copied()),
+            floats,
+        };
+        let good = Value::Matrix(vec![
+            series(&[], vec![(0, 1.0), (60_000, 2.0), (120_000, 3.0)]),
+            series(&[("__name__", "m")], vec![(0, 1.0), (120_000, 3.0)]),
+        ]);
+        assert_eq!(check_result(&e[0], &result(good, &[])), Ok(()));
+        let gap_filled = Value::Matrix(vec![
+            series(&[], vec![(0, 1.0), (60_000, 2.0), (120_000, 3.0)]),
+            series(
+                &[("__name__", "m")],
+                vec![(0, 1.0), (60_000, 1.0), (120_000, 3.0)],
+            ),
+        ]);
+        assert!(check_result(&e[0], &result(gap_filled, &[])).is_err());
+        let missing = Value::Matrix(vec![series(
+            &[],
+            vec![(0, 1.0), (60_000, 2.0), (120_000, 3.0)],
+        )]);
+        assert!(check_result(&e[0], &result(missing, &[])).is_err());
+        let too_long = evals("eval range from 0 to 1m step 1m m\n  m 1 2 3\n");
+        let got = Value::Matrix(vec![series(
+            &[("__name__", "m")],
+            vec![(0, 1.0), (60_000, 2.0)],
+        )]);
+        assert!(check_result(&too_long[0], &result(got, &[])).is_err());
+    }
+
+    #[test]
+    fn should_check_warnings_both_ways() {
+        let e = evals(
+            "eval instant at 0 m\n  expect warn msg: w1\n\neval instant at 0 m\n  expect no_warn\n\n\
+             eval instant at 0 m\n  expect warn\n\neval instant at 0 m\n",
+        );
+        let ok =
+            |i: usize, w: &[&str]| check_result(&e[i], &result(Value::Vector(vec![]), w)).is_ok();
+        assert!(ok(0, &["w1"]));
+        assert!(!ok(0, &[]));
+        assert!(!ok(0, &["w1", "w2"]));
+        assert!(!ok(0, &["w2"]));
+        assert!(ok(1, &[]));
+        assert!(!ok(1, &["w1"]));
+        assert!(ok(2, &["anything"]));
+        assert!(!ok(2, &[]));
+        assert!(ok(3, &["unchecked"]));
+        assert!(ok(3, &[]));
+    }
+
+    #[test]
+    fn should_load_series_through_storage() {
+        let script = parse_script(
+            "load 1d\n  far 0+1x30\n\nload 5m\n  m{a=\"b\"} 1 _ stale 4\n  \
+             h {{schema:0 sum:1 count:1}} 2\n",
+        );
+        assert!(script.errors.is_empty(), "{:?}", script.errors);
+        tokio::runtime::Runtime::new().unwrap().block_on(async {
+            let db = open_db().await;
+            let mut loaded = Loaded::default();
+            for c in &script.commands {
+                if let Command::Load {
+                    interval_ms,
+                    with_nhcb,
+                    series,
+                    ..
+                } = c
+                {
+                    load(&db, *interval_ms, *with_nhcb, series, &mut loaded)
+                        .await
+                        .unwrap();
+                }
+            }
+            let read = |name: &'static str| {
+                let q = db.querier();
+                async move {
+                    q.select(&[Matcher::equal("__name__", name)], 0, i64::MAX / 4)
+                        .await
+                        .unwrap()
+                        .collect()
+                        .await
+                        .unwrap()
+                }
+            };
+            let far = read("far").await;
+            assert_eq!(far[0].samples.len(), 31);
+            assert_eq!(far[0].samples[30].timestamp_ms, 30 * 86_400_000);
+            let m = read("m").await;
+            let points: Vec<i64> = m[0].samples.iter().map(|s| s.timestamp_ms).collect();
+            assert_eq!(points, vec![0, 600_000, 900_000]);
+            assert!(is_stale_marker(m[0].samples[1].value));
+            assert!(read("h").await.is_empty());
+            assert_eq!(
+                loaded.histogram_series,
+                vec![Labels::from_pairs([("__name__", "h")])]
+            );
+            db.close().await.unwrap();
+        });
+    }
+}
