@@ -3,21 +3,29 @@
 //!
 //! `cargo bench -p opendata-timeseries` runs the full set; under `cargo test` (no
 //! `--bench` argument) a seconds-long smoke version keeps the code working.
-//! `TS_BENCH_ONLY=ingest|storage|select` runs one part; `TS_BENCH_DIR` sets where the
-//! databases go (default: the system temp directory).
+//! `TS_BENCH_ONLY=ingest|storage|select|query` runs one part; `TS_BENCH_DIR` sets where
+//! the databases go (default: the system temp directory).
 //!
 //! - ingest: durable in-process writes of 200 series × 10 samples from 4 concurrent
 //!   writers, 100,000 series;
 //! - storage: 8 h of the 10,000-series workload, then every bucket flushed into chunks
 //!   and compaction settled: stored bytes (live SSTs, indexes included) per sample;
 //! - select: 1,000 of 100,000 series by matchers with an hour of their samples, from
-//!   the head (the last hour) and from a closed bucket (an hour in storage).
+//!   the head (the last hour) and from a closed bucket (an hour in storage);
+//! - query: PromQL over 24 h of the 10,000-series workload (closed buckets in storage,
+//!   the open ones in the head): `sum by (job) (rate(m[5m]))` as an instant query and as
+//!   a 24 h range query at a 60 s step, and `histogram_quantile(0.9, sum by (le)
+//!   (rate(h_bucket[5m])))` over 24 h at 60 s, with `m` the workload's largest counter
+//!   family and `h` its histogram. Every result is checked against values computed from
+//!   the workload itself; a failing or wrong query makes the bench exit non-zero.
+//!   `TS_BENCH_REPS` sets the timed runs per query after a warm-up (default 20).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use opendata_common::{Durability, StorageConfig, StorageRoot};
-use opendata_timeseries::model::{MatchKind, Matcher, WriteBatch};
+use opendata_timeseries::model::{Labels, MatchKind, Matcher, MetricType, WriteBatch};
+use opendata_timeseries::promql::{Engine, QueryOptions, QueryResult, Value};
 use opendata_timeseries::workload::{Workload, WorkloadConfig};
 use opendata_timeseries::{TimeSeriesConfig, TimeSeriesDb};
 
@@ -295,6 +303,504 @@ async fn bench_select(full: bool) {
     db.close().await.unwrap();
 }
 
+// ---------------------------------------------------------------------------------------
+// PromQL queries.
+
+const MINUTE: i64 = 60_000;
+/// The range of the `rate` windows of the queries.
+const RATE_RANGE: i64 = 5 * MINUTE;
+/// Largest relative difference allowed between a query's value and the one computed
+/// from the workload (an engine following Prometheus lands within float rounding).
+const TOLERANCE: f64 = 1e-3;
+
+/// Values of the benchmark's queries computed straight from the workload's samples, as
+/// Prometheus defines them, to check that the engine's answers mean something.
+struct Reference<'a> {
+    w: &'a Workload,
+    scrapes: u64,
+}
+
+impl Reference<'_> {
+    /// `rate(s[5m])` at `t`: the extrapolated increase over the window `(t - 5m, t]`
+    /// divided by its length. The workload's counters never reset. `None` with fewer
+    /// than two samples in the window.
+    fn rate(&self, series: usize, t: i64) -> Option<f64> {
+        let cfg = self.w.config();
+        let (start, iv) = (cfg.start_ms, cfg.interval_ms);
+        let first = ((t - RATE_RANGE - start).div_euclid(iv) + 1).max(0) as u64;
+        let last = (t - start).div_euclid(iv);
+        if last < 0 {
+            return None;
+        }
+        let last = (last as u64).min(self.scrapes - 1);
+        if last <= first {
+            return None;
+        }
+        let (a, b) = (self.w.sample(series, first), self.w.sample(series, last));
+        // The query times sit half an interval off the scrape grid, so the jitter never
+        // moves a sample across a window's edge.
+        assert!(
+            a.timestamp_ms > t - RATE_RANGE && b.timestamp_ms <= t,
+            "reference window misaligned"
+        );
+        let n = (last - first + 1) as f64;
+        let increase = b.value - a.value;
+        let sampled = (b.timestamp_ms - a.timestamp_ms) as f64 / 1e3;
+        let mut to_start = (a.timestamp_ms - (t - RATE_RANGE)) as f64 / 1e3;
+        let to_end = (t - b.timestamp_ms) as f64 / 1e3;
+        let average = sampled / (n - 1.0);
+        // A counter is not extrapolated below zero.
+        if increase > 0.0 && a.value >= 0.0 {
+            to_start = to_start.min(sampled * a.value / increase);
+        }
+        let threshold = average * 1.1;
+        let mut covered = sampled;
+        covered += if to_start < threshold {
+            to_start
+        } else {
+            average / 2.0
+        };
+        covered += if to_end < threshold {
+            to_end
+        } else {
+            average / 2.0
+        };
+        Some(increase * covered / sampled / (RATE_RANGE as f64 / 1e3))
+    }
+
+    /// `sum(rate(s[5m]))` over `series` at `t`.
+    fn sum_rate(&self, series: &[usize], t: i64) -> Option<f64> {
+        let mut any = false;
+        let mut sum = 0.0;
+        for &s in series {
+            if let Some(r) = self.rate(s, t) {
+                any = true;
+                sum += r;
+            }
+        }
+        any.then_some(sum)
+    }
+
+    /// `histogram_quantile(q, sum by (le) (rate(h_bucket[5m])))` at `t`, with `buckets`
+    /// the bucket series and their upper bounds.
+    fn quantile(&self, q: f64, buckets: &[(usize, f64)], t: i64) -> Option<f64> {
+        let mut by_le: Vec<(f64, f64)> = Vec::new();
+        for &(s, le) in buckets {
+            let Some(r) = self.rate(s, t) else { continue };
+            match by_le.iter_mut().find(|(b, _)| *b == le) {
+                Some(slot) => slot.1 += r,
+                None => by_le.push((le, r)),
+            }
+        }
+        by_le.sort_by(|a, b| a.0.total_cmp(&b.0));
+        if by_le.len() < 2 || by_le.last().unwrap().0 != f64::INFINITY {
+            return None;
+        }
+        // Cumulative counts summed from rates can dip by rounding: keep them monotonic.
+        for i in 1..by_le.len() {
+            by_le[i].1 = by_le[i].1.max(by_le[i - 1].1);
+        }
+        let total = by_le.last().unwrap().1;
+        if total <= 0.0 {
+            return None;
+        }
+        let rank = q * total;
+        let b = by_le[..by_le.len() - 1]
+            .iter()
+            .position(|(_, c)| *c >= rank)
+            .unwrap_or(by_le.len() - 1);
+        if b == by_le.len() - 1 {
+            return Some(by_le[b - 1].0);
+        }
+        if b == 0 && by_le[0].0 <= 0.0 {
+            return Some(by_le[0].0);
+        }
+        let (lower, below) = if b == 0 { (0.0, 0.0) } else { by_le[b - 1] };
+        let (upper, count) = by_le[b];
+        Some(lower + (upper - lower) * (rank - below) / (count - below))
+    }
+}
+
+/// One of the benchmark's queries.
+enum Query {
+    Instant { t: i64 },
+    Range { start: i64, end: i64, step: i64 },
+}
+
+async fn run_query(
+    engine: &Engine,
+    querier: &opendata_timeseries::Querier,
+    promql: &str,
+    query: &Query,
+) -> Result<QueryResult, String> {
+    let options = QueryOptions::default();
+    let out = match *query {
+        Query::Instant { t } => engine.instant_query(querier, promql, t, &options).await,
+        Query::Range { start, end, step } => {
+            engine
+                .range_query(querier, promql, start, end, step, &options)
+                .await
+        }
+    };
+    out.map_err(|e| format!("`{promql}` failed ({}): {e}", e.error_type()))
+}
+
+/// Checks a query's value: one series with `labels`, a finite point at every expected
+/// time, each within [`TOLERANCE`] of the expected value. Returns the number of series
+/// and points and the largest relative difference.
+fn check(
+    value: &Value,
+    labels: &Labels,
+    expected: &[(i64, f64)],
+) -> Result<(usize, usize, f64), String> {
+    let got: Vec<(i64, f64)> = match value {
+        Value::Vector(v) => {
+            if v.len() != 1 || &v[0].labels != labels {
+                return Err(format!(
+                    "expected one series {labels:?}, got {} ({:?})",
+                    v.len(),
+                    v.iter().map(|s| &s.labels).take(3).collect::<Vec<_>>()
+                ));
+            }
+            vec![(v[0].t, v[0].f)]
+        }
+        Value::Matrix(m) => {
+            if m.len() != 1 || &m[0].labels != labels {
+                return Err(format!(
+                    "expected one series {labels:?}, got {} ({:?})",
+                    m.len(),
+                    m.iter().map(|s| &s.labels).take(3).collect::<Vec<_>>()
+                ));
+            }
+            m[0].floats.clone()
+        }
+        other => return Err(format!("unexpected {} result", other.result_type())),
+    };
+    if got.len() != expected.len() {
+        return Err(format!(
+            "expected {} points, got {}",
+            expected.len(),
+            got.len()
+        ));
+    }
+    let mut worst = 0.0f64;
+    for (&(t, f), &(et, ef)) in got.iter().zip(expected) {
+        if t != et {
+            return Err(format!("point at {t} ms, expected {et} ms"));
+        }
+        if !f.is_finite() {
+            return Err(format!("non-finite value {f} at {t} ms"));
+        }
+        let diff = (f - ef).abs() / ef.abs().max(1e-9);
+        if diff > TOLERANCE {
+            return Err(format!(
+                "value {f} at {t} ms, expected {ef} (relative difference {diff:.2e})"
+            ));
+        }
+        worst = worst.max(diff);
+    }
+    Ok((1, got.len(), worst))
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// `first, min, p50, p90, max` of timings (the first being the warm-up run).
+fn timing_summary(first: Duration, mut times: Vec<Duration>) -> String {
+    times.sort();
+    let n = times.len();
+    format!(
+        "warm-up {:.1} ms; {n} runs: min {:.1} ms, p50 {:.1} ms, p90 {:.1} ms, max {:.1} ms",
+        ms(first),
+        ms(times[0]),
+        ms(times[n / 2]),
+        ms(times[((n * 9).div_ceil(10)).saturating_sub(1)]),
+        ms(times[n - 1])
+    )
+}
+
+/// A line of `/proc/self/status` (`VmHWM`, `VmRSS`), in MiB.
+fn proc_status_mib(field: &str) -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Resets the process's peak RSS (`VmHWM`) to its current RSS; false if the kernel
+/// does not allow it.
+fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+fn series_of(w: &Workload, name: &str) -> Vec<usize> {
+    (0..w.series_count())
+        .filter(|&s| w.labels(s).metric_name() == Some(name))
+        .collect()
+}
+
+async fn bench_query(full: bool) -> Result<(), String> {
+    let series = if full { 10_000 } else { 1_000 };
+    let hours: i64 = if full { 24 } else { 2 };
+    let reps: usize = std::env::var("TS_BENCH_REPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if full { 20 } else { 3 })
+        .max(1);
+    let interval_ms = WorkloadConfig::default().interval_ms;
+    // Scrapes cover the 24 h of the range query plus the 5 min window of its first step,
+    // and the last one is a minute old.
+    let span = hours * HOUR + RATE_RANGE;
+    let scrapes = (span / interval_ms) as u64 + 1;
+    let start_ms = now_ms() - span - MINUTE;
+    let w = Workload::new(WorkloadConfig {
+        series,
+        interval_ms,
+        start_ms,
+        ..Default::default()
+    });
+    // Evaluation times sit half an interval after a nominal scrape time: with ±3 ms of
+    // jitter, no sample is ever on the edge of a window.
+    let end = start_ms + (scrapes as i64 - 1) * interval_ms + interval_ms / 2;
+    let range_start = end - hours * HOUR;
+    let step = MINUTE;
+
+    // m: the counter family with the most series; h: the histogram.
+    let mut counter = (String::new(), Vec::new());
+    let mut histogram = None;
+    for md in w.metadata() {
+        match md.metric_type {
+            MetricType::Counter => {
+                let s = series_of(&w, &md.metric);
+                if s.len() > counter.1.len() {
+                    counter = (md.metric.clone(), s);
+                }
+            }
+            MetricType::Histogram if histogram.is_none() => {
+                histogram = Some(md.metric.clone());
+            }
+            _ => {}
+        }
+    }
+    let (m, m_series) = counter;
+    let h_bucket = format!(
+        "{}_bucket",
+        histogram.expect("the workload has a histogram")
+    );
+    let h_series: Vec<(usize, f64)> = series_of(&w, &h_bucket)
+        .into_iter()
+        .map(|s| {
+            let le = w.labels(s).get("le").expect("le label");
+            let bound = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().expect("numeric le")
+            };
+            (s, bound)
+        })
+        .collect();
+
+    // Load in time order, 120 scrapes at a time, as the storage bench does; bucket
+    // closing runs in the background as the data moves on, as in production.
+    // The peak RSS printed after loading is this part's, not the earlier parts'.
+    reset_peak_rss();
+    let dir = bench_dir();
+    let db = open(dir.path()).await;
+    let t = Instant::now();
+    db.write_with(w.metadata_batch(), Durability::Memory)
+        .await
+        .unwrap();
+    let mut samples = 0u64;
+    for first in (0..scrapes).step_by(120) {
+        let last = (first + 120).min(scrapes);
+        let mut slice = Vec::new();
+        for s in (0..w.series_count()).step_by(1000) {
+            slice.push(w.batch(s..(s + 1000).min(w.series_count()), first..last));
+        }
+        let (n, _) = ingest(&db, vec![slice], 2, Durability::Memory).await;
+        samples += n;
+    }
+    let loaded = t.elapsed();
+    let t = Instant::now();
+    db.maintain().await.unwrap();
+    settle(&db).await;
+    let settled = t.elapsed();
+    let (open_buckets, closed) = db.querier().bucket_counts();
+    println!(
+        "query: loaded {} series x {scrapes} scrapes every {} s ({samples} samples, {hours} h + 5 min) in {:.1} s \
+         ({:.0} samples/s, memory durability); closing buckets and settling storage took {:.1} s more: \
+         {open_buckets} open (head) + {closed} closed buckets; peak RSS while loading {:.0} MiB",
+        w.series_count(),
+        interval_ms / 1000,
+        loaded.as_secs_f64(),
+        samples as f64 / loaded.as_secs_f64(),
+        settled.as_secs_f64(),
+        proc_status_mib("VmHWM").unwrap_or(f64::NAN),
+    );
+    let rss_before = proc_status_mib("VmRSS").unwrap_or(f64::NAN);
+    // The largest of the peaks between resets.
+    let mut peak_rss_since_start = proc_status_mib("VmHWM").unwrap_or(f64::NAN);
+
+    let querier = db.querier();
+    let engine = Engine::new(db.config().query.clone());
+    let reference = Reference { w: &w, scrapes };
+    let rate_query = format!("sum by (job) (rate({m}[5m]))");
+    let quantile_query = format!("histogram_quantile(0.9, sum by (le) (rate({h_bucket}[5m])))");
+    let steps: Vec<i64> = (0..)
+        .map(|k| range_start + k * step)
+        .take_while(|&t| t <= end)
+        .collect();
+    let job = Labels::from_pairs([("job", "node")]);
+    let cases = [
+        (
+            "instant",
+            rate_query.as_str(),
+            Query::Instant { t: end },
+            m_series.len(),
+            job.clone(),
+            vec![(end, reference.sum_rate(&m_series, end).unwrap())],
+        ),
+        (
+            "range",
+            rate_query.as_str(),
+            Query::Range {
+                start: range_start,
+                end,
+                step,
+            },
+            m_series.len(),
+            job,
+            steps
+                .iter()
+                .map(|&t| (t, reference.sum_rate(&m_series, t).unwrap()))
+                .collect(),
+        ),
+        (
+            "range",
+            quantile_query.as_str(),
+            Query::Range {
+                start: range_start,
+                end,
+                step,
+            },
+            h_series.len(),
+            Labels::default(),
+            steps
+                .iter()
+                .map(|&t| (t, reference.quantile(0.9, &h_series, t).unwrap()))
+                .collect(),
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (kind, promql, query, touched, labels, expected) in &cases {
+        let what = match query {
+            Query::Instant { .. } => "at the end".to_string(),
+            Query::Range { .. } => format!("over {hours} h at a {} s step", step / 1000),
+        };
+        // Reset the peak RSS so that the one read after the runs is this query's (or an
+        // earlier one's, if this one fits in the memory the allocator kept).
+        peak_rss_since_start = peak_rss_since_start.max(proc_status_mib("VmHWM").unwrap_or(0.0));
+        let reset = reset_peak_rss();
+        let t = Instant::now();
+        let result = match run_query(&engine, &querier, promql, query).await {
+            Ok(r) => r,
+            Err(e) => {
+                println!("query: {kind} {promql} {what}: FAILED: {e}");
+                failures.push(e);
+                continue;
+            }
+        };
+        let first = t.elapsed();
+        let (n_series, points, worst) = match check(&result.value, labels, expected) {
+            Ok(c) => c,
+            Err(e) => {
+                let e = format!("`{promql}` returned a wrong result: {e}");
+                println!("query: {kind} {promql} {what}: FAILED: {e}");
+                failures.push(e);
+                continue;
+            }
+        };
+        let mut times = Vec::new();
+        for _ in 0..reps {
+            let t = Instant::now();
+            let rerun = run_query(&engine, &querier, promql, query).await;
+            times.push(t.elapsed());
+            if let Err(e) = rerun.and_then(|r| check(&r.value, labels, expected)) {
+                let e = format!("`{promql}` failed on a rerun: {e}");
+                println!("query: {kind} {promql} {what}: FAILED: {e}");
+                failures.push(e);
+                break;
+            }
+        }
+        if times.len() < reps {
+            continue;
+        }
+        println!(
+            "query: {kind} {promql} {what}: {touched} series selected, {} samples loaded, \
+             result {n_series} series / {points} points (max relative difference to the \
+             workload's values {worst:.1e}); {}; peak RSS {:.0} MiB{}",
+            result.samples_loaded,
+            timing_summary(first, times),
+            proc_status_mib("VmHWM").unwrap_or(f64::NAN),
+            if reset {
+                ""
+            } else {
+                " (since the start: could not reset it)"
+            }
+        );
+    }
+    // What a range query reads, for scale: the selector's series and 24 h of their
+    // samples. After the queries, so that the memory it leaves to the allocator does not
+    // hide theirs.
+    for name in [&m, &h_bucket] {
+        let matchers = [Matcher::equal("__name__", name.as_str())];
+        let mut times = Vec::new();
+        let mut found = (0, 0, 0);
+        for _ in 0..4 {
+            let t = Instant::now();
+            let set = querier
+                .select(&matchers, end - hours * HOUR - RATE_RANGE, end)
+                .await
+                .unwrap();
+            let selected = set.series_count();
+            let got = set.collect().await.unwrap();
+            times.push(t.elapsed());
+            found = (
+                selected,
+                got.len(),
+                got.iter().map(|s| s.samples.len()).sum::<usize>(),
+            );
+        }
+        let first = times.remove(0);
+        println!(
+            "query: select {name}: {} series selected, {} with samples, {} samples over {hours} h + 5 min; {}",
+            found.0,
+            found.1,
+            found.2,
+            timing_summary(first, times)
+        );
+    }
+
+    println!(
+        "query: RSS {rss_before:.0} MiB after loading, {:.0} MiB after the queries; peak since this part started {:.0} MiB",
+        proc_status_mib("VmRSS").unwrap_or(f64::NAN),
+        peak_rss_since_start.max(proc_status_mib("VmHWM").unwrap_or(f64::NAN)),
+    );
+    db.close().await.unwrap();
+    drop(dir);
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} of {} queries failed: {}",
+            failures.len(),
+            cases.len(),
+            failures.join("; ")
+        ))
+    }
+}
+
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let only = std::env::var("TS_BENCH_ONLY").ok();
@@ -304,7 +810,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(async {
+    let failed = rt.block_on(async {
         if run("ingest") {
             bench_ingest(full).await;
         }
@@ -314,5 +820,13 @@ fn main() {
         if run("select") {
             bench_select(full).await;
         }
+        if run("query") {
+            return bench_query(full).await.err();
+        }
+        None
     });
+    if let Some(e) = failed {
+        eprintln!("ts_bench: {e}");
+        std::process::exit(1);
+    }
 }
