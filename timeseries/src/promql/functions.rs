@@ -715,6 +715,26 @@ fn range_function<'a>(
             ev.check_deadline()?;
         }
         let samples: &[Sample] = &s.samples;
+        // Counter-reset corrections as a prefix sum, so `rate` and `increase` cost O(1)
+        // per step: `corr[k]` adds up the value before every drop up to sample `k`.
+        let corr: Vec<f64> = if matches!(name, "rate" | "increase")
+            && samples.windows(2).any(|p| p[1].value < p[0].value)
+        {
+            let mut acc = 0.0;
+            std::iter::once(0.0)
+                .chain(samples.windows(2).map(|p| {
+                    if p[1].value < p[0].value {
+                        acc += p[0].value;
+                    }
+                    acc
+                }))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let correction = |lo: usize, hi: usize| -> f64 {
+            if corr.is_empty() { 0.0 } else { corr[hi - 1] - corr[lo] }
+        };
         let mut w = Windows::new(samples);
         let mut vals = vec![absent(); g.n];
         let mut any = false;
@@ -725,9 +745,9 @@ fn range_function<'a>(
             }
             let win = &samples[lo..hi];
             let v = match name {
-                "rate" => extrapolated_rate(win, end - r.range, end, true, Some(range_secs)),
-                "increase" => extrapolated_rate(win, end - r.range, end, true, None),
-                "delta" => extrapolated_rate(win, end - r.range, end, false, None),
+                "rate" => extrapolated_rate(win, end - r.range, end, Some(correction(lo, hi)), Some(range_secs)),
+                "increase" => extrapolated_rate(win, end - r.range, end, Some(correction(lo, hi)), None),
+                "delta" => extrapolated_rate(win, end - r.range, end, None, None),
                 "irate" | "idelta" => instant_delta(win, name == "irate"),
                 "deriv" => (win.len() >= 2).then(|| linear_regression(win, win[0].timestamp_ms).0),
                 "predict_linear" => (win.len() >= 2).then(|| {
@@ -850,30 +870,26 @@ fn range_function<'a>(
     Ok(Val::Vector(out))
 }
 
-/// `rate`, `increase` and `delta`: the change over the window, extrapolated towards the
+/// `rate`, `increase` and `delta`: the change over the window (plus, for counters,
+/// `reset_correction`: the value before each drop), extrapolated towards the
 /// window's edges (at most half an average sample gap beyond the outer samples unless
 /// they are close to the edge, and never below zero for counters).
 fn extrapolated_rate(
     win: &[Sample],
     range_start: i64,
     range_end: i64,
-    counter: bool,
+    reset_correction: Option<f64>,
     rate_secs: Option<f64>,
 ) -> Option<f64> {
     if win.len() < 2 {
         return None;
     }
+    let counter = reset_correction.is_some();
     let first = win[0];
     let last = win[win.len() - 1];
     let mut result = last.value - first.value;
-    if counter {
-        let mut prev = first.value;
-        for x in &win[1..] {
-            if x.value < prev {
-                result += prev;
-            }
-            prev = x.value;
-        }
+    if let Some(c) = reset_correction {
+        result += c;
     }
     let mut to_start = (first.timestamp_ms - range_start) as f64 / 1000.0;
     let mut to_end = (range_end - last.timestamp_ms) as f64 / 1000.0;

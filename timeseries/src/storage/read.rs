@@ -117,11 +117,30 @@ impl SeriesSet {
                 }
             }
         }
+        // Buckets are read and decoded in parallel tasks, so a long range uses every
+        // core of the runtime.
         let mut stored: BTreeMap<(u32, u32), Vec<Sample>> = BTreeMap::new();
-        for (bucket, ids) in wanted {
-            self.querier
-                .read_chunks(bucket, &ids, self.start, self.end, &mut stored)
-                .await?;
+        let tasks: Vec<_> = wanted
+            .into_iter()
+            .map(|(bucket, ids)| {
+                let querier = self.querier.clone();
+                let (start, end) = (self.start, self.end);
+                tokio::spawn(async move {
+                    let mut out = BTreeMap::new();
+                    querier
+                        .read_chunks(bucket, &ids, start, end, &mut out)
+                        .await
+                        .map(|_| out)
+                })
+            })
+            .collect();
+        for task in tasks {
+            let part = task.await.map_err(|e| {
+                crate::Error::Storage(opendata_common::Error::Internal(format!(
+                    "chunk read task failed: {e}"
+                )))
+            })??;
+            stored.extend(part);
         }
         for (labels, parts) in batch {
             let mut samples: Vec<Sample> = Vec::new();
