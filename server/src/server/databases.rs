@@ -4,6 +4,7 @@ use axum::Router;
 use opendata_common::StorageRoot;
 use opendata_log::server::LogService;
 use opendata_log::{LogDb, LogDbReader};
+use opendata_timeseries::promql::Engine;
 use opendata_timeseries::server::TimeSeriesService;
 use opendata_timeseries::{TimeSeriesDb, TimeSeriesDbReader};
 
@@ -16,6 +17,8 @@ pub struct Databases {
     pub log: LogService,
     /// The time series database.
     pub timeseries: TimeSeriesService,
+    /// The PromQL engine, with the `[timeseries.query]` limits.
+    pub query_engine: Engine,
 }
 
 impl Databases {
@@ -49,14 +52,22 @@ impl Databases {
         } else {
             TimeSeriesService::Writer(TimeSeriesDb::open_in(root, config.timeseries.clone()).await?)
         };
-        Ok(Self { log, timeseries })
+        let query_engine = Engine::new(config.timeseries.query.clone());
+        Ok(Self {
+            log,
+            timeseries,
+            query_engine,
+        })
     }
 
     /// Every database's routes.
     pub fn routes(&self) -> Router {
         Router::new()
             .merge(opendata_log::server::router(self.log.clone()))
-            .merge(opendata_timeseries::server::router(self.timeseries.clone()))
+            .merge(opendata_timeseries::server::router_with_engine(
+                self.timeseries.clone(),
+                self.query_engine.clone(),
+            ))
     }
 
     /// Names and health of each database.

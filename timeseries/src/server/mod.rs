@@ -11,14 +11,19 @@
 //! | `GET, POST /api/v1/label/{name}/values` | values of a label |
 //! | `GET /api/v1/metadata` | metric metadata (`metric`, `limit`, `limit_per_metric`) |
 //! | `GET /api/v1/status/buildinfo` | version information |
+//! | `GET, POST /api/v1/query`, `/api/v1/query_range` | PromQL (see [`query`]) |
+//! | `GET, POST /api/v1/format_query`, `/api/v1/parse_query` | PromQL formatted, or as a JSON syntax tree |
+//! | `GET, POST /api/v1/query_exemplars` | exemplars (none are stored: always empty) |
+//! | `GET /api/v1/status/config`, `/flags`, `/runtimeinfo`; `/api/v1/rules`, `/api/v1/alerts` | small answers Prometheus clients such as Grafana expect |
 
 pub mod params;
 pub mod proto;
+pub mod query;
 
 use std::collections::BTreeSet;
 
 use axum::Router;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{FromRef, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -27,8 +32,10 @@ use opendata_common::http::{ApiError, ApiResult};
 use serde_json::{Map, Value, json};
 
 use self::params::Params;
+use crate::config::QueryConfig;
 use crate::ingest::remote_write::{self, RemoteWriteVersion};
 use crate::model::{Labels, Matcher};
+use crate::promql::Engine;
 use crate::storage::{Querier, TimeSeriesDb, TimeSeriesDbReader, limited};
 
 /// The time series database as the routes see it: the writer or a read-only replica.
@@ -66,8 +73,34 @@ impl TimeSeriesService {
     }
 }
 
-/// The routes, to merge into the server's router.
+/// What the routes share: the database and the PromQL engine beside it.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The database.
+    pub service: TimeSeriesService,
+    /// The PromQL engine with the configured query limits.
+    pub engine: Engine,
+}
+
+impl FromRef<ApiState> for TimeSeriesService {
+    fn from_ref(state: &ApiState) -> Self {
+        state.service.clone()
+    }
+}
+
+/// The routes, to merge into the server's router, with a PromQL engine using the
+/// writer's `[timeseries.query]` limits (a replica's default ones: use
+/// [`router_with_engine`] to give a replica its configured limits).
 pub fn router(service: TimeSeriesService) -> Router {
+    let query = match &service {
+        TimeSeriesService::Writer(db) => db.config().query.clone(),
+        TimeSeriesService::Replica(_) => QueryConfig::default(),
+    };
+    router_with_engine(service, Engine::new(query))
+}
+
+/// The routes, with queries evaluated by `engine`.
+pub fn router_with_engine(service: TimeSeriesService, engine: Engine) -> Router {
     Router::new()
         .route("/api/v1/write", post(remote_write))
         .route("/api/v1/series", get(series).post(series))
@@ -78,7 +111,8 @@ pub fn router(service: TimeSeriesService) -> Router {
         )
         .route("/api/v1/metadata", get(metadata))
         .route("/api/v1/status/buildinfo", get(buildinfo))
-        .with_state(service)
+        .merge(query::routes())
+        .with_state(ApiState { service, engine })
 }
 
 /// Prometheus's success envelope.
@@ -167,7 +201,7 @@ async fn remote_write(
     Ok(response)
 }
 
-fn labels_json(labels: &Labels) -> Value {
+pub(crate) fn labels_json(labels: &Labels) -> Value {
     let mut m = Map::new();
     for l in labels.as_slice() {
         m.insert(l.name.clone(), Value::String(l.value.clone()));

@@ -78,6 +78,17 @@ impl Params {
         }
     }
 
+    /// A duration parameter in ms (float seconds or a Prometheus duration such as
+    /// `1m30s`), or `None` when absent or empty.
+    pub fn duration(&self, name: &str) -> ApiResult<Option<i64>> {
+        match self.get(name) {
+            None | Some("") => Ok(None),
+            Some(v) => parse_duration(v)
+                .map(Some)
+                .map_err(|e| ApiError::bad_data(format!("invalid parameter \"{name}\": {e}"))),
+        }
+    }
+
     /// The `match[]` selectors, each a list of matcher sets (a selector with `or` has
     /// several); the sets of all selectors are OR-ed.
     pub fn matchers(&self) -> ApiResult<Vec<Vec<Matcher>>> {
@@ -125,6 +136,63 @@ pub fn parse_time(v: &str) -> Result<i64, String> {
         return Ok(ms as i64);
     }
     parse_rfc3339(v).ok_or_else(|| format!("cannot parse \"{v}\" to a valid timestamp"))
+}
+
+/// Parses a duration to ms: float seconds (`15`, `0.5`, `-1`), or a Prometheus duration,
+/// units largest first, each at most once (`1h30m`, `15s`, `500ms`, `2d`, `1w`, `1y`;
+/// `d` is 24 hours, `w` 7 days, `y` 365 days).
+pub fn parse_duration(v: &str) -> Result<i64, String> {
+    let bad = || format!("cannot parse \"{v}\" to a valid duration");
+    if let Ok(secs) = v.parse::<f64>() {
+        let ms = (secs * 1000.0).round();
+        if !ms.is_finite() || ms.abs() >= i64::MAX as f64 {
+            return Err(format!(
+                "cannot parse \"{v}\" to a valid duration. It overflows int64"
+            ));
+        }
+        return Ok(ms as i64);
+    }
+    // Units from largest to smallest, with their length in ms.
+    const UNITS: [(&str, i64); 7] = [
+        ("y", 365 * 86_400_000),
+        ("w", 7 * 86_400_000),
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1000),
+        ("ms", 1),
+    ];
+    let mut rest = v;
+    let mut next_unit = 0;
+    let mut total: i64 = 0;
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return Err(bad());
+        }
+        let n: i64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        // "ms" before "m", so a millisecond count is not read as minutes.
+        let unit = if rest.starts_with("ms") {
+            "ms"
+        } else {
+            rest.get(..1).ok_or_else(bad)?
+        };
+        let idx = UNITS.iter().position(|(u, _)| *u == unit).ok_or_else(bad)?;
+        if idx < next_unit {
+            return Err(bad());
+        }
+        next_unit = idx + 1;
+        rest = &rest[unit.len()..];
+        total = n
+            .checked_mul(UNITS[idx].1)
+            .and_then(|x| total.checked_add(x))
+            .ok_or_else(bad)?;
+    }
+    Ok(total)
 }
 
 /// `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` to ms since the epoch.
@@ -223,6 +291,31 @@ mod tests {
             "inf",
         ] {
             assert!(parse_time(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn should_parse_float_seconds_and_prometheus_durations() {
+        for (v, ms) in [
+            ("15", 15_000),
+            ("0.5", 500),
+            ("-1", -1000),
+            ("0", 0),
+            ("15s", 15_000),
+            ("1m30s", 90_000),
+            ("500ms", 500),
+            ("1h", 3_600_000),
+            ("2d", 172_800_000),
+            ("1w", 604_800_000),
+            ("1y", 31_536_000_000),
+            ("1h1m1s1ms", 3_661_001),
+        ] {
+            assert_eq!(parse_duration(v).unwrap(), ms, "{v}");
+        }
+        for bad in [
+            "", "abc", "1x", "s", "1s1m", "1m1m", "1.5s", "-1s", "NaN", "1e400",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }
 
