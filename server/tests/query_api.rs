@@ -2,9 +2,6 @@
 //! its messages, the JSON envelope, `format_query`, `parse_query`, exemplars, the small
 //! endpoints Grafana calls, and queries over remote-written data, also through
 //! `promtool` (Debian's `prometheus` package; in CI the test fails without it).
-//!
-//! Tests that need query results wait for the PromQL engine: while it is the skeleton
-//! that answers "not implemented yet", they print a message and stop early.
 
 mod support;
 
@@ -118,17 +115,6 @@ fn assert_bad_data(what: &str, (status, body): &(u16, Value), needle: &str) {
         "{what}: message {msg:?} should contain {needle:?}"
     );
     assert_eq!(body.as_object().unwrap().len(), 3, "{what}: {body}");
-}
-
-/// Whether the PromQL engine evaluates queries yet (the skeleton answers every query
-/// with "not implemented yet").
-async fn engine_ready(client: &reqwest::Client, base: &str) -> bool {
-    let (_, body) = get(client, base, "/api/v1/query?query=1%2B1").await;
-    if body["error"].as_str() == Some("not implemented yet") {
-        eprintln!("skipping the query result checks: the PromQL engine is not implemented yet");
-        return false;
-    }
-    true
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -355,7 +341,7 @@ async fn should_format_and_parse_queries_and_answer_what_grafana_asks() {
     assert_eq!((status, &body["data"]), (200, &json!({})));
 
     // Grafana's health check: the instant query 1+1 at t=4, as a form POST.
-    if engine_ready(&client, &base).await {
+    {
         let (status, body) = post(
             &client,
             &base,
@@ -392,10 +378,6 @@ async fn should_answer_queries_over_written_samples() {
     let server = start(&dir, None).await;
     let client = reqwest::Client::new();
     let base = server.base.clone();
-    if !engine_ready(&client, &base).await {
-        server.terminate();
-        return;
-    }
     let t0 = (now_ms() - 600_000) / 1000 * 1000;
     write(&client, &base, &counter_series(t0)).await;
     let t = |i: i64| t0 + i * 15_000;

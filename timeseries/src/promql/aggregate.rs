@@ -67,7 +67,7 @@ pub(super) fn eval<'a>(ev: &mut Evaluator<'a>, a: &'a AggregateExpr, g: Grid) ->
                 })
                 .collect();
             let mut buf: Vec<Vec<f64>> = vec![Vec::new(); out.len()];
-            for i in 0..g.n {
+            for (i, &qi) in q.iter().enumerate() {
                 for b in &mut buf {
                     b.clear();
                 }
@@ -78,7 +78,7 @@ pub(super) fn eval<'a>(ev: &mut Evaluator<'a>, a: &'a AggregateExpr, g: Grid) ->
                 }
                 for (gi, b) in buf.iter_mut().enumerate() {
                     if !b.is_empty() {
-                        out[gi].vals[i] = quantile_sorted(q[i], b);
+                        out[gi].vals[i] = quantile_sorted(qi, b);
                     }
                 }
             }
@@ -296,15 +296,12 @@ fn add(op: u16, a: &mut Acc, v: f64) {
             a.mean = m;
             a.comp = c;
         }
-        T_MIN => {
-            if first || v < a.value || a.value.is_nan() {
-                a.value = v;
-            }
-        }
-        T_MAX => {
-            if first || v > a.value || a.value.is_nan() {
-                a.value = v;
-            }
+        T_MIN if first || v < a.value || a.value.is_nan() => a.value = v,
+        T_MAX if first || v > a.value || a.value.is_nan() => a.value = v,
+        T_STDDEV | T_STDVAR if first => {
+            a.mean = v;
+            a.comp = 0.0;
+            a.value = 0.0;
         }
         T_STDDEV | T_STDVAR => {
             let delta = v - (a.mean + a.comp);

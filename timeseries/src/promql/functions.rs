@@ -733,7 +733,11 @@ fn range_function<'a>(
             Vec::new()
         };
         let correction = |lo: usize, hi: usize| -> f64 {
-            if corr.is_empty() { 0.0 } else { corr[hi - 1] - corr[lo] }
+            if corr.is_empty() {
+                0.0
+            } else {
+                corr[hi - 1] - corr[lo]
+            }
         };
         let mut w = Windows::new(samples);
         let mut vals = vec![absent(); g.n];
@@ -745,8 +749,16 @@ fn range_function<'a>(
             }
             let win = &samples[lo..hi];
             let v = match name {
-                "rate" => extrapolated_rate(win, end - r.range, end, Some(correction(lo, hi)), Some(range_secs)),
-                "increase" => extrapolated_rate(win, end - r.range, end, Some(correction(lo, hi)), None),
+                "rate" => extrapolated_rate(
+                    win,
+                    end - r.range,
+                    end,
+                    Some(correction(lo, hi)),
+                    Some(range_secs),
+                ),
+                "increase" => {
+                    extrapolated_rate(win, end - r.range, end, Some(correction(lo, hi)), None)
+                }
                 "delta" => extrapolated_rate(win, end - r.range, end, None, None),
                 "irate" | "idelta" => instant_delta(win, name == "irate"),
                 "deriv" => (win.len() >= 2).then(|| linear_regression(win, win[0].timestamp_ms).0),
