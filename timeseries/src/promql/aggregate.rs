@@ -298,11 +298,6 @@ fn add(op: u16, a: &mut Acc, v: f64) {
         }
         T_MIN if first || v < a.value || a.value.is_nan() => a.value = v,
         T_MAX if first || v > a.value || a.value.is_nan() => a.value = v,
-        T_STDDEV | T_STDVAR if first => {
-            a.mean = v;
-            a.comp = 0.0;
-            a.value = 0.0;
-        }
         T_STDDEV | T_STDVAR => {
             let delta = v - (a.mean + a.comp);
             let (m, c) = kahan_inc(delta / a.count, a.mean, a.comp);
