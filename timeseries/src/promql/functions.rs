@@ -1026,3 +1026,46 @@ fn smoothing(win: &[Sample], sf: f64, tf: f64) -> Option<f64> {
     }
     Some(s1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn should_format_floats_like_go() {
+        assert_eq!(format_float(1.5), "1.5");
+        assert_eq!(format_float(1e21), "1000000000000000000000");
+        assert_eq!(format_float(f64::INFINITY), "+Inf");
+        assert_eq!(go_g(1.1), "1.1");
+        assert_eq!(go_g(-1.1), "-1.1");
+        assert_eq!(go_g(1e-7), "1e-07");
+        assert_eq!(go_g(1e21), "1e+21");
+        assert_eq!(go_g(f64::NAN), "NaN");
+    }
+
+    #[test]
+    fn should_convert_days_to_civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+        assert_eq!(date_part("day_of_week", 0.0), 4.0);
+        assert_eq!(date_part("days_in_month", 19_782.0 * 86_400.0), 29.0);
+        assert_eq!(date_part("day_of_year", 19_782.0 * 86_400.0), 60.0);
+    }
+
+    #[test]
+    fn should_compare_label_values_naturally() {
+        assert_eq!(natural_cmp("a2", "a10"), Ordering::Less);
+        assert_eq!(natural_cmp("a10", "a10"), Ordering::Equal);
+        assert_eq!(natural_cmp("b", "a10"), Ordering::Greater);
+    }
+
+    #[test]
+    fn should_interpolate_quantiles_with_nan_first() {
+        let mut v = vec![3.0, 1.0, 2.0, 4.0];
+        assert_eq!(quantile_sorted(0.5, &mut v), 2.5);
+        assert_eq!(quantile_sorted(-1.0, &mut v), f64::NEG_INFINITY);
+        let mut v = vec![1.0, f64::NAN];
+        assert!(quantile_sorted(0.0, &mut v).is_nan());
+    }
+}
