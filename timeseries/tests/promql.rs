@@ -240,3 +240,79 @@ async fn should_warn_about_rate_of_a_non_counter_name() {
         .unwrap();
     assert!(r.infos.is_empty(), "{:?}", r.infos);
 }
+
+#[tokio::test]
+async fn should_add_info_series_data_labels_with_info() {
+    let db = db_with_data(0).await;
+    let write = |name: &str, extra: &[(&str, &str)]| {
+        let mut pairs = vec![
+            ("__name__".to_string(), name.to_string()),
+            ("instance".to_string(), "a:1".to_string()),
+            ("job".to_string(), "node".to_string()),
+        ];
+        pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        SeriesSamples {
+            labels: Labels::from_pairs(pairs),
+            samples: vec![Sample {
+                timestamp_ms: 10 * MIN,
+                value: 1.0,
+            }],
+        }
+    };
+    db.write(WriteBatch {
+        series: vec![
+            write("up", &[]),
+            write("target_info", &[("version", "1.2"), ("region", "eu")]),
+            write("build_info", &[("commit", "abc")]),
+        ],
+        metadata: vec![],
+    })
+    .await
+    .unwrap();
+    let e = engine(|_| {});
+    let run = |q: &'static str| {
+        let e = e.clone();
+        let querier = db.querier();
+        async move {
+            let r = e
+                .instant_query(&querier, q, 11 * MIN, &QueryOptions::default())
+                .await
+                .unwrap();
+            let Value::Vector(v) = r.value else {
+                panic!("expected a vector")
+            };
+            v.into_iter().map(|s| s.labels).collect::<Vec<_>>()
+        }
+    };
+    let label = |pairs: &[(&str, &str)]| Labels::from_pairs(pairs.iter().copied());
+    assert_eq!(
+        run("info(up)").await,
+        vec![label(&[
+            ("__name__", "up"),
+            ("instance", "a:1"),
+            ("job", "node"),
+            ("region", "eu"),
+            ("version", "1.2")
+        ])]
+    );
+    assert_eq!(
+        run("info(up, {region=~\".+\"})").await,
+        vec![label(&[
+            ("__name__", "up"),
+            ("instance", "a:1"),
+            ("job", "node"),
+            ("region", "eu")
+        ])]
+    );
+    assert_eq!(
+        run("info(up, build_info)").await,
+        vec![label(&[
+            ("__name__", "up"),
+            ("commit", "abc"),
+            ("instance", "a:1"),
+            ("job", "node")
+        ])]
+    );
+    // A required data label no info series has drops the series.
+    assert!(run("info(up, {zone=~\".+\"})").await.is_empty());
+}

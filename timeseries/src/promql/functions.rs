@@ -219,6 +219,7 @@ pub(super) fn eval<'a>(ev: &mut Evaluator<'a>, c: &'a Call, g: Grid) -> Result<V
             Ok(absent_result(args[0], vals))
         }
         "label_replace" => label_replace(ev, &args, g),
+        "info" => info(ev, &args, g),
         "label_join" => label_join(ev, &args, g),
         "sort" | "sort_desc" => {
             let mut v = ev.eval_vector(args[0], g)?;
@@ -571,6 +572,134 @@ fn label_join<'a>(ev: &mut Evaluator<'a>, args: &[&'a Expr], g: Grid) -> Result<
         }
     }
     Ok(Val::Vector(v))
+}
+
+/// The labels that tie a series to its info series.
+const INFO_IDENTIFYING: [&str; 2] = ["instance", "job"];
+
+/// Gives every `info(v)` call its info-series selector: `target_info` unless the
+/// second argument names one. Runs before planning, so the planner loads it.
+pub(super) fn prepare_info(e: &mut Expr) -> Result<()> {
+    use promql_parser::label::{MatchOp, Matcher};
+    match e {
+        Expr::Call(c) if c.func.name == "info" => {
+            if c.args.args.len() == 1 {
+                let selector =
+                    promql_parser::parser::parse("target_info").map_err(QueryError::BadData)?;
+                c.args.args.push(Box::new(selector));
+            } else if let Expr::VectorSelector(vs) = c.args.args[1].as_mut() {
+                let named =
+                    vs.name.is_some() || vs.matchers.matchers.iter().any(|m| m.name == METRIC_NAME);
+                if !named {
+                    vs.matchers.matchers.push(Matcher::new(
+                        MatchOp::Equal,
+                        METRIC_NAME,
+                        "target_info",
+                    ));
+                }
+            } else {
+                return Err(QueryError::BadData(
+                    "expected label selectors as the second argument to \"info\" function".into(),
+                ));
+            }
+            prepare_info(&mut c.args.args[0])
+        }
+        Expr::Call(c) => c.args.args.iter_mut().try_for_each(|a| prepare_info(a)),
+        Expr::Aggregate(a) => {
+            if let Some(p) = &mut a.param {
+                prepare_info(p)?;
+            }
+            prepare_info(&mut a.expr)
+        }
+        Expr::Binary(b) => {
+            prepare_info(&mut b.lhs)?;
+            prepare_info(&mut b.rhs)
+        }
+        Expr::Paren(p) => prepare_info(&mut p.expr),
+        Expr::Unary(u) => prepare_info(&mut u.expr),
+        Expr::Subquery(sq) => prepare_info(&mut sq.expr),
+        _ => Ok(()),
+    }
+}
+
+/// `info(v, selector)`: adds to each series the data labels of the info series (at the
+/// same step) that share its `instance` and `job`. Labels the series already has are
+/// kept. With data-label matchers, only those labels are added, and a series without a
+/// matching info series is dropped unless the matchers accept an empty value.
+fn info<'a>(ev: &mut Evaluator<'a>, args: &[&'a Expr], g: Grid) -> Result<Val<'a>> {
+    let v = ev.eval_vector(args[0], g)?;
+    let Expr::VectorSelector(vs) = args[1] else {
+        return Err(QueryError::BadData(
+            "expected label selectors as the second argument to \"info\" function".into(),
+        ));
+    };
+    let infos = ev.select_instant(vs, g, false);
+    let data_matchers: Vec<&promql_parser::label::Matcher> = vs
+        .matchers
+        .matchers
+        .iter()
+        .filter(|m| m.name != METRIC_NAME)
+        .collect();
+    let key = |l: &Labels| -> Option<Vec<String>> {
+        INFO_IDENTIFYING
+            .iter()
+            .map(|n| l.get(n).map(str::to_string))
+            .collect()
+    };
+    let info_keys: Vec<Option<Vec<String>>> = infos.iter().map(|s| key(&s.labels)).collect();
+    let mut out: Vec<VSeries> = Vec::new();
+    let mut index: std::collections::HashMap<(usize, Labels), usize> =
+        std::collections::HashMap::new();
+    for (si, s) in v.iter().enumerate() {
+        let k = key(&s.labels);
+        for i in 0..g.n {
+            if !is_present(s.vals[i]) {
+                continue;
+            }
+            let found = k.as_ref().and_then(|k| {
+                infos
+                    .iter()
+                    .zip(&info_keys)
+                    .find(|(inf, ik)| is_present(inf.vals[i]) && ik.as_ref() == Some(k))
+                    .map(|(inf, _)| inf)
+            });
+            let labels = match found {
+                Some(inf) => {
+                    let mut labels = s.labels.clone();
+                    for l in inf.labels.as_slice() {
+                        if l.name == METRIC_NAME || INFO_IDENTIFYING.contains(&l.name.as_str()) {
+                            continue;
+                        }
+                        if !data_matchers.is_empty()
+                            && !data_matchers.iter().any(|m| m.name == l.name)
+                        {
+                            continue;
+                        }
+                        if s.labels.get(&l.name).is_none() {
+                            labels = with_label(&labels, &l.name, &l.value);
+                        }
+                    }
+                    labels
+                }
+                None => {
+                    if data_matchers.iter().any(|m| !m.is_match("")) {
+                        continue;
+                    }
+                    s.labels.clone()
+                }
+            };
+            let slot = *index.entry((si, labels.clone())).or_insert_with(|| {
+                out.push(VSeries {
+                    labels,
+                    drop_name: s.drop_name,
+                    vals: vec![absent(); g.n],
+                });
+                out.len() - 1
+            });
+            out[slot].vals[i] = s.vals[i];
+        }
+    }
+    Ok(Val::Vector(out))
 }
 
 /// Days since 1970-01-01 to (year, month 1-12, day 1-31).

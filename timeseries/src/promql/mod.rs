@@ -237,7 +237,8 @@ impl Engine {
             timeout = timeout.min(t);
         }
         let deadline = Instant::now() + timeout;
-        let expr = promql_parser::parser::parse(query).map_err(QueryError::BadData)?;
+        let mut expr = promql_parser::parser::parse(query).map_err(QueryError::BadData)?;
+        functions::prepare_info(&mut expr)?;
         let lookback = options
             .lookback_delta_ms
             .unwrap_or(self.config.lookback_delta_ms as i64);
