@@ -180,8 +180,10 @@ fn bad_param(what: &str) -> QueryError {
     QueryError::BadData(format!("aggregation parameter {what} has the wrong type"))
 }
 
+/// A label name the query may create: non-empty, and not carrying the replacement
+/// character the parser leaves for bytes that were not UTF-8.
 pub(super) fn valid_label_name(name: &str) -> bool {
-    !name.is_empty() && std::str::from_utf8(name.as_bytes()).is_ok() && !name.contains('\u{fffd}')
+    !name.is_empty() && !name.contains('\u{fffd}')
 }
 
 /// The labels a series' group is known by: the `by` labels, or every label but the

@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 
-use promql_parser::label::Labels as NameList;
 use promql_parser::parser::token::{
     T_ADD, T_ATAN2, T_DIV, T_EQLC, T_GTE, T_GTR, T_LAND, T_LOR, T_LSS, T_LTE, T_LUNLESS, T_MOD,
     T_MUL, T_NEQ, T_POW, T_SUB, TokenId,
@@ -11,7 +10,7 @@ use promql_parser::parser::token::{
 use promql_parser::parser::{BinModifier, BinaryExpr, LabelModifier, VectorMatchCardinality};
 
 use super::QueryError;
-use super::eval::{Evaluator, Grid, Result, VSeries, Val, absent, is_present};
+use super::eval::{Evaluator, Grid, Result, VSeries, Val, absent, is_present, with_label};
 use crate::model::{Label, Labels, METRIC_NAME};
 
 pub(super) fn eval<'a>(ev: &mut Evaluator<'a>, b: &'a BinaryExpr, g: Grid) -> Result<Val<'a>> {
@@ -122,38 +121,27 @@ fn vector_scalar(
     v
 }
 
-/// The matching signature of a series: the `on` labels, or every label but the
-/// metric name and the `ignoring` labels.
+/// The labels vector matching compares: the `on` labels, or every label but the metric
+/// name and the `ignoring` labels.
+fn matched_labels<'l>(
+    labels: &'l Labels,
+    m: Option<&'l LabelModifier>,
+) -> impl Iterator<Item = &'l Label> {
+    labels.as_slice().iter().filter(move |l| match m {
+        Some(LabelModifier::Include(on)) => on.labels.contains(&l.name),
+        Some(LabelModifier::Exclude(ign)) => l.name != METRIC_NAME && !ign.labels.contains(&l.name),
+        None => l.name != METRIC_NAME,
+    })
+}
+
+/// The matching signature of a series (its [`matched_labels`], encoded).
 pub(super) fn signature(labels: &Labels, matching: Option<&LabelModifier>) -> Vec<u8> {
     let mut out = Vec::new();
-    let mut push = |l: &Label| {
+    for l in matched_labels(labels, matching) {
         out.extend_from_slice(l.name.as_bytes());
         out.push(0xff);
         out.extend_from_slice(l.value.as_bytes());
         out.push(0xff);
-    };
-    match matching {
-        Some(LabelModifier::Include(on)) => {
-            for l in labels.as_slice() {
-                if on.labels.iter().any(|n| n == &l.name) {
-                    push(l);
-                }
-            }
-        }
-        Some(LabelModifier::Exclude(ign)) => {
-            for l in labels.as_slice() {
-                if l.name != METRIC_NAME && !ign.labels.iter().any(|n| n == &l.name) {
-                    push(l);
-                }
-            }
-        }
-        None => {
-            for l in labels.as_slice() {
-                if l.name != METRIC_NAME {
-                    push(l);
-                }
-            }
-        }
     }
     out
 }
@@ -227,27 +215,16 @@ fn result_labels(many: &Labels, one: &Labels, m: &BinModifier) -> Labels {
             None => {}
         },
         VectorMatchCardinality::ManyToOne(include) | VectorMatchCardinality::OneToMany(include) => {
-            copy_included(&mut labels, one, include);
+            // `group_x` labels come from the "one" side (removed when it lacks them).
+            let mut out = Labels::from_sorted(labels);
+            for name in &include.labels {
+                out = with_label(&out, name, one.get(name).unwrap_or(""));
+            }
+            return out;
         }
         VectorMatchCardinality::ManyToMany => {}
     }
     Labels::from_sorted(labels)
-}
-
-fn copy_included(labels: &mut Vec<Label>, one: &Labels, include: &NameList) {
-    for name in &include.labels {
-        labels.retain(|l| &l.name != name);
-        if let Some(v) = one.get(name) {
-            let at = labels.partition_point(|l| l.name.as_str() < name.as_str());
-            labels.insert(
-                at,
-                Label {
-                    name: name.clone(),
-                    value: v.to_string(),
-                },
-            );
-        }
-    }
 }
 
 fn vector_vector(
@@ -391,19 +368,9 @@ fn vector_vector(
 
 /// The labels a match group is shown with in errors.
 fn match_group(labels: &Labels, m: Option<&LabelModifier>) -> String {
-    let kept: Vec<Label> = labels
-        .as_slice()
-        .iter()
-        .filter(|l| match m {
-            Some(LabelModifier::Include(on)) => on.labels.contains(&l.name),
-            Some(LabelModifier::Exclude(ign)) => {
-                l.name != METRIC_NAME && !ign.labels.contains(&l.name)
-            }
-            None => l.name != METRIC_NAME,
-        })
-        .cloned()
-        .collect();
-    display_labels(&Labels::from_sorted(kept))
+    display_labels(&Labels::from_sorted(
+        matched_labels(labels, m).cloned().collect(),
+    ))
 }
 
 /// Labels as Prometheus prints them: `{__name__="x", a="b"}`.

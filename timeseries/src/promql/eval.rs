@@ -99,11 +99,7 @@ impl<'s> Windows<'s> {
     #[inline]
     pub fn window(&mut self, end: i64, range: i64) -> (usize, usize) {
         let s = self.samples;
-        if self.hi > 0 && s[self.hi - 1].timestamp_ms > end {
-            // Not monotonic (cannot happen today); start over.
-            self.lo = 0;
-            self.hi = 0;
-        }
+        debug_assert!(self.hi == 0 || s[self.hi - 1].timestamp_ms <= end);
         while self.hi < s.len() && s[self.hi].timestamp_ms <= end {
             self.hi += 1;
         }
@@ -162,9 +158,36 @@ pub(super) fn system_time_ms(t: SystemTime) -> i64 {
     }
 }
 
-/// The first multiple of `step` strictly after `t`.
-pub(super) fn first_aligned_after(t: i64, step: i64) -> i64 {
-    t.div_euclid(step) * step + step
+/// The time an `@` modifier fixes, given the query's bounds.
+pub(super) fn at_ms(at: &AtModifier, query_start: i64, query_end: i64) -> i64 {
+    match at {
+        AtModifier::Start => query_start,
+        AtModifier::End => query_end,
+        AtModifier::At(t) => system_time_ms(*t),
+    }
+}
+
+/// The grid a subquery's inner expression is evaluated on, for windows ending from
+/// `min_end` to `max_end`: multiples of its step (the default when it has none), from the
+/// first one strictly after `min_end - range` (empty when there is none up to `max_end`).
+pub(super) fn subquery_grid(
+    sq: &SubqueryExpr,
+    min_end: i64,
+    max_end: i64,
+    default_step: i64,
+) -> Grid {
+    let step = match sq.step {
+        Some(s) if !s.is_zero() => s.as_millis() as i64,
+        _ => default_step,
+    };
+    let t = min_end - sq.range.as_millis() as i64;
+    let start = t.div_euclid(step) * step + step;
+    let n = if start > max_end {
+        0
+    } else {
+        ((max_end - start) / step + 1) as usize
+    };
+    Grid { start, step, n }
 }
 
 /// State of one query's evaluation.
@@ -303,20 +326,11 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    /// The time an `@` modifier fixes.
-    pub fn at_ms(&self, at: &AtModifier) -> i64 {
-        match at {
-            AtModifier::Start => self.query_start,
-            AtModifier::End => self.query_end,
-            AtModifier::At(t) => system_time_ms(*t),
-        }
-    }
-
     /// The reference time of each step after `@` and `offset`.
     pub fn ends(&self, g: Grid, at: &Option<AtModifier>, offset: &Option<Offset>) -> Vec<i64> {
         let off = offset_ms(offset);
         match at {
-            Some(a) => vec![self.at_ms(a) - off; g.n],
+            Some(a) => vec![at_ms(a, self.query_start, self.query_end) - off; g.n],
             None => (0..g.n).map(|i| g.t(i) - off).collect(),
         }
     }
@@ -412,10 +426,8 @@ impl<'a> Evaluator<'a> {
             let mut vals = vec![absent(); g.n];
             let mut any = false;
             let mut j = 0usize;
+            // Ends never decrease, so `j` only moves forward.
             for (i, &end) in ends.iter().enumerate() {
-                if j > 0 && samples[j - 1].timestamp_ms > end {
-                    j = 0;
-                }
                 while j < samples.len() && samples[j].timestamp_ms <= end {
                     j += 1;
                 }
@@ -493,19 +505,9 @@ impl<'a> Evaluator<'a> {
     pub fn subquery(&mut self, sq: &'a SubqueryExpr, g: Grid) -> Result<RangeVec<'a>> {
         let ends = self.ends(g, &sq.at, &sq.offset);
         let range = sq.range.as_millis() as i64;
-        let step = match sq.step {
-            Some(s) if !s.is_zero() => s.as_millis() as i64,
-            _ => self.default_step,
-        };
         let min_end = ends.iter().copied().min().unwrap_or(0);
         let max_end = ends.iter().copied().max().unwrap_or(0);
-        let start = first_aligned_after(min_end - range, step);
-        let n = if start > max_end {
-            0
-        } else {
-            ((max_end - start) / step + 1) as usize
-        };
-        let inner = Grid { start, step, n };
+        let inner = subquery_grid(sq, min_end, max_end, self.default_step);
         let series = match self.eval(&sq.expr, inner)? {
             Val::Vector(vs) => vs
                 .into_iter()
@@ -758,11 +760,7 @@ impl Planner {
         let off = offset_ms(offset);
         match at {
             Some(a) => {
-                let t = match a {
-                    AtModifier::Start => self.query_start,
-                    AtModifier::End => self.query_end,
-                    AtModifier::At(t) => system_time_ms(*t),
-                } - off;
+                let t = at_ms(a, self.query_start, self.query_end) - off;
                 (t, t)
             }
             None => (start - off, end - off),
@@ -792,13 +790,9 @@ impl Planner {
             }
             Expr::Subquery(sq) => {
                 let (s, e) = self.shift(start, end, &sq.at, &sq.offset);
-                let step = match sq.step {
-                    Some(st) if !st.is_zero() => st.as_millis() as i64,
-                    _ => self.default_step,
-                };
-                let inner_start = first_aligned_after(s - sq.range.as_millis() as i64, step);
-                if inner_start <= e {
-                    self.plan(&sq.expr, inner_start, e, out);
+                let inner = subquery_grid(sq, s, e, self.default_step);
+                if inner.n > 0 {
+                    self.plan(&sq.expr, inner.start, e, out);
                 }
             }
             Expr::Paren(p) => self.plan(&p.expr, start, end, out),

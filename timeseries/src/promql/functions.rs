@@ -58,7 +58,7 @@ pub(super) fn quantile_sorted(q: f64, values: &mut [f64]) -> f64 {
 
 /// A float as Prometheus writes it in labels and JSON: shortest round-trip decimal,
 /// no exponent, `+Inf`, `-Inf`, `NaN`.
-pub(super) fn format_float(v: f64) -> String {
+pub fn format_float(v: f64) -> String {
     if v.is_nan() {
         "NaN".into()
     } else if v == f64::INFINITY {
@@ -368,7 +368,7 @@ pub(super) fn eval<'a>(ev: &mut Evaluator<'a>, c: &'a Call, g: Grid) -> Result<V
             }
             Ok(Val::Vector(v))
         }
-        _ => range_function(ev, c, name, &args, g),
+        _ => range_function(ev, name, &args, g),
     }
 }
 
@@ -791,7 +791,6 @@ fn range_arg(name: &str) -> Option<usize> {
 
 fn range_function<'a>(
     ev: &mut Evaluator<'a>,
-    c: &'a Call,
     name: &str,
     args: &[&'a Expr],
     g: Grid,
@@ -1006,7 +1005,6 @@ fn range_function<'a>(
             Some(args[ri]),
         );
     }
-    let _ = c;
     ev.hold(out.iter().map(VSeries::points).sum())?;
     Ok(Val::Vector(out))
 }

@@ -50,6 +50,7 @@ mod functions;
 mod histogram;
 mod value;
 
+pub use functions::format_float;
 pub use value::{InstantSample, RangeSeries, Value};
 
 use std::collections::HashMap;

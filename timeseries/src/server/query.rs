@@ -39,7 +39,7 @@ use serde_json::{Value as Json, json};
 use super::params::{Params, parse_time};
 use super::{ApiState, request_params, success};
 use crate::model::Labels;
-use crate::promql::{Engine, QueryError, QueryOptions, QueryResult, Value};
+use crate::promql::{Engine, QueryError, QueryOptions, QueryResult, Value, format_float};
 
 /// Most points a range query may ask for per series, as in Prometheus.
 pub const MAX_POINTS_PER_SERIES: i64 = 11_000;
@@ -267,7 +267,7 @@ fn json_response(body: String) -> Response {
 /// A query value as Prometheus's `result`.
 pub fn write_value(out: &mut String, value: &Value) {
     match value {
-        Value::Scalar { t, f } => write_point(out, *t, &format_value(*f)),
+        Value::Scalar { t, f } => write_point(out, *t, &format_float(*f)),
         Value::String { t, s } => {
             let _ = write!(out, "[{},", format_timestamp(*t));
             write_str(out, s);
@@ -282,7 +282,7 @@ pub fn write_value(out: &mut String, value: &Value) {
                 out.push_str(r#"{"metric":"#);
                 write_labels(out, &s.labels);
                 out.push_str(r#","value":"#);
-                write_point(out, s.t, &format_value(s.f));
+                write_point(out, s.t, &format_float(s.f));
                 out.push('}');
             }
             out.push(']');
@@ -302,7 +302,7 @@ pub fn write_value(out: &mut String, value: &Value) {
                         if j > 0 {
                             out.push(',');
                         }
-                        write_point(out, *t, &format_value(*f));
+                        write_point(out, *t, &format_float(*f));
                     }
                     out.push(']');
                 }
@@ -332,21 +332,6 @@ fn write_labels(out: &mut String, labels: &Labels) {
 
 fn write_str(out: &mut String, s: &str) {
     out.push_str(&Json::from(s).to_string());
-}
-
-/// A sample value as Prometheus writes it: the shortest decimal that reads back to the
-/// same float, never with an exponent; `NaN`, `+Inf`, `-Inf`.
-pub fn format_value(f: f64) -> String {
-    if f.is_nan() {
-        "NaN".into()
-    } else if f == f64::INFINITY {
-        "+Inf".into()
-    } else if f == f64::NEG_INFINITY {
-        "-Inf".into()
-    } else {
-        // Rust's `Display` for floats is the shortest round-trip form, without exponent.
-        format!("{f}")
-    }
 }
 
 /// A timestamp in ms as Prometheus writes it: seconds, and when there are milliseconds,
@@ -573,7 +558,7 @@ pub fn ast_json(e: &Expr) -> Json {
             add_at(&mut node, s.at.as_ref());
             node
         }
-        Expr::NumberLiteral(n) => json!({"type": "numberLiteral", "val": format_value(n.val)}),
+        Expr::NumberLiteral(n) => json!({"type": "numberLiteral", "val": format_float(n.val)}),
         Expr::StringLiteral(s) => json!({"type": "stringLiteral", "val": s.val}),
         Expr::VectorSelector(vs) => selector_json(vs, None),
         Expr::MatrixSelector(ms) => selector_json(&ms.vs, Some(ms.range)),
@@ -679,7 +664,7 @@ mod tests {
             (f64::NEG_INFINITY, "-Inf"),
             (-0.0, "-0"),
         ] {
-            assert_eq!(format_value(f), s);
+            assert_eq!(format_float(f), s);
         }
     }
 
