@@ -1,6 +1,14 @@
 //! # opendata-vector
 //!
-//! The SPANN-style approximate nearest-neighbour database of OpenData: centroids in
-//! memory, posting lists in SlateDB, metadata filters on roaring bitmaps. Its index is
-//! built by its own issue; until then the crate only reserves its place in the workspace
-//! and its subsystem byte (`opendata_common::keys::Subsystem::Vector`).
+//! SPANN-style approximate nearest-neighbour search on object storage.
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod filter;
+pub mod model;
+
+pub use config::VectorConfig;
+pub use db::VectorDb;
+pub use error::{Error, Result};
+pub use filter::Filter;
+pub use model::*;
