@@ -454,6 +454,9 @@ pub struct CollectionInfo {
     pub postings: u64,
     /// Posting-list entries, counting boundary replicas and entries not yet cleaned.
     pub posting_entries: u64,
+    /// Bytes of the in-memory index (centroids, their routing table, live and
+    /// posting bookkeeping); the posting lists themselves stay in storage.
+    pub index_memory_bytes: u64,
 }
 
 /// A vector with its id and attributes.
