@@ -12,3 +12,8 @@ pub use db::VectorDb;
 pub use error::{Error, Result};
 pub use filter::Filter;
 pub use model::*;
+pub mod centroids;
+pub mod distance;
+pub mod kmeans;
+pub mod quantizer;
+pub mod serde;

@@ -124,6 +124,14 @@ impl GroupCommitter {
         .await
     }
 
+    /// Returns once every write applied before this call is durable in the object
+    /// store. Concurrent calls share one flush. Used by writers that apply with
+    /// [`Durability::Memory`] under their own lock and wait for durability after
+    /// releasing it.
+    pub async fn sync(&self) -> Result<()> {
+        self.write(WriteOps::new(), Durability::Remote).await
+    }
+
     /// Runs `prepare` on the commit task, in submission order with every other job, and
     /// applies the writes it adds to the batch. `prepare` may inspect and update state
     /// that only the commit path touches (sequence counters, last-write caches) without
@@ -250,7 +258,14 @@ async fn commit_loop(
                 continue;
             }
             if batch.is_empty() {
-                memory.into_iter().chain(remote).for_each(|d| d(Ok(())));
+                // Nothing to write: memory jobs are done, and remote jobs (barriers such
+                // as `sync`) wait for a flush, which makes every earlier write durable.
+                memory.into_iter().for_each(|d| d(Ok(())));
+                if !remote.is_empty()
+                    && let Err(mpsc::error::SendError(remote)) = flush_tx.send(remote)
+                {
+                    remote.into_iter().for_each(|d| d(Err(Error::Closed)));
+                }
                 continue;
             }
             match db
