@@ -114,7 +114,11 @@ impl CentroidIndex {
             + self.ids.len() * 4
             + self.rows.len() * 16
             + self.group_centres.len() * 4
-            + self.group_members.iter().map(|m| m.len() * 4 + 24).sum::<usize>()
+            + self
+                .group_members
+                .iter()
+                .map(|m| m.len() * 4 + 24)
+                .sum::<usize>()
     }
 
     /// The `n` nearest centroids to `q` by `rank`, nearest first, as (posting id,
@@ -198,10 +202,8 @@ impl CentroidIndex {
                 let c = &data[row * dim..(row + 1) * dim];
                 let g = (0..group_members.len())
                     .min_by(|a, b| {
-                        l2_sq(c, &self.group_centres[a * dim..(a + 1) * dim]).total_cmp(&l2_sq(
-                            c,
-                            &self.group_centres[b * dim..(b + 1) * dim],
-                        ))
+                        l2_sq(c, &self.group_centres[a * dim..(a + 1) * dim])
+                            .total_cmp(&l2_sq(c, &self.group_centres[b * dim..(b + 1) * dim]))
                     })
                     .unwrap_or(0);
                 group_members[g].push(row as u32);

@@ -12,6 +12,7 @@ use opendata_common::storage::{Durability, Storage, StorageReader, WriteOps};
 use parking_lot::RwLock;
 use roaring::RoaringBitmap;
 
+use crate::cache::ReadCache;
 use crate::centroids::{CentroidIndex, Rank};
 use crate::config::VectorConfig;
 use crate::distance::{dot, l2_sq, normalize};
@@ -19,9 +20,9 @@ use crate::error::{Error, Result};
 use crate::filter::{Bound, Filter};
 use crate::kmeans::balanced_kmeans;
 use crate::model::{
-    AttributePatch, AttributeType, AttributeValue, CollectionInfo, CollectionSpec,
-    FieldSelection, MAX_K, Metric, SearchHit, SearchPlan, SearchRequest, SearchResponse,
-    SearchStats, VectorRecord, WriteResult, validate_id,
+    AttributePatch, AttributeType, AttributeValue, CollectionInfo, CollectionSpec, FieldSelection,
+    MAX_K, Metric, SearchHit, SearchPlan, SearchRequest, SearchResponse, SearchStats, VectorRecord,
+    WriteResult, validate_id,
 };
 use crate::quantizer::{CodeQuery, Quantizer};
 use crate::serde::state::IndexState;
@@ -78,6 +79,7 @@ pub(crate) struct Collection {
     pub(crate) notify: tokio::sync::Notify,
     pub(crate) closed: AtomicBool,
     calibrating: AtomicBool,
+    cache: Arc<ReadCache>,
 }
 
 /// A candidate during a search: internal distance (smaller is nearer) and internal id.
@@ -152,6 +154,7 @@ impl Collection {
         config: VectorConfig,
         reader: StorageReader,
         storage: Option<Storage>,
+        cache: Arc<ReadCache>,
     ) -> Result<Arc<Self>> {
         let state = match reader.get(&keys::state_key(id)).await? {
             Some(v) => state::decode(&v)?,
@@ -204,6 +207,7 @@ impl Collection {
             notify: tokio::sync::Notify::new(),
             closed: AtomicBool::new(false),
             calibrating: AtomicBool::new(false),
+            cache,
         }))
     }
 
@@ -213,6 +217,31 @@ impl Collection {
 
     fn storage(&self) -> Result<&Storage> {
         self.storage.as_ref().ok_or(Error::ReadOnly)
+    }
+
+    /// Applies `ops` (in memory; durability is awaited separately) and drops the keys
+    /// they touch from the read cache.
+    async fn apply(&self, storage: &Storage, ops: WriteOps) -> Result<()> {
+        let keys: Vec<Bytes> = ops.keys().cloned().collect();
+        let result = storage.write(ops, Durability::Memory).await;
+        for k in &keys {
+            self.cache.invalidate(k);
+        }
+        Ok(result?)
+    }
+
+    /// Reads `key` through the read cache.
+    async fn cached_get(&self, key: &Bytes) -> Result<Option<Bytes>> {
+        match self.cache.get(key) {
+            Ok(v) => Ok(Some(v)),
+            Err(generation) => {
+                let v = self.reader.get(key).await?;
+                if let Some(v) = &v {
+                    self.cache.insert(key.clone(), v.clone(), generation);
+                }
+                Ok(v)
+            }
+        }
     }
 
     /// The error for a write to a collection whose writer is shut.
@@ -232,7 +261,7 @@ impl Collection {
             let mut ops = WriteOps::new();
             w.ids.release_unused(&mut ops);
             if !ops.is_empty() && !self.spec.name.is_empty() {
-                let _ = storage.write(ops, Durability::Memory).await;
+                let _ = self.apply(storage, ops).await;
             }
         }
     }
@@ -264,6 +293,7 @@ impl Collection {
             None => IndexState::default(),
         };
         if state != self.view().state {
+            self.cache.clear();
             let centroids =
                 load_centroids(&self.reader, self.id, self.spec.dimension as usize).await?;
             let es = entry_size(&self.spec, &state);
@@ -274,7 +304,12 @@ impl Collection {
             });
         }
         let live = load_live(&self.reader, self.id).await?;
-        *self.live.write() = live;
+        let changed = *self.live.read() != live;
+        if changed {
+            // Posting lists may have changed too; a replica cannot tell which.
+            self.cache.clear();
+            *self.live.write() = live;
+        }
         Ok(())
     }
 
@@ -413,9 +448,8 @@ impl Collection {
         let dim = self.spec.dimension as usize;
         let futs = ids.iter().map(|id| {
             let key = keys::vector_key(self.id, *id);
-            let reader = &self.reader;
             async move {
-                match reader.get(&key).await? {
+                match self.cached_get(&key).await? {
                     Some(v) => Ok::<_, Error>(Some(vector::decode(&v, dim)?)),
                     None => Ok(None),
                 }
@@ -535,7 +569,7 @@ impl Collection {
         idx.into_ops(self.id, &mut ops);
         let live_adds = std::mem::take(&mut idx.live_adds);
         let live_removes = std::mem::take(&mut idx.live_removes);
-        storage.write(ops, Durability::Memory).await?;
+        self.apply(storage, ops).await?;
         {
             let mut live = self.live.write();
             *live -= &live_removes;
@@ -629,7 +663,7 @@ impl Collection {
         }
         idx.into_ops(self.id, &mut ops);
         if !ops.is_empty() {
-            storage.write(ops, Durability::Memory).await?;
+            self.apply(storage, ops).await?;
         }
         drop(guard);
         if durability == Durability::Remote {
@@ -684,7 +718,7 @@ impl Collection {
         }
         idx.into_ops(self.id, &mut ops);
         let removes = std::mem::take(&mut idx.live_removes);
-        storage.write(ops, Durability::Memory).await?;
+        self.apply(storage, ops).await?;
         *self.live.write() -= &removes;
         let mut wake = false;
         for p in hints {
@@ -725,9 +759,7 @@ impl Collection {
                     pairs.push((rec.id, *iid));
                 }
             }
-            count += self
-                .delete_locked(guard, pairs, Durability::Memory)
-                .await?;
+            count += self.delete_locked(guard, pairs, Durability::Memory).await?;
         }
         if durability == Durability::Remote {
             self.storage()?.committer().sync().await?;
@@ -759,7 +791,11 @@ impl Collection {
                 }
                 Some(VectorRecord {
                     id: rec.id,
-                    vector: if fields.vector { rec.vector } else { Vec::new() },
+                    vector: if fields.vector {
+                        rec.vector
+                    } else {
+                        Vec::new()
+                    },
                     attributes: select_attributes(rec.attributes, fields),
                 })
             })
@@ -839,7 +875,7 @@ impl Collection {
     }
 
     async fn bitmap(&self, key: Bytes) -> Result<RoaringBitmap> {
-        Ok(match self.reader.get(&key).await? {
+        Ok(match self.cached_get(&key).await? {
             Some(v) => RoaringDelta::members(&v)?,
             None => RoaringBitmap::new(),
         })
@@ -948,7 +984,8 @@ impl Collection {
             )
         } else {
             let nprobe = self.pick_nprobe(req);
-            self.probe(&view, &q, req.k, nprobe, filter.as_ref()).await?
+            self.probe(&view, &q, req.k, nprobe, filter.as_ref())
+                .await?
         };
         let mut stats = stats;
         stats.filter_matches = filter.as_ref().map(|f| f.len());
@@ -1059,10 +1096,9 @@ impl Collection {
     async fn fetch_values(&self, ids: &[u32]) -> Result<Vec<Option<Bytes>>> {
         let futs = ids.iter().map(|id| {
             let key = keys::vector_key(self.id, *id);
-            let reader = &self.reader;
-            async move { reader.get(&key).await }
+            async move { self.cached_get(&key).await }
         });
-        Ok(try_join_all(futs).await?)
+        try_join_all(futs).await
     }
 
     /// Probes the nearest posting lists, scans them, and re-ranks the best candidates
@@ -1102,7 +1138,7 @@ impl Collection {
             .iter()
             .map(|p| keys::posting_key(self.id, *p))
             .collect();
-        let values = try_join_all(keys.iter().map(|key| self.reader.get(key))).await?;
+        let values = try_join_all(keys.iter().map(|key| self.cached_get(key))).await?;
         let rerank = (k * self.config.rerank_factor.max(1)).max(k + 8);
         let mut top = TopK::new(rerank);
         let mut scored = 0usize;
@@ -1309,7 +1345,7 @@ impl Collection {
             keys::posting_key(self.id, p),
             self.encode_entries(&view, &ids, &vecs),
         );
-        storage.write(ops, Durability::Memory).await?;
+        self.apply(storage, ops).await?;
         w.postings.insert(
             p,
             PostingMeta {
@@ -1351,8 +1387,8 @@ impl Collection {
             let (more_ids, more_vecs) = self.live_entries(&view, &current[snapshot.len()..])?;
             for (i, id) in more_ids.iter().enumerate() {
                 let v = &more_vecs[i * dim..(i + 1) * dim];
-                let a = l2_sq(v, &clustering.centroids[..dim])
-                    > l2_sq(v, &clustering.centroids[dim..]);
+                let a =
+                    l2_sq(v, &clustering.centroids[..dim]) > l2_sq(v, &clustering.centroids[dim..]);
                 ids.push(*id);
                 vecs.extend_from_slice(v);
                 assignment.push(u32::from(a));
@@ -1412,10 +1448,12 @@ impl Collection {
                 .iter()
                 .map(|n| keys::posting_key(self.id, *n))
                 .collect();
-            let values = try_join_all(nkeys.iter().map(|k| self.reader.get(k))).await?;
+            let values = try_join_all(nkeys.iter().map(|k| self.cached_get(k))).await?;
             for (n, value) in neighbours.iter().zip(values) {
                 let Some(value) = value else { continue };
-                let Some(nc) = centroids.get(*n) else { continue };
+                let Some(nc) = centroids.get(*n) else {
+                    continue;
+                };
                 let (nids, nvecs) = self.live_entries(&view, &value)?;
                 let mut keep_ids = Vec::new();
                 let mut keep_vecs = Vec::new();
@@ -1439,7 +1477,11 @@ impl Collection {
                 }
                 if moved || nids.len() * view.entry_size != value.len() {
                     let n_entries = keep_ids.len() as u32;
-                    rewritten.push((*n, self.encode_entries(&view, &keep_ids, &keep_vecs), n_entries));
+                    rewritten.push((
+                        *n,
+                        self.encode_entries(&view, &keep_ids, &keep_vecs),
+                        n_entries,
+                    ));
                 }
             }
         }
@@ -1469,7 +1511,7 @@ impl Collection {
         new_state.next_posting = p2 + 1;
         new_state.epoch += 1;
         ops.put(keys::state_key(self.id), state::encode(&new_state));
-        storage.write(ops, Durability::Memory).await?;
+        self.apply(storage, ops).await?;
         w.state = new_state.clone();
         w.postings.remove(&p);
         for h in 0..2 {
@@ -1546,7 +1588,7 @@ impl Collection {
         let mut new_state = w.state.clone();
         new_state.epoch += 1;
         ops.put(keys::state_key(self.id), state::encode(&new_state));
-        storage.write(ops, Durability::Memory).await?;
+        self.apply(storage, ops).await?;
         w.state = new_state.clone();
         w.postings.remove(&p);
         for (t, (mids, _)) in &moves {
@@ -1629,7 +1671,7 @@ impl Collection {
             ops.put(keys::posting_key(self.id, *p), Bytes::from(bytes.clone()));
         }
         ops.put(keys::state_key(self.id), state::encode(&state));
-        storage.write(ops, Durability::Memory).await?;
+        self.apply(storage, ops).await?;
         w.state = state;
         w.postings = lists
             .iter()
@@ -1781,10 +1823,7 @@ fn select_attributes(
 ) -> BTreeMap<String, AttributeValue> {
     match &fields.attributes {
         None => attrs,
-        Some(names) => names
-            .iter()
-            .filter_map(|n| attrs.remove_entry(n))
-            .collect(),
+        Some(names) => names.iter().filter_map(|n| attrs.remove_entry(n)).collect(),
     }
 }
 

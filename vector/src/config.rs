@@ -33,6 +33,10 @@ pub struct VectorConfig {
     /// Whether posting lists carry 8-bit scalar-quantized codes (scanned, then
     /// re-ranked exactly) rather than full vectors.
     pub quantize: bool,
+    /// Bytes of the in-process cache of posting lists and vector records (shared by
+    /// every collection; 0 disables it). A cache, not part of the index: misses read
+    /// storage.
+    pub read_cache_bytes: u64,
 }
 
 impl Default for VectorConfig {
@@ -49,6 +53,7 @@ impl Default for VectorConfig {
             rerank_factor: 4,
             exact_filter_limit: 2_048,
             quantize: true,
+            read_cache_bytes: 512 * 1024 * 1024,
         }
     }
 }

@@ -11,13 +11,14 @@ use opendata_common::storage::{Durability, Storage, StorageReader, StorageRoot, 
 use parking_lot::{Mutex, RwLock};
 use tokio::task::JoinHandle;
 
+use crate::cache::ReadCache;
 use crate::collection::Collection;
 use crate::config::VectorConfig;
 use crate::error::{Error, Result};
 use crate::filter::Filter;
 use crate::model::{
-    AttributePatch, CollectionInfo, CollectionSpec, FieldSelection, SearchRequest,
-    SearchResponse, VectorRecord, WriteResult, validate_collection_name,
+    AttributePatch, CollectionInfo, CollectionSpec, FieldSelection, SearchRequest, SearchResponse,
+    VectorRecord, WriteResult, validate_collection_name,
 };
 use crate::serde::{self as keys, collection as collection_record};
 
@@ -41,6 +42,7 @@ struct Inner {
     catalog: tokio::sync::Mutex<()>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     closed: AtomicBool,
+    cache: Arc<ReadCache>,
 }
 
 impl VectorDb {
@@ -88,13 +90,14 @@ impl VectorDb {
     fn new(config: VectorConfig, storage: Option<Storage>, reader: StorageReader) -> Self {
         Self {
             inner: Arc::new(Inner {
-                config,
+                config: config.clone(),
                 storage,
                 reader,
                 collections: RwLock::new(HashMap::new()),
                 catalog: tokio::sync::Mutex::new(()),
                 tasks: Mutex::new(Vec::new()),
                 closed: AtomicBool::new(false),
+                cache: Arc::new(ReadCache::new(config.read_cache_bytes as usize)),
             }),
         }
     }
@@ -134,6 +137,7 @@ impl VectorDb {
                         self.inner.config.clone(),
                         self.inner.reader.clone(),
                         None,
+                        self.inner.cache.clone(),
                     )
                     .await?;
                     self.inner.collections.write().insert(spec.name, c);
@@ -152,6 +156,7 @@ impl VectorDb {
             self.inner.config.clone(),
             self.inner.reader.clone(),
             self.inner.storage.clone(),
+            self.inner.cache.clone(),
         )
         .await?;
         self.inner.collections.write().insert(name, c.clone());
@@ -195,6 +200,11 @@ impl VectorDb {
 
     fn storage(&self) -> Result<&Storage> {
         self.inner.storage.as_ref().ok_or(Error::ReadOnly)
+    }
+
+    /// Bytes currently held by the read cache of posting lists and vector records.
+    pub fn read_cache_bytes(&self) -> usize {
+        self.inner.cache.bytes()
     }
 
     /// Whether this instance is a read-only replica.
@@ -294,7 +304,9 @@ impl VectorDb {
         durability: Durability,
     ) -> Result<WriteResult> {
         self.storage()?;
-        self.collection(collection)?.patch(patches, durability).await
+        self.collection(collection)?
+            .patch(patches, durability)
+            .await
     }
 
     /// Deletes records by id; ids not found are counted in `missing`.

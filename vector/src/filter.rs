@@ -95,7 +95,9 @@ fn parse(value: &Value, spec: &CollectionSpec, depth: usize) -> Result<Filter> {
         )));
     };
     if map.is_empty() {
-        return Err(Error::invalid("empty object; name an attribute or and/or/not"));
+        return Err(Error::invalid(
+            "empty object; name an attribute or and/or/not",
+        ));
     }
     let mut parts = Vec::with_capacity(map.len());
     for (key, v) in map {
@@ -201,7 +203,11 @@ fn parse_field(field: &str, v: &Value, spec: &CollectionSpec) -> Result<Filter> 
                 if slot.is_some() {
                     return Err(Error::invalid(format!(
                         "attribute {field:?}: two {} bounds",
-                        if op.starts_with('l') { "upper" } else { "lower" }
+                        if op.starts_with('l') {
+                            "upper"
+                        } else {
+                            "lower"
+                        }
                     )));
                 }
                 *slot = Some(bound);
@@ -328,7 +334,10 @@ mod tests {
             (json!({"nope": 1}), "unknown attribute \"nope\""),
             (json!({"size": "big"}), "attribute \"size\" is integer"),
             (json!({"color": {"lt": "a"}}), "needs an integer or float"),
-            (json!({"size": {"contains": "a"}}), "contains needs a string_list"),
+            (
+                json!({"size": {"contains": "a"}}),
+                "contains needs a string_list",
+            ),
             (json!({"size": {"like": 1}}), "unknown operator \"like\""),
             (json!({"and": 3}), "takes a list"),
             (json!([1]), "expected an object"),

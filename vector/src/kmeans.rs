@@ -128,8 +128,9 @@ pub fn balanced_kmeans(
             if sizes[j] == 0 {
                 // Re-seed an empty cluster with a random point of the largest one.
                 let largest = (0..k).max_by_key(|&c| sizes[c]).unwrap_or(0);
-                let members: Vec<usize> =
-                    (0..n).filter(|&i| assignment[i] as usize == largest).collect();
+                let members: Vec<usize> = (0..n)
+                    .filter(|&i| assignment[i] as usize == largest)
+                    .collect();
                 if let Some(&p) = members.get(rng.below(members.len().max(1))) {
                     centroids[j * dim..(j + 1) * dim].copy_from_slice(row(p));
                 }

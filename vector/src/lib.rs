@@ -34,8 +34,9 @@
 //! # });
 //! ```
 
-mod collection;
+mod cache;
 pub mod centroids;
+mod collection;
 pub mod config;
 pub mod db;
 pub mod distance;

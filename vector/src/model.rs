@@ -212,7 +212,9 @@ impl AttributeValue {
     /// Checks the value has type `ty` (an integer is accepted as a float and converted)
     /// and its limits, naming `name` in errors.
     pub fn check(&self, name: &str, ty: AttributeType) -> Result<()> {
-        if self.attribute_type() != ty && !(ty == AttributeType::Float && matches!(self, AttributeValue::Integer(_))) {
+        if self.attribute_type() != ty
+            && !(ty == AttributeType::Float && matches!(self, AttributeValue::Integer(_)))
+        {
             return Err(Error::invalid(format!(
                 "attribute {name:?} is {}, got {}",
                 ty.name(),
@@ -220,10 +222,12 @@ impl AttributeValue {
             )));
         }
         match self {
-            AttributeValue::String(s) if s.len() > MAX_STRING_VALUE => Err(Error::invalid(format!(
-                "attribute {name:?}: string of {} bytes is longer than {MAX_STRING_VALUE}",
-                s.len()
-            ))),
+            AttributeValue::String(s) if s.len() > MAX_STRING_VALUE => {
+                Err(Error::invalid(format!(
+                    "attribute {name:?}: string of {} bytes is longer than {MAX_STRING_VALUE}",
+                    s.len()
+                )))
+            }
             AttributeValue::Float(f) if !f.is_finite() => Err(Error::invalid(format!(
                 "attribute {name:?}: float must be finite, got {f}"
             ))),

@@ -125,7 +125,9 @@ mod tests {
     #[test]
     fn should_approximate_distances_within_quantization_error() {
         let dim = 16;
-        let data: Vec<f32> = (0..dim * 200).map(|i| ((i * 7919) % 1000) as f32 / 100.0).collect();
+        let data: Vec<f32> = (0..dim * 200)
+            .map(|i| ((i * 7919) % 1000) as f32 / 100.0)
+            .collect();
         let q = Quantizer::train(&data, dim);
         let query: Vec<f32> = (0..dim).map(|i| i as f32 / 3.0).collect();
         let prepared = q.prepare(Metric::L2, &query);
@@ -134,7 +136,10 @@ mod tests {
             q.encode_into(row, &mut codes);
             let exact = distance::l2_sq(&query, row);
             let approx = prepared.distance(&codes);
-            assert!((exact - approx).abs() < 0.05 * exact.max(1.0), "{exact} vs {approx}");
+            assert!(
+                (exact - approx).abs() < 0.05 * exact.max(1.0),
+                "{exact} vs {approx}"
+            );
             let mut back = Vec::new();
             q.decode_into(&codes, &mut back);
             for (a, b) in back.iter().zip(row) {

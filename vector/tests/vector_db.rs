@@ -85,7 +85,10 @@ async fn should_upsert_search_get_patch_and_delete_in_a_flat_collection() {
         .enumerate()
         .map(|(i, v)| record(i, v.clone()))
         .collect();
-    let res = db.upsert("things", records, Durability::Remote).await.unwrap();
+    let res = db
+        .upsert("things", records, Durability::Remote)
+        .await
+        .unwrap();
     assert_eq!((res.count, res.missing), (100, 100));
     let found = db
         .search("things", SearchRequest::new(data[5].clone(), 3))
@@ -97,18 +100,29 @@ async fn should_upsert_search_get_patch_and_delete_in_a_flat_collection() {
     assert!(found.hits[0].score <= found.hits[1].score);
 
     let got = db
-        .get("things", &["v7".into(), "nope".into()], &FieldSelection::all())
+        .get(
+            "things",
+            &["v7".into(), "nope".into()],
+            &FieldSelection::all(),
+        )
         .await
         .unwrap();
     let v7 = got[0].as_ref().unwrap();
     assert_eq!(v7.vector, data[7]);
-    assert_eq!(v7.attributes["color"], AttributeValue::String("green".into()));
+    assert_eq!(
+        v7.attributes["color"],
+        AttributeValue::String("green".into())
+    );
     assert!(got[1].is_none());
 
     // Replace v7's vector: found at the new place, not the old.
     let far = vec![100.0; 8];
     let res = db
-        .upsert("things", vec![VectorRecord::new("v7", far.clone())], Durability::Remote)
+        .upsert(
+            "things",
+            vec![VectorRecord::new("v7", far.clone())],
+            Durability::Remote,
+        )
         .await
         .unwrap();
     assert_eq!((res.count, res.missing), (1, 0));
@@ -155,7 +169,11 @@ async fn should_upsert_search_get_patch_and_delete_in_a_flat_collection() {
 
     // Delete by id and by filter.
     let res = db
-        .delete("things", vec!["v5".into(), "ghost".into()], Durability::Remote)
+        .delete(
+            "things",
+            vec!["v5".into(), "ghost".into()],
+            Durability::Remote,
+        )
         .await
         .unwrap();
     assert_eq!((res.count, res.missing), (1, 1));
@@ -222,9 +240,13 @@ async fn should_answer_every_filter_operator() {
             !matches!(int(r, "size"), Some(1 | 2))
         }),
         check(json!({"size": {"lt": 3}}), &|r| int(r, "size").unwrap() < 3),
-        check(json!({"size": {"lte": 3}}), &|r| int(r, "size").unwrap() <= 3),
+        check(json!({"size": {"lte": 3}}), &|r| {
+            int(r, "size").unwrap() <= 3
+        }),
         check(json!({"size": {"gt": 7}}), &|r| int(r, "size").unwrap() > 7),
-        check(json!({"size": {"gte": 7}}), &|r| int(r, "size").unwrap() >= 7),
+        check(json!({"size": {"gte": 7}}), &|r| {
+            int(r, "size").unwrap() >= 7
+        }),
         check(json!({"price": {"gte": 1.5, "lt": 3}}), &|r| {
             (1.5..3.0).contains(&float(r))
         }),
@@ -232,8 +254,12 @@ async fn should_answer_every_filter_operator() {
         check(json!({"tags": {"contains": "t3"}}), &|r| {
             r.id[1..].parse::<usize>().unwrap() % 7 == 3
         }),
-        check(json!({"ok": {"exists": true}}), &|r| r.attributes.contains_key("ok")),
-        check(json!({"ok": {"exists": false}}), &|r| !r.attributes.contains_key("ok")),
+        check(json!({"ok": {"exists": true}}), &|r| {
+            r.attributes.contains_key("ok")
+        }),
+        check(json!({"ok": {"exists": false}}), &|r| {
+            !r.attributes.contains_key("ok")
+        }),
         check(json!({"ok": true}), &|r| {
             r.attributes.get("ok") == Some(&AttributeValue::Bool(true))
         }),
@@ -279,7 +305,9 @@ async fn should_cluster_split_and_keep_recall_as_the_collection_grows() {
             .iter()
             .map(|(id, v)| VectorRecord::new(id.clone(), v.clone()))
             .collect();
-        db.upsert("things", records, Durability::Memory).await.unwrap();
+        db.upsert("things", records, Durability::Memory)
+            .await
+            .unwrap();
         db.maintain("things").await.unwrap();
     }
     let info = db.describe_collection("things").await.unwrap();
@@ -311,7 +339,10 @@ async fn should_cluster_split_and_keep_recall_as_the_collection_grows() {
     assert!(info.posting_entries < 6000, "{info:?}");
     let gone: HashSet<String> = gone.into_iter().collect();
     for q in queries.iter().take(20) {
-        let res = db.search("things", SearchRequest::new(q.clone(), 10)).await.unwrap();
+        let res = db
+            .search("things", SearchRequest::new(q.clone(), 10))
+            .await
+            .unwrap();
         assert_eq!(res.hits.len(), 10);
         assert!(res.hits.iter().all(|h| !gone.contains(&h.id)));
     }
@@ -334,7 +365,9 @@ async fn should_persist_collections_and_index_across_reopen_and_follow_on_a_repl
             .enumerate()
             .map(|(i, v)| record(i, v.clone()))
             .collect();
-        db.upsert("things", records, Durability::Remote).await.unwrap();
+        db.upsert("things", records, Durability::Remote)
+            .await
+            .unwrap();
         db.maintain("things").await.unwrap();
         db.close().await.unwrap();
     }
@@ -360,7 +393,11 @@ async fn should_persist_collections_and_index_across_reopen_and_follow_on_a_repl
     assert!(replica.is_read_only());
     assert!(matches!(
         replica
-            .upsert("things", vec![VectorRecord::new("x", vec![0.0; 8])], Durability::Remote)
+            .upsert(
+                "things",
+                vec![VectorRecord::new("x", vec![0.0; 8])],
+                Durability::Remote
+            )
             .await,
         Err(Error::ReadOnly)
     ));
@@ -385,7 +422,10 @@ async fn should_persist_collections_and_index_across_reopen_and_follow_on_a_repl
         {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "replica never saw the write");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "replica never saw the write"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     db.drop_collection("things").await.unwrap();
@@ -427,13 +467,17 @@ async fn should_reject_bad_input_without_touching_stored_data() {
             "component 0 is inf",
         ),
         (
-            vec![VectorRecord::new("a", vec![1.0; 8])
-                .with_attribute("nope", AttributeValue::Bool(true))],
+            vec![
+                VectorRecord::new("a", vec![1.0; 8])
+                    .with_attribute("nope", AttributeValue::Bool(true)),
+            ],
             "unknown attribute \"nope\"",
         ),
         (
-            vec![VectorRecord::new("a", vec![1.0; 8])
-                .with_attribute("size", AttributeValue::String("big".into()))],
+            vec![
+                VectorRecord::new("a", vec![1.0; 8])
+                    .with_attribute("size", AttributeValue::String("big".into())),
+            ],
             "attribute \"size\" is integer",
         ),
         (
@@ -498,7 +542,9 @@ async fn should_report_cosine_similarity_and_dot_product_scores() {
         VectorRecord::new("x", vec![2.0, 0.0]),
         VectorRecord::new("y", vec![0.0, 3.0]),
     ];
-    db.upsert("cos", recs.clone(), Durability::Remote).await.unwrap();
+    db.upsert("cos", recs.clone(), Durability::Remote)
+        .await
+        .unwrap();
     db.upsert("dot", recs, Durability::Remote).await.unwrap();
     let r = db
         .search("cos", SearchRequest::new(vec![1.0, 1.0], 2))
@@ -513,7 +559,11 @@ async fn should_report_cosine_similarity_and_dot_product_scores() {
     assert!((r.hits[0].score - 6.0).abs() < 1e-5);
     assert!((r.hits[1].score - 2.0).abs() < 1e-5);
     let err = db
-        .upsert("cos", vec![VectorRecord::new("z", vec![0.0, 0.0])], Durability::Remote)
+        .upsert(
+            "cos",
+            vec![VectorRecord::new("z", vec![0.0, 0.0])],
+            Durability::Remote,
+        )
         .await
         .unwrap_err();
     assert!(err.to_string().contains("all zeros"), "{err}");

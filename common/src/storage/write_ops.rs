@@ -56,6 +56,13 @@ impl WriteOps {
         self.ops.push(Op::Delete(key));
     }
 
+    /// The key of every write, in order.
+    pub fn keys(&self) -> impl Iterator<Item = &Bytes> {
+        self.ops.iter().map(|op| match op {
+            Op::Put(k, _) | Op::Merge(k, _) | Op::Delete(k) => k,
+        })
+    }
+
     /// Moves every write of `other` to the end of this list.
     pub fn append(&mut self, other: WriteOps) {
         self.bytes += other.bytes;

@@ -117,7 +117,9 @@ pub fn id_map_key(collection: u32, external: &str) -> Bytes {
 
 /// Key of an attribute-exists bitmap.
 pub fn exists_key(collection: u32, name: &str) -> Bytes {
-    seg(collection, ATTRIBUTE_EXISTS).bytes(name.as_bytes()).build()
+    seg(collection, ATTRIBUTE_EXISTS)
+        .bytes(name.as_bytes())
+        .build()
 }
 
 /// Key of the live bitmap.
@@ -177,16 +179,25 @@ impl<'a> Cursor<'a> {
         Ok(self.take(1)?[0])
     }
     pub fn u16(&mut self) -> Result<u16, DecodeError> {
-        Ok(u16::from_le_bytes(self.take(2)?.try_into().expect("2 bytes")))
+        Ok(u16::from_le_bytes(
+            self.take(2)?.try_into().expect("2 bytes"),
+        ))
     }
     pub fn u32(&mut self) -> Result<u32, DecodeError> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
     }
     pub fn u64(&mut self) -> Result<u64, DecodeError> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
     }
     pub fn f32s(&mut self, n: usize, out: &mut Vec<f32>) -> Result<(), DecodeError> {
-        let bytes = self.take(n.checked_mul(4).ok_or_else(|| self.err("length overflow"))?)?;
+        let bytes = self.take(
+            n.checked_mul(4)
+                .ok_or_else(|| self.err("length overflow"))?,
+        )?;
         out.extend(
             bytes
                 .chunks_exact(4)

@@ -65,7 +65,8 @@ pub fn decode(value: &[u8]) -> Result<IndexState, DecodeError> {
         let mut scale = Vec::new();
         c.f32s(dim, &mut min)?;
         c.f32s(dim, &mut scale)?;
-        if scale.iter().any(|s| !(s.is_finite() && *s > 0.0)) || min.iter().any(|m| !m.is_finite()) {
+        if scale.iter().any(|s| !(s.is_finite() && *s > 0.0)) || min.iter().any(|m| !m.is_finite())
+        {
             return Err(c.err("quantizer range is not finite and positive"));
         }
         Some(Quantizer { min, scale })
