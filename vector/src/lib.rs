@@ -5,7 +5,9 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod filter;
+pub mod io;
 pub mod model;
+pub mod server;
 
 pub use config::VectorConfig;
 pub use db::VectorDb;
