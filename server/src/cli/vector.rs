@@ -194,7 +194,13 @@ impl Client {
 }
 
 fn read_error(path: &Path, e: io::ReadError) -> ServerError {
-    ServerError::Client(format!("{}: {e}", path.display()))
+    let shown = path.display().to_string();
+    let message = e.to_string();
+    if message.contains(&shown) {
+        ServerError::Client(message)
+    } else {
+        ServerError::Client(format!("{shown}: {message}"))
+    }
 }
 
 /// A JSON attribute as a typed protobuf value (by its JSON kind; the server types it
@@ -271,7 +277,7 @@ async fn import(args: ImportArgs) -> Result<()> {
     let name = args.target.collection.clone();
     let path = args.file.clone();
     // Fail early on an unknown extension or an unreadable file.
-    let dimension = io::first_dimension(&path).map_err(|e| ServerError::Client(e.to_string()))?;
+    let dimension = io::first_dimension(&path).map_err(|e| read_error(&path, e))?;
     if args.create {
         let dim = args.dimension.unwrap_or(dimension as u32);
         let mut attributes = Map::new();
