@@ -832,6 +832,9 @@ async fn should_serve_every_database_on_one_port() {
     assert_eq!(resp.status(), 200);
 }
 
+/// Every acknowledged id with its vector.
+type Acked = Arc<Mutex<Vec<(String, Vec<f32>)>>>;
+
 /// The vector of record `n` of writer `task` in the SIGKILL test.
 fn kill_vector(task: usize, n: u64) -> Vec<f32> {
     (0..8)
@@ -843,7 +846,7 @@ async fn writer_task(
     client: reqwest::Client,
     base: String,
     task: usize,
-    acked: Arc<Mutex<Vec<(String, Vec<f32>)>>>,
+    acked: Acked,
     stop: Arc<AtomicBool>,
 ) {
     let mut n = 0u64;
@@ -894,7 +897,7 @@ async fn should_keep_every_acknowledged_upsert_after_sigkill() {
     .await;
     assert_eq!(status, 201, "{v}");
 
-    let acked = Arc::new(Mutex::new(Vec::new()));
+    let acked: Acked = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
     let tasks: Vec<_> = (0..4)
         .map(|t| {

@@ -472,7 +472,14 @@ pub fn format_table(data: &Value) -> String {
         }
         if show_vector {
             let v = h["vector"].as_array().cloned().unwrap_or_default();
-            let shown: Vec<String> = v.iter().take(4).map(cell).collect();
+            let shown: Vec<String> = v
+                .iter()
+                .take(4)
+                .map(|x| {
+                    x.as_f64()
+                        .map_or_else(|| cell(x), |f| (f as f32).to_string())
+                })
+                .collect();
             let more = if v.len() > 4 {
                 format!(", … ({} more)", v.len() - 4)
             } else {
