@@ -362,3 +362,148 @@ async fn search_batch(
         },
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Error;
+    use axum::body::Body;
+    use axum::http::Request;
+    use http_body_util::BodyExt;
+    use prost::Message;
+    use tower::ServiceExt;
+
+    #[test]
+    fn should_map_errors_to_statuses() {
+        for (err, status) in [
+            (Error::invalid("bad"), StatusCode::BAD_REQUEST),
+            (Error::CollectionNotFound("c".into()), StatusCode::NOT_FOUND),
+            (Error::CollectionExists("c".into()), StatusCode::CONFLICT),
+            (Error::ReadOnly, StatusCode::FORBIDDEN),
+        ] {
+            let api: ApiError = err.into();
+            assert_eq!(api.status, status);
+        }
+        let api: ApiError = Error::invalid("vector \"a\" component 2 is NaN").into();
+        assert_eq!(api.message, "vector \"a\" component 2 is NaN");
+    }
+
+    /// A router whose one route reads a search body the way every route reads its body,
+    /// and answers `k` in the negotiated format.
+    fn echo() -> Router {
+        async fn handler(body: Wire<SearchBody>) -> Response {
+            let k = body.value.k.unwrap_or(0) as u64;
+            reply(
+                body.response,
+                StatusCode::OK,
+                || json!({"k": k}),
+                || proto::WriteResponse {
+                    count: k,
+                    missing: 0,
+                },
+            )
+        }
+        Router::new().route("/s", post(handler))
+    }
+
+    async fn send(
+        ct: Option<&str>,
+        accept: Option<&str>,
+        body: Vec<u8>,
+    ) -> (StatusCode, String, Vec<u8>) {
+        let mut req = Request::post("/s");
+        if let Some(ct) = ct {
+            req = req.header("content-type", ct);
+        }
+        if let Some(a) = accept {
+            req = req.header("accept", a);
+        }
+        let resp = echo()
+            .oneshot(req.body(Body::from(body)).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let media = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec();
+        (status, media, bytes)
+    }
+
+    #[tokio::test]
+    async fn should_negotiate_bodies_and_answers() {
+        let json_body = br#"{"vector":[1,2],"k":3}"#.to_vec();
+        let (status, media, body) = send(Some("application/json"), None, json_body.clone()).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(media, "application/json");
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v, json!({"status": "success", "data": {"k": 3}}));
+        // No content type: JSON (so `curl -d` works).
+        let (status, _, _) = send(None, None, json_body.clone()).await;
+        assert_eq!(status, StatusCode::OK);
+        // JSON in, protobuf out.
+        let (status, media, body) = send(
+            Some("application/json"),
+            Some("application/x-protobuf"),
+            json_body,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(media, "application/protobuf");
+        assert_eq!(
+            proto::WriteResponse::decode(body.as_slice()).unwrap().count,
+            3
+        );
+        // Protobuf in, protobuf out.
+        let pb = proto::SearchRequest {
+            vector: vec![1.0, 2.0],
+            k: 7,
+            ..Default::default()
+        };
+        let (status, _, body) =
+            send(Some("application/x-protobuf"), None, pb.encode_to_vec()).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            proto::WriteResponse::decode(body.as_slice()).unwrap().count,
+            7
+        );
+        // Errors are JSON envelopes naming the problem.
+        for (ct, body, status, needle) in [
+            (
+                "application/json",
+                b"{\"vector\":[1e999]}".to_vec(),
+                400,
+                "number out of range",
+            ),
+            (
+                "application/json",
+                b"{\"vectr\":[1]}".to_vec(),
+                400,
+                "vectr",
+            ),
+            ("application/json", Vec::new(), 400, "empty"),
+            (
+                "application/protobuf",
+                vec![0xff; 3],
+                400,
+                "invalid application/protobuf body",
+            ),
+            ("image/png", Vec::new(), 415, "unsupported Content-Type"),
+        ] {
+            let (s, media, b) = send(Some(ct), None, body).await;
+            assert_eq!(s.as_u16(), status, "{ct}");
+            assert_eq!(media, "application/json");
+            let v: Value = serde_json::from_slice(&b).unwrap();
+            assert_eq!(v["status"], "error");
+            assert!(v["error"].as_str().unwrap().contains(needle), "{v}");
+        }
+    }
+}
