@@ -18,6 +18,10 @@
 //! bucket_secs = 7200      # fixed when the database is created
 //! out_of_order_secs = 3600
 //! retention_secs = 1296000
+//!
+//! [vector]                # settings of the vector database (opendata_vector::VectorConfig)
+//! default_nprobe = 16
+//! quantize = true
 //! ```
 
 use std::net::SocketAddr;
@@ -46,6 +50,8 @@ pub struct ServerConfig {
     pub log: opendata_log::LogConfig,
     /// The time series database.
     pub timeseries: opendata_timeseries::TimeSeriesConfig,
+    /// The vector database.
+    pub vector: opendata_vector::VectorConfig,
 }
 
 impl Default for ServerConfig {
@@ -58,6 +64,7 @@ impl Default for ServerConfig {
             storage: StorageConfig::default(),
             log: opendata_log::LogConfig::default(),
             timeseries: opendata_timeseries::TimeSeriesConfig::default(),
+            vector: opendata_vector::VectorConfig::default(),
         }
     }
 }
@@ -115,6 +122,23 @@ mod tests {
             ObjectStoreConfig::S3 { .. }
         ));
         assert_eq!(cfg.max_body_bytes, ServerConfig::default().max_body_bytes);
+    }
+
+    #[test]
+    fn should_parse_the_vector_section() {
+        let cfg = ServerConfig::from_toml(
+            "[vector]\ndefault_nprobe = 32\nquantize = false\ntarget_posting_size = 128\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.vector.default_nprobe, 32);
+        assert!(!cfg.vector.quantize);
+        assert_eq!(cfg.vector.target_posting_size, 128);
+        assert_eq!(
+            cfg.vector.max_replicas,
+            opendata_vector::VectorConfig::default().max_replicas
+        );
+        let err = ServerConfig::from_toml("[vector]\ndefault_nprobes = 3\n").unwrap_err();
+        assert!(err.to_string().contains("default_nprobes"), "{err}");
     }
 
     #[test]

@@ -18,6 +18,9 @@ pub enum ServerError {
     /// A time series database failure.
     #[error(transparent)]
     TimeSeries(#[from] opendata_timeseries::Error),
+    /// A vector database failure.
+    #[error(transparent)]
+    Vector(#[from] opendata_vector::Error),
     /// Binding or serving the socket failed.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),

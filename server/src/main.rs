@@ -45,6 +45,7 @@ fn main() -> std::process::ExitCode {
                 server.run_until_signal().await
             }
             Command::Log(cmd) => cmd.run().await,
+            Command::Vector(cmd) => cmd.run().await,
         }
     });
     match result {

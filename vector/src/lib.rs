@@ -42,10 +42,12 @@ pub mod db;
 pub mod distance;
 pub mod error;
 pub mod filter;
+pub mod io;
 pub mod kmeans;
 pub mod model;
 pub mod quantizer;
 pub mod serde;
+pub mod server;
 
 pub use config::VectorConfig;
 pub use db::VectorDb;

@@ -2,6 +2,7 @@
 
 pub mod log;
 pub mod serve;
+pub mod vector;
 
 use clap::{Parser, Subcommand};
 
@@ -22,4 +23,7 @@ pub enum Command {
     /// Talk to the log database of a running server.
     #[command(subcommand)]
     Log(log::LogCommand),
+    /// Talk to the vector database of a running server.
+    #[command(subcommand)]
+    Vector(vector::VectorCommand),
 }

@@ -7,6 +7,7 @@ use opendata_log::{LogDb, LogDbReader};
 use opendata_timeseries::promql::Engine;
 use opendata_timeseries::server::TimeSeriesService;
 use opendata_timeseries::{TimeSeriesDb, TimeSeriesDbReader};
+use opendata_vector::VectorDb;
 
 use crate::config::ServerConfig;
 use crate::error::{Result, ServerError};
@@ -19,6 +20,8 @@ pub struct Databases {
     pub timeseries: TimeSeriesService,
     /// The PromQL engine, with the `[timeseries.query]` limits.
     pub query_engine: Engine,
+    /// The vector database (the writer, or a replica when read-only).
+    pub vector: VectorDb,
 }
 
 impl Databases {
@@ -53,10 +56,24 @@ impl Databases {
             TimeSeriesService::Writer(TimeSeriesDb::open_in(root, config.timeseries.clone()).await?)
         };
         let query_engine = Engine::new(config.timeseries.query.clone());
+        let vector = if config.read_only {
+            VectorDb::open_replica(root, config.vector.clone())
+                .await
+                .map_err(|e| {
+                    ServerError::Config(format!(
+                        "cannot open a read-only replica of the vector database: {e}. \
+                         A replica follows an existing database: start the writer on the same \
+                         object store first"
+                    ))
+                })?
+        } else {
+            VectorDb::open(root, config.vector.clone()).await?
+        };
         Ok(Self {
             log,
             timeseries,
             query_engine,
+            vector,
         })
     }
 
@@ -68,6 +85,7 @@ impl Databases {
                 self.timeseries.clone(),
                 self.query_engine.clone(),
             ))
+            .merge(opendata_vector::server::router(self.vector.clone()))
     }
 
     /// Names and health of each database.
@@ -97,6 +115,7 @@ impl Databases {
     pub async fn close(&self) -> Result<()> {
         self.log.close().await?;
         self.timeseries.close().await?;
+        self.vector.close().await?;
         Ok(())
     }
 }
