@@ -314,18 +314,18 @@ impl Collection {
     }
 
     /// The description of the collection.
-    pub fn info(&self) -> CollectionInfo {
-        let view = self.view();
-        let live = self.live.read();
-        let (entries, meta_bytes) = match self.writer.try_lock() {
-            Ok(w) => w.as_ref().map_or((0, 0), |w| {
+    pub async fn info(&self) -> CollectionInfo {
+        let (entries, meta_bytes) = {
+            let w = self.writer.lock().await;
+            w.as_ref().map_or((0, 0), |w| {
                 (
                     w.postings.values().map(|m| m.entries as u64).sum(),
                     w.postings.len() * 24,
                 )
-            }),
-            Err(_) => (0, 0),
+            })
         };
+        let view = self.view();
+        let live = self.live.read();
         let quantizer_bytes = view.state.quantizer.as_ref().map_or(0, |q| q.dim() * 8);
         CollectionInfo {
             spec: self.spec.clone(),
@@ -1121,7 +1121,7 @@ impl Collection {
             want = ((want as f64) / selectivity.sqrt()).ceil() as usize;
             want = want.min(total).max(1);
         }
-        let coverage = (want * 16).max(512);
+        let coverage = (want * 32).max(2048);
         let ranked = view.centroids.nearest(q, want, coverage, self.rank());
         let probes: Vec<u32> = match (self.rank(), ranked.first()) {
             (Rank::L2, Some(&(_, d0))) => {

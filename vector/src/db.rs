@@ -220,7 +220,7 @@ impl VectorDb {
         let _catalog = self.inner.catalog.lock().await;
         if let Ok(existing) = self.collection(&spec.name) {
             if existing.spec == spec {
-                return Ok(existing.info());
+                return Ok(existing.info().await);
             }
             return Err(Error::CollectionExists(spec.name));
         }
@@ -239,25 +239,24 @@ impl VectorDb {
         );
         storage.write(ops, Durability::Remote).await?;
         let c = self.attach(next, spec).await?;
-        Ok(c.info())
+        Ok(c.info().await)
     }
 
     /// Every collection, by name.
     pub async fn list_collections(&self) -> Result<Vec<CollectionInfo>> {
-        let mut all: Vec<CollectionInfo> = self
-            .inner
-            .collections
-            .read()
-            .values()
-            .map(|c| c.info())
-            .collect();
+        let collections: Vec<Arc<Collection>> =
+            self.inner.collections.read().values().cloned().collect();
+        let mut all = Vec::with_capacity(collections.len());
+        for c in collections {
+            all.push(c.info().await);
+        }
         all.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
         Ok(all)
     }
 
     /// One collection.
     pub async fn describe_collection(&self, name: &str) -> Result<CollectionInfo> {
-        Ok(self.collection(name)?.info())
+        Ok(self.collection(name)?.info().await)
     }
 
     /// The definition of one collection (cheap; no counting).
