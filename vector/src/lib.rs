@@ -2,6 +2,7 @@
 //!
 //! SPANN-style approximate nearest-neighbour search on object storage.
 pub mod config;
+pub mod dataset;
 pub mod db;
 pub mod error;
 pub mod filter;
