@@ -38,6 +38,7 @@ mod cache;
 pub mod centroids;
 mod collection;
 pub mod config;
+pub mod dataset;
 pub mod db;
 pub mod distance;
 pub mod error;
