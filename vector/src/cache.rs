@@ -12,7 +12,7 @@
 //! inserted if its shard's generation did not move while it was being read.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -51,9 +51,7 @@ impl ReadCache {
     }
 
     fn shard(&self, key: &[u8]) -> &Mutex<Shard> {
-        let mut h = self.hasher.build_hasher();
-        key.hash(&mut h);
-        &self.shards[(h.finish() as usize) % SHARDS]
+        &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS]
     }
 
     /// The cached value of `key`, or the shard generation to pass to [`insert`](Self::insert).

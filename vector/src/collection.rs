@@ -566,7 +566,7 @@ impl Collection {
         for (p, bytes) in &appends {
             ops.merge(keys::posting_key(self.id, *p), Bytes::from(bytes.clone()));
         }
-        idx.into_ops(self.id, &mut ops);
+        idx.drain_into(self.id, &mut ops);
         let live_adds = std::mem::take(&mut idx.live_adds);
         let live_removes = std::mem::take(&mut idx.live_removes);
         self.apply(storage, ops).await?;
@@ -661,7 +661,7 @@ impl Collection {
             );
             count += 1;
         }
-        idx.into_ops(self.id, &mut ops);
+        idx.drain_into(self.id, &mut ops);
         if !ops.is_empty() {
             self.apply(storage, ops).await?;
         }
@@ -716,7 +716,7 @@ impl Collection {
         if ops.is_empty() {
             return Ok(0);
         }
-        idx.into_ops(self.id, &mut ops);
+        idx.drain_into(self.id, &mut ops);
         let removes = std::mem::take(&mut idx.live_removes);
         self.apply(storage, ops).await?;
         *self.live.write() -= &removes;
@@ -1869,7 +1869,7 @@ impl IndexDelta {
         }
     }
 
-    fn into_ops(&mut self, coll: u32, ops: &mut WriteOps) {
+    fn drain_into(&mut self, coll: u32, ops: &mut WriteOps) {
         for (key, (adds, removes)) in self.values.drain() {
             ops.merge(key, RoaringDelta::encode(&adds, &removes));
         }

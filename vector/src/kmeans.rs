@@ -118,8 +118,8 @@ pub fn balanced_kmeans(
         }
         // Update step.
         let mut sums = vec![0f64; k * dim];
-        for i in 0..n {
-            let c = assignment[i] as usize;
+        for (i, a) in assignment.iter().enumerate() {
+            let c = *a as usize;
             for (s, x) in sums[c * dim..(c + 1) * dim].iter_mut().zip(row(i)) {
                 *s += *x as f64;
             }

@@ -51,7 +51,7 @@ impl CodeQuery {
 impl Quantizer {
     /// Trains ranges on `vectors` (row-major, `dim` columns).
     pub fn train(vectors: &[f32], dim: usize) -> Self {
-        let n = if dim == 0 { 0 } else { vectors.len() / dim };
+        let n = vectors.len().checked_div(dim).unwrap_or(0);
         let mut min = vec![0f32; dim];
         let mut scale = vec![1f32 / 255.0; dim];
         if n == 0 {

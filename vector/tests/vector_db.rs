@@ -55,8 +55,8 @@ fn record(i: usize, v: Vec<f32>) -> VectorRecord {
             "tags",
             AttributeValue::StringList(vec![format!("t{}", i % 7), "all".into()]),
         );
-    if i % 2 == 0 {
-        r = r.with_attribute("ok", AttributeValue::Bool(i % 4 == 0));
+    if i.is_multiple_of(2) {
+        r = r.with_attribute("ok", AttributeValue::Bool(i.is_multiple_of(4)));
     }
     r
 }
