@@ -568,3 +568,45 @@ async fn should_report_cosine_similarity_and_dot_product_scores() {
         .unwrap_err();
     assert!(err.to_string().contains("all zeros"), "{err}");
 }
+
+#[tokio::test]
+async fn should_store_a_boundary_vector_in_the_posting_lists_of_both_sides() {
+    let db = memory_db(small_config()).await;
+    db.create_collection(CollectionSpec::new("two", 4, Metric::L2))
+        .await
+        .unwrap();
+    // Two tight blobs far apart, clustered first.
+    let mut rng = Rng::new(11);
+    let blobs: Vec<VectorRecord> = (0..600)
+        .map(|i| {
+            let base = if i % 2 == 0 { 0.0 } else { 10.0 };
+            VectorRecord::new(
+                format!("b{i}"),
+                (0..4).map(|_| base + rng.unit() as f32 * 0.1).collect(),
+            )
+        })
+        .collect();
+    db.upsert("two", blobs, Durability::Remote).await.unwrap();
+    db.maintain("two").await.unwrap();
+    let before = db.describe_collection("two").await.unwrap();
+    assert!(before.postings >= 2);
+    // Vectors on the boundary are nearly equidistant from both blobs' centroids, and
+    // neither centroid is "behind" the other: each goes into two lists.
+    let middle: Vec<VectorRecord> = (0..10)
+        .map(|i| VectorRecord::new(format!("m{i}"), vec![5.0 + i as f32 * 0.001; 4]))
+        .collect();
+    db.upsert("two", middle, Durability::Remote).await.unwrap();
+    let after = db.describe_collection("two").await.unwrap();
+    assert_eq!(after.vectors, 610);
+    assert!(
+        after.posting_entries >= before.posting_entries + 20,
+        "{before:?} -> {after:?}"
+    );
+    // Found with one probe from either side.
+    for side in [4.0f32, 6.0] {
+        let mut req = SearchRequest::new(vec![side; 4], 1);
+        req.nprobe = Some(1);
+        let hit = &db.search("two", req).await.unwrap().hits[0];
+        assert!(hit.id.starts_with('m'), "{side}: {}", hit.id);
+    }
+}
