@@ -160,7 +160,12 @@ fn machine_info() -> String {
             || "?".to_string(),
             |kb| format!("{:.1}", kb / 1024.0 / 1024.0),
         );
-    format!("{cpus} cores ({model}), {mem_gib} GiB RAM")
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load: Vec<&str> = load.split_whitespace().take(3).collect();
+    format!(
+        "{cpus} cores ({model}), {mem_gib} GiB RAM, load average {}",
+        load.join(" ")
+    )
 }
 
 /// The base vectors, queries and exact answers.
