@@ -127,7 +127,7 @@ def main():
     print(
         f"faiss {faiss.__version__}, numpy {np.__version__}, Python {platform.python_version()}, "
         f"{os.cpu_count()} cores ({cpu}); {n} x {d} base, {len(queries)} queries, "
-        f"{args.threads} threads",
+        f"{args.threads} threads; load average {load()}",
         flush=True,
     )
 
@@ -213,7 +213,13 @@ def main():
         print("|---|---|---|---|---|")
         for nprobe, rec, qs, p50, p99 in frows:
             print(f"| nprobe {nprobe} | {rec:.4f} | {qs:,.0f} | {p50:.3f} | {p99:.3f} |")
+    print(f"\nload average at the end: {load()}")
     return 0
+
+
+def load():
+    """The 1, 5 and 15 minute load averages: other work on the machine skews timings."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def train_s(secs):
