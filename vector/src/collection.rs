@@ -51,11 +51,33 @@ struct PostingMeta {
     dead_hint: u32,
 }
 
+impl PostingMeta {
+    /// Whether enough of the list is likely dead to rewrite it (a quarter).
+    fn needs_cleanup(&self) -> bool {
+        self.dead_hint > 0 && self.dead_hint * 4 >= self.entries
+    }
+}
+
 /// State only the writer touches, under the collection's write lock.
 struct WriterState {
     ids: SequenceAllocator,
     state: IndexState,
     postings: HashMap<u32, PostingMeta>,
+}
+
+impl WriterState {
+    /// Counts one likely-dead entry in each of `postings`; true when one of them now
+    /// needs a clean-up.
+    fn add_dead_hints(&mut self, postings: impl IntoIterator<Item = u32>) -> bool {
+        let mut wake = false;
+        for p in postings {
+            if let Some(meta) = self.postings.get_mut(&p) {
+                meta.dead_hint += 1;
+                wake |= meta.needs_cleanup();
+            }
+        }
+        wake
+    }
 }
 
 /// Recall measured per `nprobe` on a sample of the collection.
@@ -260,7 +282,7 @@ impl Collection {
         if let (Some(mut w), Some(storage)) = (guard.take(), &self.storage) {
             let mut ops = WriteOps::new();
             w.ids.release_unused(&mut ops);
-            if !ops.is_empty() && !self.spec.name.is_empty() {
+            if !ops.is_empty() {
                 let _ = self.apply(storage, ops).await;
             }
         }
@@ -446,16 +468,12 @@ impl Collection {
 
     async fn load_records(&self, ids: &[u32]) -> Result<Vec<Option<vector::StoredVector>>> {
         let dim = self.spec.dimension as usize;
-        let futs = ids.iter().map(|id| {
-            let key = keys::vector_key(self.id, *id);
-            async move {
-                match self.cached_get(&key).await? {
-                    Some(v) => Ok::<_, Error>(Some(vector::decode(&v, dim)?)),
-                    None => Ok(None),
-                }
-            }
-        });
-        try_join_all(futs).await
+        self.fetch_values(ids)
+            .await?
+            .into_iter()
+            .map(|v| v.map(|v| vector::decode(&v, dim)).transpose())
+            .collect::<Result<_, _>>()
+            .map_err(Error::from)
     }
 
     /// Inserts or replaces records.
@@ -541,9 +559,11 @@ impl Collection {
             );
             idx.add_attributes(self.id, iid, &r.attributes);
             idx.live_adds.insert(iid);
-            for p in postings {
+            if !postings.is_empty() {
                 payload.clear();
                 self.payload(&view, &r.vector, &mut payload);
+            }
+            for p in postings {
                 posting::push_entry(appends.entry(*p).or_default(), iid, &payload);
             }
         }
@@ -582,12 +602,7 @@ impl Collection {
             meta.entries += bytes.len() as u32 / es;
             wake |= meta.entries as usize > self.config.max_posting_size;
         }
-        for p in dead_hints {
-            if let Some(meta) = w.postings.get_mut(&p) {
-                meta.dead_hint += 1;
-                wake |= meta.dead_hint * 4 >= meta.entries;
-            }
-        }
+        wake |= w.add_dead_hints(dead_hints);
         if !view.state.clustered
             && self.live.read().len() as usize >= self.config.initial_build_size
         {
@@ -704,13 +719,14 @@ impl Collection {
         let mut ops = WriteOps::new();
         let mut idx = IndexDelta::default();
         let mut hints = Vec::new();
+        let view = self.view();
         for ((ext, iid), rec) in pairs.iter().zip(records) {
             ops.delete(keys::vector_key(self.id, *iid));
             ops.delete(keys::id_map_key(self.id, ext));
             idx.live_removes.insert(*iid);
             if let Some(rec) = rec {
                 idx.remove_attributes(self.id, *iid, &rec.attributes);
-                hints.extend(self.likely_postings(&self.view(), &rec));
+                hints.extend(self.likely_postings(&view, &rec));
             }
         }
         if ops.is_empty() {
@@ -720,13 +736,7 @@ impl Collection {
         let removes = std::mem::take(&mut idx.live_removes);
         self.apply(storage, ops).await?;
         *self.live.write() -= &removes;
-        let mut wake = false;
-        for p in hints {
-            if let Some(meta) = w.postings.get_mut(&p) {
-                meta.dead_hint += 1;
-                wake |= meta.dead_hint * 4 >= meta.entries;
-            }
-        }
+        let wake = w.add_dead_hints(hints);
         drop(guard);
         if wake {
             self.notify.notify_one();
@@ -780,7 +790,7 @@ impl Collection {
         let found: Vec<u32> = internal.iter().flatten().copied().collect();
         let records = self.load_records(&found).await?;
         let mut records = records.into_iter();
-        let live = self.live.read().clone();
+        let live = self.live.read();
         Ok(internal
             .iter()
             .map(|i| {
@@ -1272,7 +1282,7 @@ impl Collection {
                 let live_est = m.entries.saturating_sub(m.dead_hint);
                 if m.entries > max {
                     split.push((*p, m.entries));
-                } else if m.dead_hint > 0 && m.dead_hint * 4 >= m.entries {
+                } else if m.needs_cleanup() {
                     clean.push(*p);
                 } else if live_est < min && w.postings.len() > 1 {
                     merge.push(*p);
