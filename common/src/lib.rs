@@ -13,6 +13,10 @@
 //! - [`storage`]: opening SlateDB on an object store (memory, local directory, S3),
 //!   read-only replicas, and the group-commit write path.
 //! - [`sequence`]: durable sequence allocation in blocks.
+//! - [`lifecycle`]: the [`Database`] trait every database implements (open as writer or
+//!   replica, readiness, metrics, flush, close), so a server mounts them all alike.
+//! - [`replica`]: the one follower that keeps a read-only replica's in-memory state in
+//!   step with its writer.
 //! - [`metrics`]: SlateDB metrics in the Prometheus text format.
 //!
 //! ## Example
@@ -48,17 +52,18 @@
 pub mod config;
 pub mod encoding;
 pub mod error;
-pub mod http;
 pub mod keys;
+pub mod lifecycle;
 pub mod merge;
 pub mod metrics;
+pub mod replica;
 pub mod segment;
 pub mod sequence;
 pub mod storage;
-pub mod testing;
 
 pub use config::{ObjectStoreConfig, StorageConfig};
 pub use error::{DecodeError, Error, Result};
+pub use lifecycle::{Database, OpenDatabase, Opened, Role};
 pub use storage::{Durability, Storage, StorageReader, StorageRoot, WriteOps};
 
 /// Re-exported so databases and the server use the exact SlateDB this crate builds on.

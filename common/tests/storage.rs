@@ -1,6 +1,8 @@
 //! Storage tests run against every object store: memory, a local directory and the S3
 //! emulator that `scripts/test.sh` starts.
 
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -44,7 +46,7 @@ fn backends(test: &str) -> Vec<Backend> {
             _dir: Some(dir),
         },
     ];
-    if let Some(config) = opendata_common::testing::s3_config(test) {
+    if let Some(config) = opendata_testing::s3_config(test) {
         out.push(Backend {
             name: "s3",
             config,

@@ -9,6 +9,8 @@
 //! scanning one key; tail latency to an in-process follower; how soon a replica sees
 //! a durable append; stored bytes against raw key and value bytes after compaction.
 
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};

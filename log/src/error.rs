@@ -42,15 +42,3 @@ impl From<slatedb::Error> for Error {
         Error::Storage(err.into())
     }
 }
-
-impl From<Error> for opendata_common::http::ApiError {
-    fn from(err: Error) -> Self {
-        use opendata_common::http::ApiError;
-        match err {
-            Error::InvalidInput(msg) => ApiError::bad_data(msg),
-            Error::Conflict { .. } => ApiError::conflict(err.to_string()),
-            Error::Storage(e) => e.into(),
-            Error::Corrupt(_) | Error::RetryCondition => ApiError::internal(err.to_string()),
-        }
-    }
-}

@@ -64,13 +64,14 @@
 
 pub mod config;
 pub mod error;
+pub mod lifecycle;
 pub mod model;
 pub mod serde;
-pub mod server;
 pub mod storage;
 
 pub use config::{Config, LogConfig, ReaderConfig};
 pub use error::{Error, Result};
+pub use lifecycle::LogHandle;
 pub use model::{
     AppendOptions, AppendResult, Condition, KeyInfo, KeyPage, LogEntry, Record, SegmentInfo,
 };

@@ -1,5 +1,7 @@
 //! The log database's Rust API, end to end on real storage.
 
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use bytes::Bytes;

@@ -12,15 +12,17 @@ pub enum ServerError {
     /// A storage operation failed.
     #[error(transparent)]
     Storage(#[from] opendata_common::Error),
-    /// The log database failed.
+    /// A database could not be opened.
     #[error(transparent)]
-    Log(#[from] opendata_log::Error),
-    /// A time series database failure.
-    #[error(transparent)]
-    TimeSeries(#[from] opendata_timeseries::Error),
-    /// A vector database failure.
-    #[error(transparent)]
-    Vector(#[from] opendata_vector::Error),
+    Open(#[from] opendata_common::lifecycle::OpenError),
+    /// A database failed to flush or close.
+    #[error("{database} database: {message}")]
+    Database {
+        /// Which database.
+        database: &'static str,
+        /// What went wrong.
+        message: String,
+    },
     /// Binding or serving the socket failed.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),

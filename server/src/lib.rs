@@ -4,6 +4,13 @@
 //! (configuration, health, readiness, Prometheus metrics, request tracing, body limits,
 //! graceful shutdown) and command-line clients.
 //!
+//! - [`api`]: the API layer, every protocol adapter of every database (HTTP routes, wire
+//!   formats, content negotiation, the one error mapping);
+//! - [`server`]: the runtime, which opens every database through the common lifecycle
+//!   and serves the API;
+//! - [`cli`]: `opendata serve` and the command-line clients;
+//! - [`config`]: the configuration file, variables and flags.
+//!
 //! ```no_run
 //! use opendata_server::{ServerConfig, Server};
 //!
@@ -17,6 +24,7 @@
 //! # }
 //! ```
 
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod error;

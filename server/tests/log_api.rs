@@ -1,14 +1,16 @@
 //! The log HTTP API and CLI against the real binary: the seed quickstart verbatim,
 //! protobuf bodies, conditional appends, long-poll, Server-Sent Events, backpressure.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use opendata_common::http::ApiMessage;
-use opendata_log::server::proto::{AppendRequest, AppendResponse, Record, ScanResponse};
+use opendata_server::api::log::proto::{AppendRequest, AppendResponse, Record, ScanResponse};
+use opendata_server::api::negotiate::{Decode, Encode};
 use serde_json::{Value, json};
 use support::{ServerProcess, b64};
 

@@ -1,6 +1,8 @@
 //! Acknowledged log appends survive SIGKILL: a writer is killed mid-stream, reopened,
 //! and every acknowledged record is there, in order, with no duplicated sequences.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::collections::BTreeMap;

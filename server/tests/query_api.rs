@@ -3,12 +3,14 @@
 //! endpoints Grafana calls, and queries over remote-written data, also through
 //! `promtool` (Debian's `prometheus` package; in CI the test fails without it).
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::process::Command;
 use std::time::Duration;
 
-use opendata_timeseries::server::proto::v1;
+use opendata_server::api::timeseries::proto::v1;
 use prost::Message;
 use serde_json::{Value, json};
 use support::ServerProcess;

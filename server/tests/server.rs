@@ -1,5 +1,7 @@
 //! The `opendata` binary, end to end: runtime endpoints, errors, restarts, replicas.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::time::Duration;

@@ -1,6 +1,8 @@
 //! The time series database through the real `opendata` binary: remote write 1.0 and
 //! 2.0, the Prometheus metadata API, bad input, and SIGKILL during ingest.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::collections::BTreeMap;
@@ -8,9 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use opendata_common::StorageConfig;
+use opendata_server::api::timeseries::proto::{v1, v2};
 use opendata_timeseries::TimeSeriesDb;
 use opendata_timeseries::model::Matcher;
-use opendata_timeseries::server::proto::{v1, v2};
 use parking_lot::Mutex;
 use prost::Message;
 use serde_json::Value;
@@ -530,7 +532,7 @@ async fn should_keep_every_acknowledged_sample_after_sigkill_on_a_local_director
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn should_keep_every_acknowledged_sample_after_sigkill_on_s3() {
-    if let Some(storage) = opendata_common::testing::s3_config("ts-sigkill") {
+    if let Some(storage) = opendata_testing::s3_config("ts-sigkill") {
         let args = s3_args_for(&storage).unwrap();
         kill_during_ingest(args, storage).await;
     }

@@ -2,6 +2,8 @@
 //! bodies, reads and writes, bad input, SIGKILL recovery, a read-only replica, and
 //! `opendata vector import | search`.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::collections::BTreeMap;
@@ -9,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use opendata_vector::server::proto;
+use opendata_server::api::vector::proto;
 use parking_lot::Mutex;
 use prost::Message;
 use serde_json::{Value, json};
@@ -1080,7 +1082,7 @@ async fn should_import_files_and_search_from_the_command_line() {
         .collect();
     let fvecs = dir.path().join("base.fvecs");
     let mut f = std::fs::File::create(&fvecs).unwrap();
-    opendata_vector::io::write_fvecs(&mut f, &vectors).unwrap();
+    opendata_server::cli::vector::io::write_fvecs(&mut f, &vectors).unwrap();
     drop(f);
     let fvecs_s = fvecs.display().to_string();
     let out = opendata(&[

@@ -1,5 +1,5 @@
 //! Time series benchmarks, in process, on the local-directory object store, with the
-//! node-exporter-like workload of `opendata_timeseries::workload`.
+//! node-exporter-like workload of `opendata_testing::workload`.
 //!
 //! `cargo bench -p opendata-timeseries` runs the full set; under `cargo test` (no
 //! `--bench` argument) a seconds-long smoke version keeps the code working.
@@ -20,13 +20,15 @@
 //!   the workload itself; a failing or wrong query makes the bench exit non-zero.
 //!   `TS_BENCH_REPS` sets the timed runs per query after a warm-up (default 20).
 
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use opendata_common::{Durability, StorageConfig, StorageRoot};
+use opendata_testing::workload::{Workload, WorkloadConfig};
 use opendata_timeseries::model::{Labels, MatchKind, Matcher, MetricType, WriteBatch};
 use opendata_timeseries::promql::{Engine, QueryOptions, QueryResult, Value};
-use opendata_timeseries::workload::{Workload, WorkloadConfig};
 use opendata_timeseries::{TimeSeriesConfig, TimeSeriesDb};
 
 #[global_allocator]

@@ -1,6 +1,4 @@
-//! Errors of the time series database, and their HTTP mapping.
-
-use opendata_common::http::ApiError;
+//! Errors of the time series database.
 
 /// A `Result` whose error is [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -39,17 +37,5 @@ impl From<slatedb::Error> for Error {
 impl From<opendata_common::DecodeError> for Error {
     fn from(err: opendata_common::DecodeError) -> Self {
         Error::Storage(err.into())
-    }
-}
-
-impl From<Error> for ApiError {
-    fn from(err: Error) -> Self {
-        match err {
-            Error::BadData(_) | Error::OutOfBounds(_) => ApiError::bad_data(err.to_string()),
-            Error::Unsupported(_) => ApiError::unsupported_media_type(err.to_string()),
-            Error::TooLarge(_) => ApiError::too_large(err.to_string()),
-            Error::Config(_) => ApiError::internal(err.to_string()),
-            Error::Storage(e) => e.into(),
-        }
     }
 }

@@ -52,8 +52,10 @@ impl Labels {
         Labels(out)
     }
 
-    /// Labels already sorted by name with unique names (checked by the caller).
-    pub(crate) fn from_sorted(labels: Vec<Label>) -> Self {
+    /// Labels already sorted by name with unique names and no empty values. The
+    /// caller has checked that (decoders do, with errors that name the problem); debug
+    /// builds assert it.
+    pub fn from_sorted(labels: Vec<Label>) -> Self {
         debug_assert!(labels.windows(2).all(|w| w[0].name < w[1].name));
         Labels(labels)
     }
@@ -139,6 +141,21 @@ impl MetricType {
             6 => MetricType::Info,
             7 => MetricType::StateSet,
             _ => MetricType::Unknown,
+        }
+    }
+
+    /// The number remote write's `MetricType` enum gives this type (the inverse of
+    /// [`MetricType::from_wire`]).
+    pub fn to_wire(self) -> i32 {
+        match self {
+            MetricType::Unknown => 0,
+            MetricType::Counter => 1,
+            MetricType::Gauge => 2,
+            MetricType::Histogram => 3,
+            MetricType::GaugeHistogram => 4,
+            MetricType::Summary => 5,
+            MetricType::Info => 6,
+            MetricType::StateSet => 7,
         }
     }
 

@@ -2,6 +2,8 @@
 //! Prometheus's types, results from stored (flushed) buckets as well as the head, and
 //! what the conformance scripts do not cover.
 
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use opendata_common::StorageConfig;

@@ -11,6 +11,8 @@
 //! apart; they never fail the test. Every other eval must pass, and every line of every
 //! script must be understood.
 
+#![allow(clippy::unwrap_used)]
+
 #[path = "promqltest/script.rs"]
 mod script;
 

@@ -1,6 +1,8 @@
 //! The time series storage end to end: writes, reads, out-of-order and duplicate
 //! samples, restarts, bucket closing, indexes in storage, retention and replicas.
 
+#![allow(clippy::unwrap_used)]
+
 use opendata_common::{StorageConfig, StorageRoot};
 use opendata_timeseries::model::{
     Labels, MatchKind, Matcher, MetricMetadata, MetricType, Sample, SeriesSamples, WriteBatch,

@@ -1,5 +1,5 @@
 //! Vector database benchmark, in process, on the local-directory object store, with the
-//! clustered data of `opendata_vector::dataset` (1,000,000 × 128 by default).
+//! clustered data of `opendata_testing::dataset` (1,000,000 × 128 by default).
 //!
 //! `cargo bench -p opendata-vector` runs it in full; under `cargo test` (no `--bench`
 //! argument) a seconds-long smoke version (5,000 vectors) keeps the code working.
@@ -36,13 +36,15 @@
 //! - `VECTOR_BENCH_FVECS`, `VECTOR_BENCH_NPY`: real data instead of generated data, once
 //!   the crate has `.fvecs`/`.npy` readers; refused until then.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use opendata_common::{Durability, StorageConfig, StorageRoot};
-use opendata_vector::dataset::{self, Clustered, ClusteredSpec, Neighbours};
+use opendata_testing::dataset::{self, Clustered, ClusteredSpec, Neighbours};
 use opendata_vector::{
     AttributeType, AttributeValue, CollectionSpec, Filter, Metric, SearchPlan, SearchRequest,
     VectorConfig, VectorDb, VectorRecord,

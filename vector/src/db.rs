@@ -6,21 +6,22 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use opendata_common::replica::ReplicaFollower;
 use opendata_common::segment::drop_segment;
 use opendata_common::storage::{Durability, Storage, StorageReader, StorageRoot, WriteOps};
 use parking_lot::{Mutex, RwLock};
 use tokio::task::JoinHandle;
 
-use crate::cache::ReadCache;
-use crate::collection::Collection;
 use crate::config::VectorConfig;
 use crate::error::{Error, Result};
 use crate::filter::Filter;
 use crate::model::{
-    AttributePatch, CollectionInfo, CollectionSpec, FieldSelection, SearchRequest, SearchResponse,
-    VectorRecord, WriteResult, validate_collection_name,
+    AttributePatch, CheckedSearch, CollectionInfo, CollectionSpec, FieldSelection, SearchRequest,
+    SearchResponse, VectorRecord, WriteResult, validate_collection_name,
 };
 use crate::serde::{self as keys, collection as collection_record};
+use crate::storage::Collection;
+use crate::storage::cache::ReadCache;
 
 /// The directory (database name) the vector database lives in under the storage root.
 pub const DATABASE: &str = "vector";
@@ -43,6 +44,8 @@ struct Inner {
     tasks: Mutex<Vec<JoinHandle<()>>>,
     closed: AtomicBool,
     cache: Arc<ReadCache>,
+    /// A replica's follower of the writer.
+    follower: Mutex<Option<ReplicaFollower>>,
 }
 
 impl VectorDb {
@@ -69,21 +72,13 @@ impl VectorDb {
         let db = Self::new(config, None, reader);
         db.sync_catalog().await?;
         let poll = root.config().replica_poll_interval();
-        let weak = Arc::downgrade(&db.inner);
-        let task = tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(poll.max(Duration::from_millis(50))).await;
-                let Some(inner) = weak.upgrade() else { break };
-                if inner.closed.load(Ordering::Relaxed) {
-                    break;
-                }
-                let db = VectorDb { inner };
-                if let Err(e) = db.sync_catalog().await {
-                    tracing::warn!(error = %e, "vector replica refresh failed");
-                }
-            }
-        });
-        db.inner.tasks.lock().push(task);
+        let follower = ReplicaFollower::start(
+            DATABASE,
+            poll.max(Duration::from_millis(50)),
+            &db.inner,
+            |inner| async move { VectorDb { inner }.sync_catalog().await },
+        );
+        *db.inner.follower.lock() = Some(follower);
         Ok(db)
     }
 
@@ -98,6 +93,7 @@ impl VectorDb {
                 tasks: Mutex::new(Vec::new()),
                 closed: AtomicBool::new(false),
                 cache: Arc::new(ReadCache::new(config.read_cache_bytes as usize)),
+                follower: Mutex::new(None),
             }),
         }
     }
@@ -205,6 +201,36 @@ impl VectorDb {
     /// Bytes currently held by the read cache of posting lists and vector records.
     pub fn read_cache_bytes(&self) -> usize {
         self.inner.cache.bytes()
+    }
+
+    /// Checks the database can serve: open, not fenced, and (on a replica) following
+    /// the writer.
+    pub fn check(&self) -> Result<()> {
+        if self.inner.closed.load(Ordering::Relaxed) {
+            return Err(opendata_common::Error::Closed.into());
+        }
+        match &self.inner.storage {
+            Some(storage) => storage.check()?,
+            None => {
+                if let Some(f) = self.inner.follower.lock().as_ref() {
+                    f.check()?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The group-commit counters of the writer (`None` on a replica).
+    pub fn commit_stats(&self) -> Option<opendata_common::storage::CommitStats> {
+        self.inner.storage.as_ref().map(|s| s.committer().stats())
+    }
+
+    /// Makes every acknowledged write durable (nothing to do on a replica).
+    pub async fn flush(&self) -> Result<()> {
+        if let Some(storage) = &self.inner.storage {
+            storage.flush().await?;
+        }
+        Ok(())
     }
 
     /// Whether this instance is a read-only replica.
@@ -345,10 +371,25 @@ impl VectorDb {
     /// Nearest neighbours.
     pub async fn search(&self, collection: &str, request: SearchRequest) -> Result<SearchResponse> {
         let c = self.collection(collection)?;
+        let checked = request.check(&c.spec, "query")?;
+        Self::run_search(&c, &checked).await
+    }
+
+    /// Nearest neighbours for a request already checked against the collection
+    /// ([`SearchRequest::check`]).
+    pub async fn search_checked(
+        &self,
+        collection: &str,
+        request: &CheckedSearch,
+    ) -> Result<SearchResponse> {
+        Self::run_search(&self.collection(collection)?, request).await
+    }
+
+    async fn run_search(c: &Arc<Collection>, request: &CheckedSearch) -> Result<SearchResponse> {
         if request.recall_target.is_some() && request.nprobe.is_none() {
             c.calibrate_in_background();
         }
-        c.search(&request).await
+        c.search(request).await
     }
 
     /// Several searches.
@@ -358,7 +399,28 @@ impl VectorDb {
         requests: Vec<SearchRequest>,
     ) -> Result<Vec<SearchResponse>> {
         let c = self.collection(collection)?;
-        let futs = requests.iter().map(|r| c.search(r));
+        let checked = requests
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| r.check(&c.spec, &format!("queries[{i}]")))
+            .collect::<Result<Vec<_>>>()?;
+        Self::run_batch(&c, &checked).await
+    }
+
+    /// Several searches already checked against the collection.
+    pub async fn search_batch_checked(
+        &self,
+        collection: &str,
+        requests: &[CheckedSearch],
+    ) -> Result<Vec<SearchResponse>> {
+        Self::run_batch(&self.collection(collection)?, requests).await
+    }
+
+    async fn run_batch(
+        c: &Arc<Collection>,
+        requests: &[CheckedSearch],
+    ) -> Result<Vec<SearchResponse>> {
+        let futs = requests.iter().map(|r| Self::run_search(c, r));
         futures::future::try_join_all(futs).await
     }
 
@@ -392,6 +454,9 @@ impl VectorDb {
         }
         for c in &collections {
             c.shut_writer().await;
+        }
+        if let Some(follower) = self.inner.follower.lock().take() {
+            follower.stop();
         }
         let tasks: Vec<JoinHandle<()>> = self.inner.tasks.lock().drain(..).collect();
         for t in tasks {

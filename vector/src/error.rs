@@ -1,4 +1,4 @@
-//! Errors of the vector database, and their one mapping to HTTP.
+//! Errors of the vector database.
 
 /// A `Result` whose error is [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -37,19 +37,5 @@ impl Error {
 impl From<slatedb::Error> for Error {
     fn from(err: slatedb::Error) -> Self {
         Error::Storage(err.into())
-    }
-}
-
-impl From<Error> for opendata_common::http::ApiError {
-    fn from(err: Error) -> Self {
-        use opendata_common::http::ApiError;
-        match err {
-            Error::InvalidInput(msg) => ApiError::bad_data(msg),
-            Error::CollectionNotFound(_) => ApiError::not_found(err.to_string()),
-            Error::CollectionExists(_) => ApiError::conflict(err.to_string()),
-            Error::ReadOnly => opendata_common::Error::ReadOnly.into(),
-            Error::Storage(e) => e.into(),
-            Error::Corrupt(_) => ApiError::internal(err.to_string()),
-        }
     }
 }

@@ -16,6 +16,13 @@
 //! - **Durability.** Writes go through the group-commit path; an acknowledged write
 //!   is durable and visible to search.
 //!
+//! The crate's parts: [`db`] (the collections of one database), `storage` (a
+//! collection's state, its write path and a replica's refresh), [`index`] (centroids,
+//! quantizer, k-means, distance kernels, posting lists), `search` (plans, probing,
+//! re-ranking, recall calibration), `maintenance` (splits, merges, clean-up), [`filter`]
+//! (parsing and evaluation) and [`serde`] (the stored records). The HTTP API is an
+//! adapter in the server's API layer.
+//!
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! use opendata_common::{StorageConfig, StorageRoot, Durability};
@@ -34,24 +41,21 @@
 //! # });
 //! ```
 
-mod cache;
-pub mod centroids;
-mod collection;
 pub mod config;
-pub mod dataset;
 pub mod db;
-pub mod distance;
 pub mod error;
 pub mod filter;
-pub mod io;
-pub mod kmeans;
+pub mod index;
+pub mod lifecycle;
+mod maintenance;
 pub mod model;
-pub mod quantizer;
+mod search;
 pub mod serde;
-pub mod server;
+mod storage;
 
 pub use config::VectorConfig;
 pub use db::VectorDb;
 pub use error::{Error, Result};
 pub use filter::Filter;
+pub use lifecycle::VectorHandle;
 pub use model::*;

@@ -521,6 +521,17 @@ pub struct FieldSelection {
 }
 
 impl FieldSelection {
+    /// The attributes of `attrs` this selection asks for.
+    pub fn select(
+        &self,
+        mut attrs: BTreeMap<String, AttributeValue>,
+    ) -> BTreeMap<String, AttributeValue> {
+        match &self.attributes {
+            None => attrs,
+            Some(names) => names.iter().filter_map(|n| attrs.remove_entry(n)).collect(),
+        }
+    }
+
     /// All attributes and the vector.
     pub fn all() -> Self {
         Self {
@@ -562,7 +573,8 @@ impl FieldSelection {
         Ok(sel)
     }
 
-    pub(crate) fn wants_attributes(&self) -> bool {
+    /// Whether any attribute is asked for.
+    pub fn wants_attributes(&self) -> bool {
         self.attributes.as_ref().is_none_or(|a| !a.is_empty())
     }
 }
@@ -597,6 +609,55 @@ impl SearchRequest {
             filter: None,
             fields: FieldSelection::none(),
         }
+    }
+
+    /// Checks the request against the collection's definition: the one validation of a
+    /// search, whether it comes from the Rust API or a wire format. `what` names the
+    /// query in errors (`query`, `queries[3]`). For the cosine metric the checked query
+    /// vector is normalized.
+    pub fn check(mut self, spec: &CollectionSpec, what: &str) -> Result<CheckedSearch> {
+        spec.check_vector(what, &self.vector)?;
+        if self.k == 0 || self.k > MAX_K {
+            return Err(Error::invalid(format!(
+                "{what}: k must be between 1 and {MAX_K}, got {}",
+                self.k
+            )));
+        }
+        if self.nprobe == Some(0) {
+            return Err(Error::invalid(format!(
+                "{what}: nprobe must be at least 1, got 0"
+            )));
+        }
+        if let Some(r) = self.recall_target
+            && !(r > 0.0 && r <= 1.0)
+        {
+            return Err(Error::invalid(format!(
+                "{what}: recall_target must be in (0, 1], got {r}"
+            )));
+        }
+        if spec.metric == Metric::Cosine {
+            crate::index::distance::normalize(&mut self.vector);
+        }
+        Ok(CheckedSearch {
+            request: self,
+            dimension: spec.dimension,
+        })
+    }
+}
+
+/// A search checked against its collection by [`SearchRequest::check`]: what the engine
+/// runs. Reads as the request it holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckedSearch {
+    pub(crate) request: SearchRequest,
+    pub(crate) dimension: u32,
+}
+
+impl std::ops::Deref for CheckedSearch {
+    type Target = SearchRequest;
+
+    fn deref(&self) -> &SearchRequest {
+        &self.request
     }
 }
 

@@ -2,10 +2,12 @@
 //! `benches/vector_bench.rs`), and the correctness of searches after replacements and
 //! deletes, each against exact answers computed by brute force.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::HashSet;
 
 use opendata_common::{Durability, StorageConfig, StorageRoot};
-use opendata_vector::dataset::{self, Clustered, ClusteredSpec, Neighbours};
+use opendata_testing::dataset::{self, Clustered, ClusteredSpec, Neighbours};
 use opendata_vector::{
     AttributeType, AttributeValue, CollectionSpec, Filter, Metric, SearchRequest, VectorConfig,
     VectorDb, VectorRecord,

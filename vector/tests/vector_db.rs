@@ -1,9 +1,11 @@
 //! End-to-end tests of `VectorDb` on real storage (memory and local directory).
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::{BTreeMap, HashSet};
 
 use opendata_common::{Durability, StorageConfig, StorageRoot};
-use opendata_vector::kmeans::Rng;
+use opendata_vector::index::kmeans::Rng;
 use opendata_vector::{
     AttributePatch, AttributeType, AttributeValue, CollectionSpec, Error, FieldSelection, Filter,
     Metric, SearchPlan, SearchRequest, VectorConfig, VectorDb, VectorRecord,

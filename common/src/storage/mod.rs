@@ -88,6 +88,11 @@ impl StorageRoot {
         self.store.clone()
     }
 
+    /// The root path inside the object store: every database is a directory below it.
+    pub fn root_path(&self) -> &Path {
+        &self.root
+    }
+
     /// The path of `database` inside the object store.
     pub fn path_for(&self, database: &str) -> Path {
         self.root.clone().join(database)

@@ -8,6 +8,8 @@ mod retention;
 mod writer;
 
 pub use follow::LogFollower;
+#[doc(hidden)]
+pub use read::ReadCore;
 pub use read::{LogIterator, LogRead};
 pub use replica::LogDbReader;
 pub use writer::LogDb;

@@ -1,11 +1,10 @@
 //! Read-only replicas: follow the writer through the object store.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use opendata_common::StorageRoot;
+use opendata_common::replica::ReplicaFollower;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 use super::DATABASE;
 use super::read::{LogRead, ReadCore, SegmentSource};
@@ -21,15 +20,8 @@ pub struct LogDbReader {
 }
 
 struct ReaderInner {
-    core: ReadCore,
-    ticks: watch::Sender<u64>,
-    ticker: JoinHandle<()>,
-}
-
-impl Drop for ReaderInner {
-    fn drop(&mut self) {
-        self.ticker.abort();
-    }
+    core: Arc<ReadCore>,
+    follower: ReplicaFollower,
 }
 
 impl LogDbReader {
@@ -42,33 +34,27 @@ impl LogDbReader {
     /// Opens a replica under an existing storage root.
     pub async fn open_in(root: &StorageRoot) -> Result<Self> {
         let storage = root.open_replica(DATABASE, Some(merge_router())).await?;
-        let (ticks, _) = watch::channel(0u64);
-        // The replica refreshes itself from the object store; followers are woken on
-        // each refresh period and re-read from where they stopped.
-        let period = Duration::from_millis(root.config().replica_poll_interval_ms.max(10));
-        let tx = ticks.clone();
-        let ticker = tokio::spawn(async move {
-            let mut interval = tokio::time::interval(period);
-            loop {
-                interval.tick().await;
-                tx.send_modify(|t| *t += 1);
-            }
+        let core = Arc::new(ReadCore {
+            storage,
+            segments: SegmentSource::Storage,
         });
+        // SlateDB's reader refreshes itself from the object store, and the log keeps no
+        // state of its own in memory: each round only wakes followers, which re-read
+        // from where they stopped.
+        let follower = ReplicaFollower::start(
+            DATABASE,
+            root.config().replica_poll_interval(),
+            &core,
+            |_| async { Ok::<(), crate::Error>(()) },
+        );
         Ok(Self {
-            inner: Arc::new(ReaderInner {
-                core: ReadCore {
-                    storage,
-                    segments: SegmentSource::Storage,
-                },
-                ticks,
-                ticker,
-            }),
+            inner: Arc::new(ReaderInner { core, follower }),
         })
     }
 
     /// Checks the replica is usable.
     pub fn check(&self) -> Result<()> {
-        Ok(())
+        Ok(self.inner.follower.check()?)
     }
 }
 
@@ -78,6 +64,6 @@ impl LogRead for LogDbReader {
     }
 
     fn changes(&self) -> watch::Receiver<u64> {
-        self.inner.ticks.subscribe()
+        self.inner.follower.changes()
     }
 }

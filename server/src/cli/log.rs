@@ -2,13 +2,13 @@
 
 use std::io::{BufRead, Write};
 
+use crate::api::log::proto::{
+    AppendRequest, AppendResponse, Entry, KeysResponse, Record, ScanResponse,
+};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use clap::{Args, Subcommand};
-use opendata_log::server::proto::{
-    AppendRequest, AppendResponse, Entry, KeysResponse, Record, ScanResponse,
-};
 
 use crate::error::{Result, ServerError};
 
@@ -40,7 +40,7 @@ impl KeyArg {
         match (&self.key, &self.key_base64) {
             (Some(k), _) => Ok(Bytes::from(k.clone())),
             (None, Some(b)) => {
-                opendata_log::server::proto::decode_base64(b).map_err(ServerError::Client)
+                crate::api::log::proto::decode_base64(b).map_err(ServerError::Client)
             }
             (None, None) => Err(ServerError::Client("give --key or --key-base64".into())),
         }

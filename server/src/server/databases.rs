@@ -1,121 +1,104 @@
-//! The databases one server mounts.
+//! The databases one server mounts, opened and managed through the common lifecycle.
 
-use axum::Router;
+use std::sync::Arc;
+
 use opendata_common::StorageRoot;
-use opendata_log::server::LogService;
-use opendata_log::{LogDb, LogDbReader};
+use opendata_common::lifecycle::{self, Database, OpenDatabase, Opened, Role};
+use opendata_common::storage::CommitStats;
+use opendata_log::LogDb;
+use opendata_timeseries::TimeSeriesDb;
 use opendata_timeseries::promql::Engine;
-use opendata_timeseries::server::TimeSeriesService;
-use opendata_timeseries::{TimeSeriesDb, TimeSeriesDbReader};
 use opendata_vector::VectorDb;
 
+use crate::api::Apis;
 use crate::config::ServerConfig;
 use crate::error::{Result, ServerError};
 
-/// Every database the server serves.
+/// Every database the server serves: typed handles for the API layer, and the same
+/// databases as a list for readiness, metrics and shutdown.
 pub struct Databases {
-    /// The log database.
-    pub log: LogService,
-    /// The time series database.
-    pub timeseries: TimeSeriesService,
-    /// The PromQL engine, with the `[timeseries.query]` limits.
-    pub query_engine: Engine,
-    /// The vector database (the writer, or a replica when read-only).
-    pub vector: VectorDb,
+    apis: Apis,
+    all: Vec<Arc<dyn Database>>,
+}
+
+/// Opens database `D` in `role` and adds it to `all`.
+async fn mount<D: OpenDatabase>(
+    root: &StorageRoot,
+    config: D::Config,
+    role: Role,
+    all: &mut Vec<Arc<dyn Database>>,
+) -> Result<Opened<D::Writer, D::Replica>>
+where
+    Opened<D::Writer, D::Replica>: Clone,
+{
+    let db = lifecycle::open::<D>(root, config, role).await?;
+    all.push(Arc::new(db.clone()));
+    Ok(db)
 }
 
 impl Databases {
     /// Opens every database: as writers, or as replicas when `read_only` is set.
     pub async fn open(root: &StorageRoot, config: &ServerConfig) -> Result<Self> {
-        let log = if config.read_only {
-            let reader = LogDbReader::open_in(root).await.map_err(|e| {
-                ServerError::Config(format!(
-                    "cannot open a read-only replica of the log database at '{}': {e}. \
-                     A replica follows an existing database: start the writer on the same \
-                     object store first",
-                    root.path_for(opendata_log::storage::DATABASE)
-                ))
-            })?;
-            LogService::Replica(reader)
+        let role = if config.read_only {
+            Role::Replica
         } else {
-            LogService::Writer(LogDb::open_in(root, config.log.clone()).await?)
+            Role::Writer
         };
-        let timeseries = if config.read_only {
-            let reader = TimeSeriesDbReader::open_in(root, config.timeseries.clone())
-                .await
-                .map_err(|e| {
-                    ServerError::Config(format!(
-                        "cannot open a read-only replica of the time series database at '{}': {e}. \
-                         A replica follows an existing database: start the writer on the same \
-                         object store first",
-                        root.path_for(opendata_timeseries::storage::DATABASE)
-                    ))
-                })?;
-            TimeSeriesService::Replica(reader)
-        } else {
-            TimeSeriesService::Writer(TimeSeriesDb::open_in(root, config.timeseries.clone()).await?)
-        };
-        let query_engine = Engine::new(config.timeseries.query.clone());
-        let vector = if config.read_only {
-            VectorDb::open_replica(root, config.vector.clone())
-                .await
-                .map_err(|e| {
-                    ServerError::Config(format!(
-                        "cannot open a read-only replica of the vector database: {e}. \
-                         A replica follows an existing database: start the writer on the same \
-                         object store first"
-                    ))
-                })?
-        } else {
-            VectorDb::open(root, config.vector.clone()).await?
-        };
+        let mut all = Vec::new();
+        let log = mount::<LogDb>(root, config.log.clone(), role, &mut all).await?;
+        let timeseries =
+            mount::<TimeSeriesDb>(root, config.timeseries.clone(), role, &mut all).await?;
+        let vector = mount::<VectorDb>(root, config.vector.clone(), role, &mut all).await?;
         Ok(Self {
-            log,
-            timeseries,
-            query_engine,
-            vector,
+            apis: Apis {
+                log,
+                timeseries,
+                query_engine: Engine::new(config.timeseries.query.clone()),
+                vector,
+            },
+            all,
         })
     }
 
-    /// Every database's routes.
-    pub fn routes(&self) -> Router {
-        Router::new()
-            .merge(opendata_log::server::router(self.log.clone()))
-            .merge(opendata_timeseries::server::router_with_engine(
-                self.timeseries.clone(),
-                self.query_engine.clone(),
-            ))
-            .merge(opendata_vector::server::router(self.vector.clone()))
+    /// The API layer's view of the databases.
+    pub fn apis(&self) -> &Apis {
+        &self.apis
+    }
+
+    /// Every database, in the order they were opened.
+    pub fn all(&self) -> &[Arc<dyn Database>] {
+        &self.all
     }
 
     /// Names and health of each database.
     pub fn check(&self) -> Vec<(&'static str, std::result::Result<(), String>)> {
-        vec![
-            ("log", self.log.check().map_err(|e| e.to_string())),
-            (
-                "timeseries",
-                self.timeseries.check().map_err(|e| e.to_string()),
-            ),
-        ]
+        self.all
+            .iter()
+            .map(|db| (db.name(), db.check().map_err(|e| e.to_string())))
+            .collect()
     }
 
     /// Group-commit counters of each writer, for `/metrics`.
-    pub fn commit_stats(&self) -> Vec<(&'static str, opendata_common::storage::CommitStats)> {
-        let mut out = Vec::new();
-        if let LogService::Writer(db) = &self.log {
-            out.push(("log", db.storage().committer().stats()));
-        }
-        if let TimeSeriesService::Writer(db) = &self.timeseries {
-            out.push(("timeseries", db.storage().committer().stats()));
-        }
-        out
+    pub fn commit_stats(&self) -> Vec<(&'static str, CommitStats)> {
+        self.all
+            .iter()
+            .filter_map(|db| db.commit_stats().map(|s| (db.name(), s)))
+            .collect()
     }
 
-    /// Flushes and closes every database.
+    /// Flushes and closes every database (all of them, even after a failure; the first
+    /// failure is returned).
     pub async fn close(&self) -> Result<()> {
-        self.log.close().await?;
-        self.timeseries.close().await?;
-        self.vector.close().await?;
-        Ok(())
+        let mut first = None;
+        for db in &self.all {
+            if let Err(e) = db.close().await {
+                tracing::error!(database = db.name(), error = %e, "closing failed");
+                first.get_or_insert(ServerError::Database {
+                    database: db.name(),
+                    message: e.to_string(),
+                });
+            }
+        }
+        first.map_or(Ok(()), Err)
     }
 }

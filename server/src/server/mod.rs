@@ -7,10 +7,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::api::ApiError;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use opendata_common::StorageRoot;
-use opendata_common::http::ApiError;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -120,7 +120,7 @@ async fn wait_for_signal() {
 /// Every route: the runtime's and each database's, with the shared middleware.
 pub fn build_router(state: AppState, max_body_bytes: usize) -> Router {
     let mut app = runtime::routes(state.clone());
-    app = app.merge(state.databases.routes());
+    app = app.merge(state.databases.apis().routes());
     app.fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state,

@@ -156,7 +156,7 @@ async fn ready(State(state): State<AppState>) -> Response {
     }
     // A real round trip to the object store.
     let store = state.root.object_store();
-    let path = state.root.path_for("log");
+    let path = state.root.root_path().clone();
     let probe = tokio::time::timeout(
         Duration::from_secs(5),
         store.list_with_delimiter(Some(&path)),
@@ -170,7 +170,7 @@ async fn ready(State(state): State<AppState>) -> Response {
     if problems.is_empty() {
         (StatusCode::OK, "OpenData is Ready.\n").into_response()
     } else {
-        opendata_common::http::ApiError::unavailable(format!("not ready: {}", problems.join("; ")))
+        crate::api::ApiError::unavailable(format!("not ready: {}", problems.join("; ")))
             .into_response()
     }
 }

@@ -388,9 +388,9 @@ fn select_k(
                         (false, true) => std::cmp::Ordering::Less,
                         _ => {
                             if top {
-                                y.partial_cmp(&x).unwrap()
+                                y.partial_cmp(&x).unwrap_or(std::cmp::Ordering::Equal)
                             } else {
-                                x.partial_cmp(&y).unwrap()
+                                x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal)
                             }
                         }
                     }

@@ -32,7 +32,7 @@ fn nan_first(a: &f64, b: &f64) -> Ordering {
         (true, true) => Ordering::Equal,
         (true, false) => Ordering::Less,
         (false, true) => Ordering::Greater,
-        _ => a.partial_cmp(b).unwrap(),
+        _ => a.partial_cmp(b).unwrap_or(Ordering::Equal),
     }
 }
 
@@ -91,8 +91,9 @@ pub(super) fn go_g(v: f64) -> String {
         };
     }
     let e = format!("{v:e}");
-    let (mantissa, exp) = e.split_once('e').unwrap();
-    let exp: i32 = exp.parse().unwrap();
+    // `{:e}` always writes a mantissa, `e` and a decimal exponent.
+    let (mantissa, exp) = e.split_once('e').unwrap_or((e.as_str(), "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
     if !(-4..21).contains(&exp) {
         let sign = if exp < 0 { '-' } else { '+' };
         format!("{mantissa}e{sign}{:02}", exp.abs())
@@ -231,8 +232,8 @@ pub(super) fn eval<'a>(ev: &mut Evaluator<'a>, c: &'a Call, g: Grid) -> Result<V
                         (true, true) => Ordering::Equal,
                         (true, false) => Ordering::Greater,
                         (false, true) => Ordering::Less,
-                        _ if desc => y.partial_cmp(&x).unwrap(),
-                        _ => x.partial_cmp(&y).unwrap(),
+                        _ if desc => y.partial_cmp(&x).unwrap_or(Ordering::Equal),
+                        _ => x.partial_cmp(&y).unwrap_or(Ordering::Equal),
                     }
                 });
             }

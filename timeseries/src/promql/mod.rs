@@ -57,7 +57,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use promql_parser::label::MatchOp;
-use promql_parser::parser::VectorSelector;
+use promql_parser::parser::{Expr, VectorSelector};
 
 use self::eval::{Evaluator, Grid, Loaded, Planner};
 use crate::config::QueryConfig;
@@ -111,7 +111,10 @@ pub fn selector_matchers(vs: &VectorSelector) -> Result<Vec<Vec<Matcher>>, Strin
 /// Why a query failed, with Prometheus's error type.
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
-    /// The query does not parse, or its parameters are invalid (`bad_data`, HTTP 400).
+    /// The query does not parse (`bad_data`, HTTP 400); the parser's message.
+    #[error("{0}")]
+    Parse(String),
+    /// The query's parameters or arguments are invalid (`bad_data`, HTTP 400).
     #[error("{0}")]
     BadData(String),
     /// Evaluation failed: e.g. many-to-many matching, too many samples or series
@@ -130,7 +133,7 @@ impl QueryError {
     /// Prometheus's `errorType` for this error.
     pub fn error_type(&self) -> &'static str {
         match self {
-            QueryError::BadData(_) => "bad_data",
+            QueryError::Parse(_) | QueryError::BadData(_) => "bad_data",
             QueryError::Execution(_) => "execution",
             QueryError::Timeout(_) => "timeout",
             QueryError::Storage(_) => "internal",
@@ -140,7 +143,7 @@ impl QueryError {
     /// The HTTP status Prometheus answers this error with.
     pub fn status(&self) -> u16 {
         match self {
-            QueryError::BadData(_) => 400,
+            QueryError::Parse(_) | QueryError::BadData(_) => 400,
             QueryError::Execution(_) => 422,
             QueryError::Timeout(_) => 503,
             QueryError::Storage(_) => 500,
@@ -170,6 +173,50 @@ pub struct QueryResult {
     pub samples_loaded: u64,
 }
 
+/// Checks a range query's bounds and step.
+fn check_range(start_ms: i64, end_ms: i64, step_ms: i64) -> Result<(), QueryError> {
+    if step_ms <= 0 {
+        return Err(QueryError::BadData(
+            "zero or negative query resolution step widths are not accepted. Try a positive integer".into(),
+        ));
+    }
+    if end_ms < start_ms {
+        return Err(QueryError::BadData(
+            "end timestamp must not be before start time".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A parsed query, ready to evaluate (any number of times).
+#[derive(Debug, Clone)]
+pub struct Query {
+    text: String,
+    expr: Expr,
+}
+
+impl Query {
+    /// Parses `text`; a syntax or type error is [`QueryError::Parse`].
+    pub fn parse(text: &str) -> Result<Self, QueryError> {
+        let mut expr = promql_parser::parser::parse(text).map_err(QueryError::Parse)?;
+        functions::prepare_info(&mut expr)?;
+        Ok(Self {
+            text: text.to_string(),
+            expr,
+        })
+    }
+
+    /// The query as it was written.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The syntax tree.
+    pub fn expr(&self) -> &Expr {
+        &self.expr
+    }
+}
+
 /// The PromQL engine. Cheap to clone; holds no data between queries.
 #[derive(Debug, Clone)]
 pub struct Engine {
@@ -187,7 +234,8 @@ impl Engine {
         &self.config
     }
 
-    /// Evaluates `query` at `time_ms`. A range vector at the root returns a matrix.
+    /// Parses and evaluates `query` at `time_ms`. A range vector at the root returns a
+    /// matrix.
     pub async fn instant_query(
         &self,
         querier: &Querier,
@@ -195,11 +243,24 @@ impl Engine {
         time_ms: i64,
         options: &QueryOptions,
     ) -> Result<QueryResult, QueryError> {
+        self.instant(querier, &Query::parse(query)?, time_ms, options)
+            .await
+    }
+
+    /// Evaluates a parsed query at `time_ms`.
+    pub async fn instant(
+        &self,
+        querier: &Querier,
+        query: &Query,
+        time_ms: i64,
+        options: &QueryOptions,
+    ) -> Result<QueryResult, QueryError> {
         self.run(querier, query, time_ms, time_ms, 0, options).await
     }
 
-    /// Evaluates `query` at every `step_ms` from `start_ms` through `end_ms`; the result
-    /// is a matrix (or an error for a query that is not a scalar or instant vector).
+    /// Parses and evaluates `query` at every `step_ms` from `start_ms` through `end_ms`;
+    /// the result is a matrix (or an error for a query that is not a scalar or instant
+    /// vector).
     pub async fn range_query(
         &self,
         querier: &Querier,
@@ -209,25 +270,32 @@ impl Engine {
         step_ms: i64,
         options: &QueryOptions,
     ) -> Result<QueryResult, QueryError> {
-        if step_ms <= 0 {
-            return Err(QueryError::BadData(
-                "zero or negative query resolution step widths are not accepted. Try a positive integer".into(),
-            ));
-        }
-        if end_ms < start_ms {
-            return Err(QueryError::BadData(
-                "end timestamp must not be before start time".into(),
-            ));
-        }
+        check_range(start_ms, end_ms, step_ms)?;
+        let query = Query::parse(query)?;
+        self.run(querier, &query, start_ms, end_ms, step_ms, options)
+            .await
+    }
+
+    /// Evaluates a parsed query over a range.
+    pub async fn range(
+        &self,
+        querier: &Querier,
+        query: &Query,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+        options: &QueryOptions,
+    ) -> Result<QueryResult, QueryError> {
+        check_range(start_ms, end_ms, step_ms)?;
         self.run(querier, query, start_ms, end_ms, step_ms, options)
             .await
     }
 
-    /// Parses, loads and evaluates; `step_ms == 0` means an instant query.
+    /// Loads and evaluates; `step_ms == 0` means an instant query.
     async fn run(
         &self,
         querier: &Querier,
-        query: &str,
+        query: &Query,
         start: i64,
         end: i64,
         step: i64,
@@ -238,8 +306,7 @@ impl Engine {
             timeout = timeout.min(t);
         }
         let deadline = Instant::now() + timeout;
-        let mut expr = promql_parser::parser::parse(query).map_err(QueryError::BadData)?;
-        functions::prepare_info(&mut expr)?;
+        let expr = &query.expr;
         let lookback = options
             .lookback_delta_ms
             .unwrap_or(self.config.lookback_delta_ms as i64);
@@ -251,7 +318,7 @@ impl Engine {
             default_step: DEFAULT_SUBQUERY_STEP_MS,
         };
         let mut plan = HashMap::new();
-        planner.plan(&expr, start, end, &mut plan);
+        planner.plan(expr, start, end, &mut plan);
 
         // Load every selector's samples, within the time left.
         let max_samples = self.config.max_samples;
@@ -297,7 +364,7 @@ impl Engine {
         };
         let mut ev = Evaluator::new(
             &data,
-            query,
+            &query.text,
             start,
             end,
             lookback,
@@ -307,7 +374,7 @@ impl Engine {
             total,
         );
         ev.query_step = step;
-        let val = ev.eval(&expr, grid)?;
+        let val = ev.eval(expr, grid)?;
         let value = eval::finish(val, grid, instant)?;
         let series = match &value {
             Value::Vector(v) => v.len(),

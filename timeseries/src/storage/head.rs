@@ -10,9 +10,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures::FutureExt;
 use parking_lot::RwLock;
 use roaring::RoaringBitmap;
 
+use super::select::{Postings, select};
+use crate::error::Result;
 use crate::model::{Labels, Matcher, Sample};
 use crate::serde::chunk;
 
@@ -186,57 +189,11 @@ impl MemIndex {
 
     /// Series ids matching every matcher.
     pub(crate) fn select(&self, matchers: &[Matcher]) -> RoaringBitmap {
-        let mut result: Option<RoaringBitmap> = None;
-        for m in order_matchers(matchers) {
-            let values = self.postings.get(m.name.as_str());
-            let set = if m.matches_empty() {
-                let mut out = result.clone().unwrap_or_else(|| self.all.clone());
-                if let Some(values) = values {
-                    for (v, b) in values {
-                        if !m.matches(v) {
-                            out -= b;
-                        }
-                    }
-                }
-                out
-            } else {
-                let mut out = RoaringBitmap::new();
-                if let Some(values) = values {
-                    match (m.kind, m.literal_alternatives()) {
-                        (crate::model::MatchKind::Equal, _) => {
-                            if let Some(b) = values.get(m.value.as_str()) {
-                                out |= b;
-                            }
-                        }
-                        (_, Some(lits)) => {
-                            for l in lits {
-                                if let Some(b) = values.get(l.as_str()) {
-                                    out |= b;
-                                }
-                            }
-                        }
-                        _ => {
-                            for (v, b) in values {
-                                if m.matches(v) {
-                                    out |= b;
-                                }
-                            }
-                        }
-                    }
-                }
-                out
-            };
-            let next = match result {
-                Some(r) => r & set,
-                None => set,
-            };
-            let empty = next.is_empty();
-            result = Some(next);
-            if empty {
-                break;
-            }
-        }
-        result.unwrap_or_else(|| self.all.clone())
+        // The in-memory index answers at once: the future never waits.
+        select(self, matchers)
+            .now_or_never()
+            .and_then(|r| r.ok())
+            .unwrap_or_default()
     }
 
     /// Label names carried by at least one series of `ids`.
@@ -263,17 +220,35 @@ impl MemIndex {
     }
 }
 
-/// Matchers that select (do not match the empty value) first, equality first among them:
-/// they shrink the candidate set fastest.
-pub(crate) fn order_matchers(matchers: &[Matcher]) -> Vec<&Matcher> {
-    let mut ordered: Vec<&Matcher> = matchers.iter().collect();
-    ordered.sort_by_key(|m| {
-        (
-            m.matches_empty(),
-            !matches!(m.kind, crate::model::MatchKind::Equal),
-        )
-    });
-    ordered
+impl Postings for MemIndex {
+    async fn all(&self) -> Result<RoaringBitmap> {
+        Ok(self.all.clone())
+    }
+
+    async fn with_name(&self, name: &str) -> Result<RoaringBitmap> {
+        Ok(MemIndex::with_name(self, name))
+    }
+
+    async fn equal(&self, name: &str, value: &str) -> Result<RoaringBitmap> {
+        Ok(self
+            .postings
+            .get(name)
+            .and_then(|values| values.get(value))
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn union_where(&self, name: &str, keep: impl Fn(&str) -> bool) -> Result<RoaringBitmap> {
+        let mut out = RoaringBitmap::new();
+        if let Some(values) = self.postings.get(name) {
+            for (v, b) in values {
+                if keep(v) {
+                    out |= b;
+                }
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// Data frozen for a flush: readable until its chunks are written.

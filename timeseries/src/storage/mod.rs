@@ -12,9 +12,10 @@ mod head;
 mod load;
 mod read;
 mod replica;
+mod select;
 mod writer;
 
-pub(crate) use read::limited;
+pub use read::limited;
 pub use read::{Querier, SeriesSet};
 pub use replica::TimeSeriesDbReader;
 pub use writer::{Config, TimeSeriesDb, WriteOutcome};

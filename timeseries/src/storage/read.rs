@@ -15,10 +15,11 @@ use opendata_common::storage::StorageReader;
 use parking_lot::RwLock;
 use roaring::RoaringBitmap;
 
-use super::head::{Head, HeadBucket, order_matchers, overlay};
+use super::head::{Head, HeadBucket, overlay};
+use super::select::{Postings, select};
 use super::{bucket_end, bucket_of, bucket_start};
 use crate::error::Result;
-use crate::model::{Labels, MatchKind, Matcher, MetricMetadata, Sample, Series};
+use crate::model::{Labels, METRIC_NAME, Matcher, MetricMetadata, Sample, Series};
 use crate::serde::{chunk, label_names, labels, metadata, postings, series};
 
 /// Series read per batch when streaming samples.
@@ -189,6 +190,42 @@ fn decode_bitmap(bytes: &[u8]) -> Result<RoaringBitmap> {
         .map_err(|e| opendata_common::DecodeError::new("index bitmap", e.to_string()).into())
 }
 
+/// The stored inverted index of a closed bucket: one point read per label value, one
+/// scan of a label name's values for a regex.
+struct StoredPostings<'a> {
+    querier: &'a Querier,
+    bucket: u32,
+}
+
+impl Postings for StoredPostings<'_> {
+    async fn all(&self) -> Result<RoaringBitmap> {
+        // Every series has a metric name.
+        self.with_name(METRIC_NAME).await
+    }
+
+    async fn with_name(&self, name: &str) -> Result<RoaringBitmap> {
+        self.querier
+            .get_bitmap(label_names::key(self.bucket, name))
+            .await
+    }
+
+    async fn equal(&self, name: &str, value: &str) -> Result<RoaringBitmap> {
+        self.querier
+            .get_bitmap(postings::key(self.bucket, name, value))
+            .await
+    }
+
+    async fn union_where(&self, name: &str, keep: impl Fn(&str) -> bool) -> Result<RoaringBitmap> {
+        let mut out = RoaringBitmap::new();
+        for (v, b) in self.querier.stored_values(self.bucket, name).await? {
+            if keep(&v) {
+                out |= b;
+            }
+        }
+        Ok(out)
+    }
+}
+
 impl Querier {
     fn buckets(&self, start: i64, end: i64) -> (Vec<Arc<HeadBucket>>, Vec<u32>) {
         let (lo, hi) = (
@@ -236,77 +273,14 @@ impl Querier {
 
     /// Series ids of stored bucket `bucket` matching every matcher.
     async fn stored_select(&self, bucket: u32, matchers: &[Matcher]) -> Result<RoaringBitmap> {
-        let mut result: Option<RoaringBitmap> = None;
-        for m in order_matchers(matchers) {
-            let set = if m.matches_empty() {
-                let mut out = match &result {
-                    Some(r) => r.clone(),
-                    None => {
-                        self.get_bitmap(label_names::key(bucket, "__name__"))
-                            .await?
-                    }
-                };
-                match m.kind {
-                    MatchKind::Equal => {
-                        // name="": series without the label.
-                        out -= self.get_bitmap(label_names::key(bucket, &m.name)).await?;
-                    }
-                    MatchKind::NotEqual => {
-                        out -= self
-                            .get_bitmap(postings::key(bucket, &m.name, &m.value))
-                            .await?;
-                    }
-                    _ => {
-                        for (v, b) in self.stored_values(bucket, &m.name).await? {
-                            if !m.matches(&v) {
-                                out -= b;
-                            }
-                        }
-                    }
-                }
-                out
-            } else {
-                match (m.kind, m.literal_alternatives()) {
-                    (MatchKind::Equal, _) => {
-                        self.get_bitmap(postings::key(bucket, &m.name, &m.value))
-                            .await?
-                    }
-                    (MatchKind::NotEqual, _) => {
-                        // name!="" : every series with the label.
-                        self.get_bitmap(label_names::key(bucket, &m.name)).await?
-                    }
-                    (_, Some(lits)) => {
-                        let mut out = RoaringBitmap::new();
-                        for l in lits {
-                            out |= self.get_bitmap(postings::key(bucket, &m.name, &l)).await?;
-                        }
-                        out
-                    }
-                    _ => {
-                        let mut out = RoaringBitmap::new();
-                        for (v, b) in self.stored_values(bucket, &m.name).await? {
-                            if m.matches(&v) {
-                                out |= b;
-                            }
-                        }
-                        out
-                    }
-                }
-            };
-            let next = match result {
-                Some(r) => r & set,
-                None => set,
-            };
-            let empty = next.is_empty();
-            result = Some(next);
-            if empty {
-                break;
-            }
-        }
-        match result {
-            Some(r) => Ok(r),
-            None => self.get_bitmap(label_names::key(bucket, "__name__")).await,
-        }
+        select(
+            &StoredPostings {
+                querier: self,
+                bucket,
+            },
+            matchers,
+        )
+        .await
     }
 
     /// The series of stored bucket `bucket` that `matchers` select, or `None` (every
@@ -659,11 +633,12 @@ impl Querier {
 }
 
 /// How many items a `limit` parameter allows (0: no limit).
-pub(crate) fn max_items(limit: usize) -> usize {
+pub fn max_items(limit: usize) -> usize {
     if limit == 0 { usize::MAX } else { limit }
 }
 
-/// The first `limit` items of a sorted set (0: all of them).
-pub(crate) fn limited<T>(set: BTreeSet<T>, limit: usize) -> Vec<T> {
+/// The first `limit` items of a sorted set (0: all of them), as the Prometheus API's
+/// `limit` parameters mean it.
+pub fn limited<T>(set: BTreeSet<T>, limit: usize) -> Vec<T> {
     set.into_iter().take(max_items(limit)).collect()
 }

@@ -7,18 +7,17 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 use opendata_common::StorageRoot;
+use opendata_common::replica::ReplicaFollower;
 use opendata_common::segment::list_segments;
-use tokio::task::JoinHandle;
 
 use super::DATABASE;
 use super::head::Head;
 use super::load::{self, Interner};
 use super::read::{Querier, ReadShared};
 use crate::config::TimeSeriesConfig;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::serde::{PREFIX, merge_router, settings};
 
 /// A read-only view of a time series database that follows its writer, seeing writes
@@ -30,13 +29,7 @@ pub struct TimeSeriesDbReader {
 
 struct ReplicaInner {
     shared: Arc<ReadShared>,
-    poller: JoinHandle<()>,
-}
-
-impl Drop for ReplicaInner {
-    fn drop(&mut self) {
-        self.poller.abort();
-    }
+    follower: ReplicaFollower,
 }
 
 impl TimeSeriesDbReader {
@@ -54,14 +47,15 @@ impl TimeSeriesDbReader {
             bucket_ms,
         });
         load::load_all(&shared, config.head_chunk_samples).await?;
-        let period = root.config().replica_poll_interval();
-        let poller = tokio::spawn(poll_loop(
-            Arc::downgrade(&shared),
-            period,
-            config.head_chunk_samples,
-        ));
+        let seal_at = config.head_chunk_samples;
+        let follower = ReplicaFollower::start(
+            DATABASE,
+            root.config().replica_poll_interval(),
+            &shared,
+            move |shared| async move { refresh(&shared, seal_at).await },
+        );
         Ok(Self {
-            inner: Arc::new(ReplicaInner { shared, poller }),
+            inner: Arc::new(ReplicaInner { shared, follower }),
         })
     }
 
@@ -79,22 +73,7 @@ impl TimeSeriesDbReader {
 
     /// Checks the replica can serve.
     pub fn check(&self) -> Result<()> {
-        if self.inner.poller.is_finished() {
-            return Err(Error::Storage(opendata_common::Error::Closed));
-        }
-        Ok(())
-    }
-}
-
-async fn poll_loop(shared: std::sync::Weak<ReadShared>, period: Duration, seal_at: usize) {
-    loop {
-        tokio::time::sleep(period).await;
-        let Some(shared) = shared.upgrade() else {
-            return;
-        };
-        if let Err(e) = refresh(&shared, seal_at).await {
-            tracing::warn!(error = %e, "time series replica refresh failed; will retry");
-        }
+        Ok(self.inner.follower.check()?)
     }
 }
 

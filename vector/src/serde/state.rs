@@ -14,7 +14,7 @@
 use opendata_common::DecodeError;
 
 use super::Cursor;
-use crate::quantizer::Quantizer;
+use crate::index::quantizer::Quantizer;
 
 /// A collection's index state.
 #[derive(Debug, Clone, PartialEq, Default)]

@@ -1,0 +1,54 @@
+//! The API layer: every protocol adapter of every database, over the engines' Rust APIs.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`error`] | [`ApiError`]: the one mapping from every engine's errors to HTTP statuses and the JSON error shape |
+//! | [`negotiate`] | the one content negotiation (JSON, protobuf, protobuf-JSON) and the two answer styles |
+//! | [`log`] | `/api/v1/log/...` |
+//! | [`timeseries`] | Prometheus remote write and the Prometheus HTTP API (`/api/v1/write`, `/api/v1/query`, ...) |
+//! | [`vector`] | `/api/v1/vector/collections/...` |
+//!
+//! [`Apis::routes`] is every database's routes, as the server mounts them. A new
+//! protocol is a module here (its wire types, its routes or listener), mapping its
+//! errors through [`ApiError`].
+
+pub mod error;
+pub mod log;
+pub mod negotiate;
+pub mod timeseries;
+pub mod vector;
+
+use axum::Router;
+use opendata_log::LogHandle;
+use opendata_timeseries::TimeSeriesHandle;
+use opendata_timeseries::promql::Engine;
+use opendata_vector::VectorHandle;
+
+pub use self::error::{ApiError, ApiResult};
+pub use self::negotiate::{Body, Decode, Encode, Format, Negotiated};
+
+/// What the routes of every database need: the opened databases and the PromQL engine.
+#[derive(Clone)]
+pub struct Apis {
+    /// The log database.
+    pub log: LogHandle,
+    /// The time series database.
+    pub timeseries: TimeSeriesHandle,
+    /// The PromQL engine with the `[timeseries.query]` limits.
+    pub query_engine: Engine,
+    /// The vector database.
+    pub vector: VectorHandle,
+}
+
+impl Apis {
+    /// Every database's routes.
+    pub fn routes(&self) -> Router {
+        Router::new()
+            .merge(log::router(self.log.clone()))
+            .merge(timeseries::router(
+                self.timeseries.clone(),
+                self.query_engine.clone(),
+            ))
+            .merge(vector::router(self.vector.handle().clone()))
+    }
+}
