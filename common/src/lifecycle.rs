@@ -15,9 +15,7 @@
 //!
 //! ```
 //! use opendata_common::lifecycle::{self, BoxError, Database, OpenDatabase, Opened, Role};
-//! use opendata_common::storage::CommitStats;
 //! use opendata_common::{StorageConfig, StorageRoot};
-//! use futures::future::BoxFuture;
 //!
 //! /// A database with nothing in it.
 //! struct Empty(Role);
@@ -26,9 +24,6 @@
 //!     fn name(&self) -> &'static str { "empty" }
 //!     fn role(&self) -> Role { self.0 }
 //!     fn check(&self) -> Result<(), BoxError> { Ok(()) }
-//!     fn commit_stats(&self) -> Option<CommitStats> { None }
-//!     fn flush(&self) -> BoxFuture<'_, Result<(), BoxError>> { Box::pin(async { Ok(()) }) }
-//!     fn close(&self) -> BoxFuture<'_, Result<(), BoxError>> { Box::pin(async { Ok(()) }) }
 //! }
 //!
 //! impl OpenDatabase for Empty {
@@ -90,12 +85,18 @@ pub trait Database: Send + Sync + 'static {
     fn role(&self) -> Role;
     /// Readiness: `Ok` when the database can serve requests.
     fn check(&self) -> Result<(), BoxError>;
-    /// The writer's group-commit counters; `None` for a replica.
-    fn commit_stats(&self) -> Option<CommitStats>;
-    /// Makes every acknowledged write durable (a replica has nothing to flush).
-    fn flush(&self) -> BoxFuture<'_, Result<(), BoxError>>;
-    /// Stops background work, flushes and closes.
-    fn close(&self) -> BoxFuture<'_, Result<(), BoxError>>;
+    /// The writer's group-commit counters; `None` (the default) for a replica.
+    fn commit_stats(&self) -> Option<CommitStats> {
+        None
+    }
+    /// Makes every acknowledged write durable; by default nothing to do (a replica).
+    fn flush(&self) -> BoxFuture<'_, Result<(), BoxError>> {
+        Box::pin(async { Ok(()) })
+    }
+    /// Stops background work, flushes and closes; by default nothing to do.
+    fn close(&self) -> BoxFuture<'_, Result<(), BoxError>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// How a database is opened: its configuration, and its writer and replica handles.

@@ -68,18 +68,6 @@ impl Database for LogDbReader {
     fn check(&self) -> Result<(), BoxError> {
         LogDbReader::check(self).map_err(boxed)
     }
-
-    fn commit_stats(&self) -> Option<CommitStats> {
-        None
-    }
-
-    fn flush(&self) -> BoxFuture<'_, Result<(), BoxError>> {
-        Box::pin(async { Ok(()) })
-    }
-
-    fn close(&self) -> BoxFuture<'_, Result<(), BoxError>> {
-        Box::pin(async { Ok(()) })
-    }
 }
 
 impl LogRead for LogHandle {

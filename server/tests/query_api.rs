@@ -13,7 +13,7 @@ use std::time::Duration;
 use opendata_server::api::timeseries::proto::v1;
 use prost::Message;
 use serde_json::{Value, json};
-use support::ServerProcess;
+use support::{ServerProcess, TestClient};
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -43,7 +43,7 @@ async fn start(dir: &tempfile::TempDir, config: Option<&str>) -> ServerProcess {
 type SeriesSpec = (Vec<(&'static str, &'static str)>, Vec<(i64, f64)>);
 
 /// Remote-writes series given as (labels, samples).
-async fn write(client: &reqwest::Client, base: &str, series: &[SeriesSpec]) {
+async fn write(api: &TestClient, series: &[SeriesSpec]) {
     let req = v1::WriteRequest {
         timeseries: series
             .iter()
@@ -69,41 +69,16 @@ async fn write(client: &reqwest::Client, base: &str, series: &[SeriesSpec]) {
     let body = snap::raw::Encoder::new()
         .compress_vec(&req.encode_to_vec())
         .unwrap();
-    let r = client
-        .post(format!("{base}/api/v1/write"))
-        .header("content-type", "application/x-protobuf")
-        .header("content-encoding", "snappy")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204, "{}", r.text().await.unwrap());
+    let (status, text) = api.remote_write(body, "application/x-protobuf").await;
+    assert_eq!(status, 204, "{text}");
 }
 
-async fn get(client: &reqwest::Client, base: &str, path_and_query: &str) -> (u16, Value) {
-    let r = client
-        .get(format!("{base}{path_and_query}"))
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap())
+async fn get(api: &TestClient, path_and_query: &str) -> (u16, Value) {
+    api.get_json(path_and_query).await
 }
 
-async fn post(
-    client: &reqwest::Client,
-    base: &str,
-    path: &str,
-    form: &[(&str, &str)],
-) -> (u16, Value) {
-    let r = client
-        .post(format!("{base}{path}"))
-        .form(form)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap())
+async fn post(api: &TestClient, path: &str, form: &[(&str, &str)]) -> (u16, Value) {
+    api.post_form(path, form).await
 }
 
 /// Asserts a `bad_data` 400 whose message contains `needle`.
@@ -147,12 +122,15 @@ async fn should_validate_query_parameters_like_prometheus() {
         ("range parse error", "/api/v1/query_range?query=up{&start=0&end=10&step=1".into(), "invalid parameter \"query\": parse error"),
     ];
     for (what, url, needle) in &cases {
-        assert_bad_data(what, &get(&client, &base, url).await, needle);
+        assert_bad_data(
+            what,
+            &get(&TestClient::with(&client, &base), url).await,
+            needle,
+        );
     }
     // The same through a form POST, and a body that is not a form.
     let r = post(
-        &client,
-        &base,
+        &TestClient::with(&client, &base),
         "/api/v1/query_range",
         &[
             ("query", "up"),
@@ -167,7 +145,12 @@ async fn should_validate_query_parameters_like_prometheus() {
         &r,
         "end timestamp must not be before start time",
     );
-    let r = post(&client, &base, "/api/v1/query", &[("query", "1 +")]).await;
+    let r = post(
+        &TestClient::with(&client, &base),
+        "/api/v1/query",
+        &[("query", "1 +")],
+    )
+    .await;
     assert_bad_data("POST syntax error", &r, "parse error");
     let r = client
         .post(format!("{base}/api/v1/query"))
@@ -202,12 +185,20 @@ async fn should_format_and_parse_queries_and_answer_what_grafana_asks() {
         ("a+on(b)group_left(c)d", "a + on (b) group_left (c) d"),
         ("x offset 5m", "x offset 5m"),
     ] {
-        let (status, body) =
-            post(&client, &base, "/api/v1/format_query", &[("query", query)]).await;
+        let (status, body) = post(
+            &TestClient::with(&client, &base),
+            "/api/v1/format_query",
+            &[("query", query)],
+        )
+        .await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body, json!({"status": "success", "data": want}));
     }
-    let (status, body) = get(&client, &base, "/api/v1/format_query?query=foo%20%2F%20bar").await;
+    let (status, body) = get(
+        &TestClient::with(&client, &base),
+        "/api/v1/format_query?query=foo%20%2F%20bar",
+    )
+    .await;
     assert_eq!((status, &body["data"]), (200, &json!("foo / bar")));
     // A query past 100 characters is split over lines.
     let long = format!(
@@ -215,19 +206,27 @@ async fn should_format_and_parse_queries_and_answer_what_grafana_asks() {
         "m".repeat(60),
         "i".repeat(40)
     );
-    let (_, body) = post(&client, &base, "/api/v1/format_query", &[("query", &long)]).await;
+    let (_, body) = post(
+        &TestClient::with(&client, &base),
+        "/api/v1/format_query",
+        &[("query", &long)],
+    )
+    .await;
     let pretty = body["data"].as_str().unwrap();
     assert!(pretty.starts_with("sum by (job) (\n  rate("), "{pretty}");
     assert_bad_data(
         "format_query",
-        &get(&client, &base, "/api/v1/format_query?query=sum(").await,
+        &get(
+            &TestClient::with(&client, &base),
+            "/api/v1/format_query?query=sum(",
+        )
+        .await,
         "invalid parameter \"query\": parse error",
     );
 
     // parse_query: the syntax tree.
     let (status, body) = get(
-        &client,
-        &base,
+        &TestClient::with(&client, &base),
         "/api/v1/parse_query?query=up%7Bjob%3D%22a%22%7D",
     )
     .await;
@@ -247,8 +246,7 @@ async fn should_format_and_parse_queries_and_answer_what_grafana_asks() {
         })
     );
     let (_, body) = post(
-        &client,
-        &base,
+        &TestClient::with(&client, &base),
         "/api/v1/parse_query",
         &[("query", "sum by (job) (rate(x[5m]))")],
     )
@@ -259,22 +257,24 @@ async fn should_format_and_parse_queries_and_answer_what_grafana_asks() {
     assert_eq!(body["data"]["expr"]["args"][0]["range"], 300_000);
     assert_bad_data(
         "parse_query",
-        &get(&client, &base, "/api/v1/parse_query?query=up%7B").await,
+        &get(
+            &TestClient::with(&client, &base),
+            "/api/v1/parse_query?query=up%7B",
+        )
+        .await,
         "parse error",
     );
 
     // Exemplars: none are stored; `null` for a query without selectors.
     let (status, body) = get(
-        &client,
-        &base,
+        &TestClient::with(&client, &base),
         "/api/v1/query_exemplars?query=up&start=0&end=10",
     )
     .await;
     assert_eq!(status, 200);
     assert_eq!(body, json!({"status": "success", "data": []}));
     let (_, body) = post(
-        &client,
-        &base,
+        &TestClient::with(&client, &base),
         "/api/v1/query_exemplars",
         &[("query", "1+1")],
     )
@@ -283,8 +283,7 @@ async fn should_format_and_parse_queries_and_answer_what_grafana_asks() {
     assert_bad_data(
         "exemplars range",
         &get(
-            &client,
-            &base,
+            &TestClient::with(&client, &base),
             "/api/v1/query_exemplars?query=up&start=10&end=5",
         )
         .await,
@@ -292,61 +291,69 @@ async fn should_format_and_parse_queries_and_answer_what_grafana_asks() {
     );
     assert_bad_data(
         "exemplars query",
-        &get(&client, &base, "/api/v1/query_exemplars?query=up(").await,
+        &get(
+            &TestClient::with(&client, &base),
+            "/api/v1/query_exemplars?query=up(",
+        )
+        .await,
         "invalid parameter \"query\"",
     );
 
     // The small endpoints: buildinfo (no "features": Grafana reads a plain Prometheus),
     // config, flags from [timeseries.query], runtime info, rules and alerts.
-    let (status, body) = get(&client, &base, "/api/v1/status/buildinfo").await;
+    let (status, body) = get(
+        &TestClient::with(&client, &base),
+        "/api/v1/status/buildinfo",
+    )
+    .await;
     assert_eq!(status, 200);
     assert!(body["data"]["version"].is_string());
     assert!(body["data"].get("features").is_none());
-    let (_, body) = get(&client, &base, "/api/v1/status/config").await;
+    let (_, body) = get(&TestClient::with(&client, &base), "/api/v1/status/config").await;
     assert!(body["data"]["yaml"].is_string());
-    let (_, body) = get(&client, &base, "/api/v1/status/flags").await;
+    let (_, body) = get(&TestClient::with(&client, &base), "/api/v1/status/flags").await;
     assert_eq!(body["data"]["query.lookback-delta"], "1m");
     assert_eq!(body["data"]["query.timeout"], "30s");
-    let (_, body) = get(&client, &base, "/api/v1/status/runtimeinfo").await;
+    let (_, body) = get(
+        &TestClient::with(&client, &base),
+        "/api/v1/status/runtimeinfo",
+    )
+    .await;
     assert!(body["data"]["startTime"].as_str().unwrap().ends_with('Z'));
-    let (_, body) = get(&client, &base, "/api/v1/rules").await;
+    let (_, body) = get(&TestClient::with(&client, &base), "/api/v1/rules").await;
     assert_eq!(body, json!({"status": "success", "data": {"groups": []}}));
-    let (_, body) = get(&client, &base, "/api/v1/alerts").await;
+    let (_, body) = get(&TestClient::with(&client, &base), "/api/v1/alerts").await;
     assert_eq!(body, json!({"status": "success", "data": {"alerts": []}}));
 
     // Grafana's browsing calls on an empty database: labels and series by POST, label
     // values and metadata by GET.
     let (status, body) = post(
-        &client,
-        &base,
+        &TestClient::with(&client, &base),
         "/api/v1/labels",
         &[("start", "0"), ("end", "10")],
     )
     .await;
     assert_eq!((status, &body["data"]), (200, &json!([])));
     let (status, body) = post(
-        &client,
-        &base,
+        &TestClient::with(&client, &base),
         "/api/v1/series",
         &[("match[]", "up"), ("start", "0"), ("end", "10")],
     )
     .await;
     assert_eq!((status, &body["data"]), (200, &json!([])));
     let (status, body) = get(
-        &client,
-        &base,
+        &TestClient::with(&client, &base),
         "/api/v1/label/__name__/values?start=0&end=10",
     )
     .await;
     assert_eq!((status, &body["data"]), (200, &json!([])));
-    let (status, body) = get(&client, &base, "/api/v1/metadata").await;
+    let (status, body) = get(&TestClient::with(&client, &base), "/api/v1/metadata").await;
     assert_eq!((status, &body["data"]), (200, &json!({})));
 
     // Grafana's health check: the instant query 1+1 at t=4, as a form POST.
     {
         let (status, body) = post(
-            &client,
-            &base,
+            &TestClient::with(&client, &base),
             "/api/v1/query",
             &[("query", "1+1"), ("time", "4")],
         )
@@ -381,17 +388,25 @@ async fn should_answer_queries_over_written_samples() {
     let client = reqwest::Client::new();
     let base = server.base.clone();
     let t0 = (now_ms() - 600_000) / 1000 * 1000;
-    write(&client, &base, &counter_series(t0)).await;
+    write(&TestClient::with(&client, &base), &counter_series(t0)).await;
     let t = |i: i64| t0 + i * 15_000;
 
     // Constant expressions.
-    let (status, body) = get(&client, &base, "/api/v1/query?query=vector(1)&time=100").await;
+    let (status, body) = get(
+        &TestClient::with(&client, &base),
+        "/api/v1/query?query=vector(1)&time=100",
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body["data"],
         json!({"resultType": "vector", "result": [{"metric": {}, "value": [100, "1"]}]})
     );
-    let (_, body) = get(&client, &base, "/api/v1/query?query=%22hi%22&time=1.5").await;
+    let (_, body) = get(
+        &TestClient::with(&client, &base),
+        "/api/v1/query?query=%22hi%22&time=1.5",
+    )
+    .await;
     assert_eq!(
         body["data"],
         json!({"resultType": "string", "result": [1.5, "hi"]})
@@ -399,8 +414,7 @@ async fn should_answer_queries_over_written_samples() {
 
     // A selector at a sample's time returns that sample, stamped with the query time.
     let (status, body) = get(
-        &client,
-        &base,
+        &TestClient::with(&client, &base),
         &format!(
             "/api/v1/query?query=m%7Bjob%3D%22a%22%7D&time={}",
             secs(t(7))
@@ -417,8 +431,7 @@ async fn should_answer_queries_over_written_samples() {
 
     // A range query of a selector returns the written points.
     let (status, body) = post(
-        &client,
-        &base,
+        &TestClient::with(&client, &base),
         "/api/v1/query_range",
         &[
             ("query", "m"),
@@ -445,8 +458,7 @@ async fn should_answer_queries_over_written_samples() {
 
     // sum(rate(m[1m])): job a grows 1.5 per 15 s, job b is flat.
     let (_, body) = get(
-        &client,
-        &base,
+        &TestClient::with(&client, &base),
         &format!(
             "/api/v1/query?query=sum(rate(m%5B1m%5D))&time={}",
             secs(t(10))
@@ -462,8 +474,7 @@ async fn should_answer_queries_over_written_samples() {
 
     // limit truncates with Prometheus's warning.
     let (_, body) = get(
-        &client,
-        &base,
+        &TestClient::with(&client, &base),
         &format!("/api/v1/query?query=m&time={}&limit=1", secs(t(3))),
     )
     .await;
@@ -474,8 +485,7 @@ async fn should_answer_queries_over_written_samples() {
     );
     assert_eq!(body["warnings"], json!(["results truncated due to limit"]));
     let (_, body) = get(
-        &client,
-        &base,
+        &TestClient::with(&client, &base),
         &format!("/api/v1/query?query=m&time={}&limit=2", secs(t(3))),
     )
     .await;
@@ -484,15 +494,13 @@ async fn should_answer_queries_over_written_samples() {
     // Past the lookback delta nothing is returned; a longer lookback_delta finds it.
     let late = secs(t(19) + 400_000);
     let (_, body) = get(
-        &client,
-        &base,
+        &TestClient::with(&client, &base),
         &format!("/api/v1/query?query=m&time={late}"),
     )
     .await;
     assert_eq!(body["data"]["result"], json!([]), "{body}");
     let (_, body) = get(
-        &client,
-        &base,
+        &TestClient::with(&client, &base),
         &format!("/api/v1/query?query=m&time={late}&lookback_delta=10m"),
     )
     .await;
@@ -503,10 +511,7 @@ async fn should_answer_queries_over_written_samples() {
     );
 
     // A heavy query with a 1 ms timeout times out.
-    let (status, body) = get(
-        &client,
-        &base,
-        &format!(
+    let (status, body) = get(&TestClient::with(&client, &base), &format!(
             "/api/v1/query_range?query=sum(rate(m%5B5m%3A1s%5D))&start={}&end={}&step=60&timeout=1ms",
             secs(t0 - 86_400_000 * 7),
             secs(t(19))

@@ -16,7 +16,7 @@ use opendata_timeseries::model::Matcher;
 use parking_lot::Mutex;
 use prost::Message;
 use serde_json::Value;
-use support::{ServerProcess, s3_args_for};
+use support::{ServerProcess, TestClient, s3_args_for};
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -59,35 +59,17 @@ fn v1_body(series: Vec<v1::TimeSeries>) -> Vec<u8> {
     )
 }
 
-async fn post_write(client: &reqwest::Client, base: &str, body: Vec<u8>) -> (u16, String) {
-    post_write_as(client, base, body, "application/x-protobuf").await
+async fn post_write(api: &TestClient, body: Vec<u8>) -> (u16, String) {
+    post_write_as(api, body, "application/x-protobuf").await
 }
 
-async fn post_write_as(
-    client: &reqwest::Client,
-    base: &str,
-    body: Vec<u8>,
-    content_type: &str,
-) -> (u16, String) {
-    let r = client
-        .post(format!("{base}/api/v1/write"))
-        .header("content-type", content_type)
-        .header("content-encoding", "snappy")
-        .header("x-prometheus-remote-write-version", "0.1.0")
-        .body(body)
-        .send()
-        .await;
-    match r {
-        Ok(r) => (r.status().as_u16(), r.text().await.unwrap()),
-        // The server may answer before reading the whole body and close the connection.
-        Err(e) => (0, e.to_string()),
-    }
+async fn post_write_as(api: &TestClient, body: Vec<u8>, content_type: &str) -> (u16, String) {
+    api.remote_write(body, content_type).await
 }
 
+/// `GET url` (a whole URL), answered in JSON.
 async fn get_json(client: &reqwest::Client, url: String) -> (u16, Value) {
-    let r = client.get(url).send().await.unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap())
+    TestClient::with(client, "").get_json(&url).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -127,7 +109,11 @@ async fn should_take_remote_write_and_answer_the_metadata_api() {
             unit: "".into(),
         }],
     };
-    let (status, body) = post_write(&client, &base, snappy(&req.encode_to_vec())).await;
+    let (status, body) = post_write(
+        &TestClient::with(&client, &base),
+        snappy(&req.encode_to_vec()),
+    )
+    .await;
     assert_eq!(status, 204, "{body}");
 
     // Remote write 2.0: symbol table and per-series metadata.
@@ -366,7 +352,7 @@ async fn should_refuse_bad_remote_writes_without_writing_any_of_them() {
         ),
     ];
     for (what, body, want, needle) in cases {
-        let (status, text) = post_write(&client, &base, body).await;
+        let (status, text) = post_write(&TestClient::with(&client, &base), body).await;
         assert_eq!(status, want, "{what}: {text}");
         if !needle.is_empty() {
             assert!(
@@ -377,16 +363,14 @@ async fn should_refuse_bad_remote_writes_without_writing_any_of_them() {
     }
     // A wrong content type or encoding.
     let (status, _) = post_write_as(
-        &client,
-        &base,
+        &TestClient::with(&client, &base),
         v1_body(vec![good.clone()]),
         "application/json",
     )
     .await;
     assert_eq!(status, 415);
     let (status, _) = post_write_as(
-        &client,
-        &base,
+        &TestClient::with(&client, &base),
         v1_body(vec![good.clone()]),
         "application/x-protobuf;proto=nope.Request",
     )
@@ -396,7 +380,7 @@ async fn should_refuse_bad_remote_writes_without_writing_any_of_them() {
     let (_, body) = get_json(&client, format!("{base}/api/v1/label/__name__/values")).await;
     assert_eq!(body["data"], serde_json::json!([]), "{body}");
     // The database still works.
-    let (status, text) = post_write(&client, &base, v1_body(vec![good])).await;
+    let (status, text) = post_write(&TestClient::with(&client, &base), v1_body(vec![good])).await;
     assert_eq!(status, 204, "{text}");
     let (_, body) = get_json(&client, format!("{base}/api/v1/label/__name__/values")).await;
     assert_eq!(body["data"], serde_json::json!(["ok_metric"]));

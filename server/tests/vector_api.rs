@@ -15,7 +15,7 @@ use opendata_server::api::vector::proto;
 use parking_lot::Mutex;
 use prost::Message;
 use serde_json::{Value, json};
-use support::ServerProcess;
+use support::{ServerProcess, TestClient};
 
 const API: &str = "/api/v1/vector/collections";
 
@@ -29,49 +29,17 @@ async fn memory_server() -> (tempfile::TempDir, ServerProcess) {
     (dir, server)
 }
 
-/// Sends JSON and returns the status and the parsed answer.
-async fn call(
-    client: &reqwest::Client,
-    method: reqwest::Method,
-    url: String,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut req = client.request(method, url);
-    if let Some(b) = body {
-        req = req
-            .header("content-type", "application/json")
-            .body(b.to_string());
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    let v = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
-    (status, v)
+async fn post(api: &TestClient, path: &str, body: Value) -> (u16, Value) {
+    api.post_json(&format!("{API}{path}"), &body).await
 }
 
-async fn post(client: &reqwest::Client, base: &str, path: &str, body: Value) -> (u16, Value) {
-    call(
-        client,
-        reqwest::Method::POST,
-        format!("{base}{API}{path}"),
-        Some(body),
-    )
-    .await
-}
-
-async fn get(client: &reqwest::Client, base: &str, path: &str) -> (u16, Value) {
-    call(
-        client,
-        reqwest::Method::GET,
-        format!("{base}{API}{path}"),
-        None,
-    )
-    .await
+async fn get(api: &TestClient, path: &str) -> (u16, Value) {
+    api.get_json(&format!("{API}{path}")).await
 }
 
 /// Posts a JSON body that must succeed and returns the envelope's `data`.
-async fn ok(client: &reqwest::Client, base: &str, path: &str, body: Value) -> Value {
-    let (status, v) = post(client, base, path, body.clone()).await;
+async fn ok(api: &TestClient, path: &str, body: Value) -> Value {
+    let (status, v) = post(api, path, body.clone()).await;
     assert!(
         status == 200 || status == 201,
         "{path} {body}: {status} {v}"
@@ -81,20 +49,14 @@ async fn ok(client: &reqwest::Client, base: &str, path: &str, body: Value) -> Va
 }
 
 /// Posts a protobuf body; returns the status and the raw answer.
-async fn post_proto(
-    client: &reqwest::Client,
-    base: &str,
-    path: &str,
-    body: Vec<u8>,
-) -> (u16, bytes::Bytes) {
-    let resp = client
-        .post(format!("{base}{API}{path}"))
-        .header("content-type", "application/protobuf")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    (resp.status().as_u16(), resp.bytes().await.unwrap())
+async fn post_proto(api: &TestClient, path: &str, body: Vec<u8>) -> (u16, bytes::Bytes) {
+    api.post_bytes(
+        &format!("{API}{path}"),
+        &[("content-type", "application/protobuf")],
+        body,
+    )
+    .await
+    .unwrap()
 }
 
 fn docs_spec() -> Value {
@@ -118,9 +80,14 @@ fn docs_records() -> Value {
 }
 
 async fn setup_docs(client: &reqwest::Client, base: &str) {
-    let (status, v) = post(client, base, "", docs_spec()).await;
+    let (status, v) = post(&TestClient::with(client, base), "", docs_spec()).await;
     assert_eq!(status, 201, "{v}");
-    let data = ok(client, base, "/docs/upsert", docs_records()).await;
+    let data = ok(
+        &TestClient::with(client, base),
+        "/docs/upsert",
+        docs_records(),
+    )
+    .await;
     assert_eq!(data, json!({"count": 5, "missing": 5}));
 }
 
@@ -138,7 +105,7 @@ async fn should_create_list_describe_and_drop_collections() {
     let client = reqwest::Client::new();
     let base = &server.base;
 
-    let (status, v) = post(&client, base, "", docs_spec()).await;
+    let (status, v) = post(&TestClient::with(&client, &base), "", docs_spec()).await;
     assert_eq!(status, 201, "{v}");
     assert_eq!(v["data"]["name"], "docs");
     assert_eq!(v["data"]["dimension"], 4);
@@ -146,11 +113,10 @@ async fn should_create_list_describe_and_drop_collections() {
     assert_eq!(v["data"]["attributes"]["tags"], "string_list");
     assert_eq!(v["data"]["vectors"], 0);
     // The same definition again is fine (200); a different one conflicts (409).
-    let (status, _) = post(&client, base, "", docs_spec()).await;
+    let (status, _) = post(&TestClient::with(&client, &base), "", docs_spec()).await;
     assert_eq!(status, 200);
     let (status, v) = post(
-        &client,
-        base,
+        &TestClient::with(&client, &base),
         "",
         json!({"name": "docs", "dimension": 8, "metric": "l2"}),
     )
@@ -160,10 +126,7 @@ async fn should_create_list_describe_and_drop_collections() {
     assert!(v["error"].as_str().unwrap().contains("docs"), "{v}");
 
     // Lenient names, and a protobuf create.
-    let (status, v) = post(
-        &client,
-        base,
-        "",
+    let (status, v) = post(&TestClient::with(&client, &base), "",
         json!({"name": "ip", "dimension": 2, "metric": "inner_product", "attributes": {"n": "int"}}),
     )
     .await;
@@ -176,12 +139,13 @@ async fn should_create_list_describe_and_drop_collections() {
         metric: "cosine".into(),
         attributes: BTreeMap::new(),
     };
-    let (status, body) = post_proto(&client, base, "", spec.encode_to_vec()).await;
+    let (status, body) =
+        post_proto(&TestClient::with(&client, &base), "", spec.encode_to_vec()).await;
     assert_eq!(status, 201);
     let info = proto::CollectionInfo::decode(body).unwrap();
     assert_eq!(info.spec.unwrap().metric, "cosine");
 
-    let (status, v) = get(&client, base, "").await;
+    let (status, v) = get(&TestClient::with(&client, &base), "").await;
     assert_eq!(status, 200);
     let names: Vec<&str> = v["data"]["collections"]
         .as_array()
@@ -191,8 +155,13 @@ async fn should_create_list_describe_and_drop_collections() {
         .collect();
     assert_eq!(names, vec!["docs", "ip", "pb"]);
 
-    ok(&client, base, "/docs/upsert", docs_records()).await;
-    let (status, v) = get(&client, base, "/docs").await;
+    ok(
+        &TestClient::with(&client, &base),
+        "/docs/upsert",
+        docs_records(),
+    )
+    .await;
+    let (status, v) = get(&TestClient::with(&client, &base), "/docs").await;
     assert_eq!(status, 200);
     assert_eq!(v["data"]["vectors"], 5);
     assert!(v["data"]["index_memory_bytes"].is_u64(), "{v}");
@@ -209,27 +178,19 @@ async fn should_create_list_describe_and_drop_collections() {
     assert_eq!(info.vectors, 5);
     assert_eq!(info.spec.unwrap().dimension, 4);
 
-    let (status, v) = call(
-        &client,
-        reqwest::Method::DELETE,
-        format!("{base}{API}/docs"),
-        None,
-    )
-    .await;
+    let (status, v) = TestClient::with(&client, base)
+        .json(reqwest::Method::DELETE, &format!("{API}/docs"), None)
+        .await;
     assert_eq!(status, 200, "{v}");
-    let (status, v) = get(&client, base, "/docs").await;
+    let (status, v) = get(&TestClient::with(&client, &base), "/docs").await;
     assert_eq!(status, 404);
     assert!(v["error"].as_str().unwrap().contains("\"docs\""), "{v}");
-    let (status, _) = call(
-        &client,
-        reqwest::Method::DELETE,
-        format!("{base}{API}/docs"),
-        None,
-    )
-    .await;
+    let (status, _) = TestClient::with(&client, base)
+        .json(reqwest::Method::DELETE, &format!("{API}/docs"), None)
+        .await;
     assert_eq!(status, 404);
     // Re-created empty.
-    let (status, v) = post(&client, base, "", docs_spec()).await;
+    let (status, v) = post(&TestClient::with(&client, &base), "", docs_spec()).await;
     assert_eq!(status, 201);
     assert_eq!(v["data"]["vectors"], 0);
 }
@@ -242,8 +203,7 @@ async fn should_upsert_and_search_with_json() {
     setup_docs(&client, base).await;
 
     let data = ok(
-        &client,
-        base,
+        &TestClient::with(&client, &base),
         "/docs/search",
         json!({"vector": [0.9, 0.1, 0.0, 0.0], "k": 3}),
     )
@@ -260,28 +220,19 @@ async fn should_upsert_and_search_with_json() {
     assert!(data["stats"]["plan"].is_string(), "{data}");
 
     // Fields, filters, k larger than the collection.
-    let data = ok(
-        &client,
-        base,
-        "/docs/search",
+    let data = ok(&TestClient::with(&client, &base), "/docs/search",
         json!({"vector": [0.0, 0.0, 0.9, 0.0], "k": 10, "filter": {"color": "red"}, "fields": ["vector", "size"]}),
     )
     .await;
     assert_eq!(ids(&data["hits"]), vec!["c", "a"]);
     assert_eq!(data["hits"][0]["vector"], json!([0.0, 0.0, 1.0, 0.0]));
     assert_eq!(data["hits"][0]["attributes"], json!({"size": 3}));
-    let data = ok(
-        &client,
-        base,
-        "/docs/search",
+    let data = ok(&TestClient::with(&client, &base), "/docs/search",
         json!({"vector": [1.0, 0.0, 0.0, 0.0], "k": 10, "filter": {"and": [{"size": {"gte": 2}}, {"tags": {"contains": "y"}}]}}),
     )
     .await;
     assert_eq!(ids(&data["hits"]), vec!["b"]);
-    let data = ok(
-        &client,
-        base,
-        "/docs/search",
+    let data = ok(&TestClient::with(&client, &base), "/docs/search",
         json!({"vector": [1.0, 0.0, 0.0, 0.0], "k": 2, "nprobe": 4, "recall_target": 0.9, "fields": ["*"]}),
     )
     .await;
@@ -289,17 +240,13 @@ async fn should_upsert_and_search_with_json() {
     assert_eq!(data["hits"][0]["attributes"]["color"], "red");
 
     // Upserting an existing id replaces it.
-    let data = ok(
-        &client,
-        base,
-        "/docs/upsert",
+    let data = ok(&TestClient::with(&client, &base), "/docs/upsert",
         json!({"vectors": [{"id": "e", "vector": [0.0, 5.0, 0.0, 0.0]}, {"id": "f", "vector": [1.0, 1.0, 1.0, 1.0]}], "durability": "memory"}),
     )
     .await;
     assert_eq!(data, json!({"count": 2, "missing": 1}));
     let data = ok(
-        &client,
-        base,
+        &TestClient::with(&client, &base),
         "/docs/search",
         json!({"vector": [0.0, 4.0, 0.0, 0.0], "k": 1}),
     )
@@ -307,10 +254,7 @@ async fn should_upsert_and_search_with_json() {
     assert_eq!(ids(&data["hits"]), vec!["e"]);
 
     // Batch search.
-    let data = ok(
-        &client,
-        base,
-        "/docs/search/batch",
+    let data = ok(&TestClient::with(&client, &base), "/docs/search/batch",
         json!({"queries": [{"vector": [1.0, 0.0, 0.0, 0.0], "k": 1}, {"vector": [0.0, 0.0, 0.0, 1.0], "k": 1}]}),
     )
     .await;
@@ -324,7 +268,7 @@ async fn should_upsert_and_search_with_protobuf() {
     let (_dir, server) = memory_server().await;
     let client = reqwest::Client::new();
     let base = &server.base;
-    let (status, _) = post(&client, base, "", docs_spec()).await;
+    let (status, _) = post(&TestClient::with(&client, &base), "", docs_spec()).await;
     assert_eq!(status, 201);
     let attr = |v: opendata_vector::AttributeValue| proto::AttributeValue::from_model(&v);
     let req = proto::UpsertRequest {
@@ -358,7 +302,12 @@ async fn should_upsert_and_search_with_protobuf() {
             .collect(),
         durability: "remote".into(),
     };
-    let (status, body) = post_proto(&client, base, "/docs/upsert", req.encode_to_vec()).await;
+    let (status, body) = post_proto(
+        &TestClient::with(&client, &base),
+        "/docs/upsert",
+        req.encode_to_vec(),
+    )
+    .await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let w = proto::WriteResponse::decode(body).unwrap();
     assert_eq!((w.count, w.missing), (20, 20));
@@ -371,7 +320,12 @@ async fn should_upsert_and_search_with_protobuf() {
         filter: r#"{"color": "odd"}"#.into(),
         fields: vec!["vector".into(), "attributes".into()],
     };
-    let (status, body) = post_proto(&client, base, "/docs/search", search.encode_to_vec()).await;
+    let (status, body) = post_proto(
+        &TestClient::with(&client, &base),
+        "/docs/search",
+        search.encode_to_vec(),
+    )
+    .await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let r = proto::SearchResponse::decode(body).unwrap();
     let got: Vec<&str> = r.hits.iter().map(|h| h.id.as_str()).collect();
@@ -394,8 +348,12 @@ async fn should_upsert_and_search_with_protobuf() {
             },
         ],
     };
-    let (status, body) =
-        post_proto(&client, base, "/docs/search/batch", batch.encode_to_vec()).await;
+    let (status, body) = post_proto(
+        &TestClient::with(&client, &base),
+        "/docs/search/batch",
+        batch.encode_to_vec(),
+    )
+    .await;
     assert_eq!(status, 200);
     let r = proto::SearchBatchResponse::decode(body).unwrap();
     assert_eq!(r.results.len(), 2);
@@ -426,7 +384,12 @@ async fn should_get_patch_and_delete() {
     let base = &server.base;
     setup_docs(&client, base).await;
 
-    let data = ok(&client, base, "/docs/get", json!({"ids": ["b", "zz", "a"]})).await;
+    let data = ok(
+        &TestClient::with(&client, &base),
+        "/docs/get",
+        json!({"ids": ["b", "zz", "a"]}),
+    )
+    .await;
     assert_eq!(data["missing"], json!(["zz"]));
     let v = data["vectors"].as_array().unwrap();
     assert_eq!(ids(&data["vectors"]), vec!["b", "a"]);
@@ -437,8 +400,7 @@ async fn should_get_patch_and_delete() {
     );
     assert_eq!(v[1]["attributes"]["price"], 1.5);
     let data = ok(
-        &client,
-        base,
+        &TestClient::with(&client, &base),
         "/docs/get",
         json!({"ids": ["a"], "fields": ["color"]}),
     )
@@ -448,18 +410,17 @@ async fn should_get_patch_and_delete() {
         json!({"id": "a", "attributes": {"color": "red"}})
     );
 
-    let (status, v) = get(&client, base, "/docs/vectors/c").await;
+    let (status, v) = get(&TestClient::with(&client, &base), "/docs/vectors/c").await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["data"]["vector"], json!([0.0, 0.0, 1.0, 0.0]));
     assert_eq!(v["data"]["attributes"], json!({"color": "red", "size": 3}));
-    let (status, v) = get(&client, base, "/docs/vectors/nope").await;
+    let (status, v) = get(&TestClient::with(&client, &base), "/docs/vectors/nope").await;
     assert_eq!(status, 404);
     assert!(v["error"].as_str().unwrap().contains("\"nope\""), "{v}");
 
     // Patch: set, unset, and an id that does not exist.
     let data = ok(
-        &client,
-        base,
+        &TestClient::with(&client, &base),
         "/docs/patch",
         json!({"patches": [
             {"id": "a", "set": {"color": "purple", "size": 10}, "unset": ["tags"]},
@@ -468,18 +429,17 @@ async fn should_get_patch_and_delete() {
     )
     .await;
     assert_eq!(data["missing"], 1);
-    let (_, v) = get(&client, base, "/docs/vectors/a").await;
+    let (_, v) = get(&TestClient::with(&client, &base), "/docs/vectors/a").await;
     assert_eq!(
         v["data"]["attributes"],
         json!({"color": "purple", "size": 10, "price": 1.5, "ok": true})
     );
     assert_eq!(v["data"]["vector"], json!([1.0, 0.0, 0.0, 0.0]));
-    let (status, _) = get(&client, base, "/docs/vectors/ghost").await;
+    let (status, _) = get(&TestClient::with(&client, &base), "/docs/vectors/ghost").await;
     assert_eq!(status, 404, "patch does not create records");
     // The patched attribute is what filters see.
     let data = ok(
-        &client,
-        base,
+        &TestClient::with(&client, &base),
         "/docs/search",
         json!({"vector": [1.0, 0.0, 0.0, 0.0], "k": 10, "filter": {"color": "red"}}),
     )
@@ -487,22 +447,25 @@ async fn should_get_patch_and_delete() {
     assert_eq!(ids(&data["hits"]), vec!["c"]);
 
     // Delete by ids.
-    let data = ok(&client, base, "/docs/delete", json!({"ids": ["b", "zz"]})).await;
+    let data = ok(
+        &TestClient::with(&client, &base),
+        "/docs/delete",
+        json!({"ids": ["b", "zz"]}),
+    )
+    .await;
     assert_eq!(data["missing"], 1);
-    let (status, _) = get(&client, base, "/docs/vectors/b").await;
+    let (status, _) = get(&TestClient::with(&client, &base), "/docs/vectors/b").await;
     assert_eq!(status, 404);
     // Delete by filter.
     let data = ok(
-        &client,
-        base,
+        &TestClient::with(&client, &base),
         "/docs/delete",
         json!({"filter": {"size": {"gte": 3, "lte": 4}}}),
     )
     .await;
     assert_eq!(data["count"], 2);
     let data = ok(
-        &client,
-        base,
+        &TestClient::with(&client, &base),
         "/docs/search",
         json!({"vector": [0.0, 0.0, 0.0, 0.0], "k": 10}),
     )
@@ -510,7 +473,7 @@ async fn should_get_patch_and_delete() {
     let mut left = ids(&data["hits"]);
     left.sort();
     assert_eq!(left, vec!["a", "e"]);
-    let (_, v) = get(&client, base, "/docs").await;
+    let (_, v) = get(&TestClient::with(&client, &base), "/docs").await;
     assert_eq!(v["data"]["vectors"], 2);
 
     // Delete by filter in protobuf.
@@ -519,10 +482,15 @@ async fn should_get_patch_and_delete() {
         filter: r#"{"color": {"exists": false}}"#.into(),
         durability: "memory".into(),
     };
-    let (status, body) = post_proto(&client, base, "/docs/delete", req.encode_to_vec()).await;
+    let (status, body) = post_proto(
+        &TestClient::with(&client, &base),
+        "/docs/delete",
+        req.encode_to_vec(),
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(proto::WriteResponse::decode(body).unwrap().count, 1);
-    let (status, _) = get(&client, base, "/docs/vectors/e").await;
+    let (status, _) = get(&TestClient::with(&client, &base), "/docs/vectors/e").await;
     assert_eq!(status, 404);
 }
 
@@ -534,8 +502,7 @@ async fn should_reject_bad_input_and_keep_the_data() {
     let base = &server.base;
     setup_docs(&client, base).await;
     let before = ok(
-        &client,
-        base,
+        &TestClient::with(&client, &base),
         "/docs/get",
         json!({"ids": ["a", "b", "c", "d", "e"]}),
     )
@@ -695,7 +662,7 @@ async fn should_reject_bad_input_and_keep_the_data() {
         ),
     ];
     for (path, body, want, needle) in json_cases {
-        let (status, v) = post(&client, base, path, body.clone()).await;
+        let (status, v) = post(&TestClient::with(&client, &base), path, body.clone()).await;
         assert_eq!(status, want, "{path} {body}: {v}");
         assert_eq!(v["status"], "error", "{v}");
         let msg = v["error"].as_str().unwrap();
@@ -756,7 +723,12 @@ async fn should_reject_bad_input_and_keep_the_data() {
             ],
             durability: String::new(),
         };
-        let (status, body) = post_proto(&client, base, "/docs/upsert", req.encode_to_vec()).await;
+        let (status, body) = post_proto(
+            &TestClient::with(&client, &base),
+            "/docs/upsert",
+            req.encode_to_vec(),
+        )
+        .await;
         assert_eq!(status, 400);
         let v: Value = serde_json::from_slice(&body).unwrap();
         let msg = v["error"].as_str().unwrap();
@@ -771,7 +743,12 @@ async fn should_reject_bad_input_and_keep_the_data() {
         filter: String::new(),
         fields: vec![],
     };
-    let (status, body) = post_proto(&client, base, "/docs/search", search.encode_to_vec()).await;
+    let (status, body) = post_proto(
+        &TestClient::with(&client, &base),
+        "/docs/search",
+        search.encode_to_vec(),
+    )
+    .await;
     assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
     assert!(String::from_utf8_lossy(&body).contains("component 0 is NaN"));
     let search = proto::SearchRequest {
@@ -782,27 +759,41 @@ async fn should_reject_bad_input_and_keep_the_data() {
         filter: "{not json".into(),
         fields: vec![],
     };
-    let (status, body) = post_proto(&client, base, "/docs/search", search.encode_to_vec()).await;
+    let (status, body) = post_proto(
+        &TestClient::with(&client, &base),
+        "/docs/search",
+        search.encode_to_vec(),
+    )
+    .await;
     assert_eq!(status, 400);
     assert!(String::from_utf8_lossy(&body).contains("filter is not valid JSON"));
-    let (status, body) = post_proto(&client, base, "/docs/upsert", vec![0xff, 0xff, 0xff]).await;
+    let (status, body) = post_proto(
+        &TestClient::with(&client, &base),
+        "/docs/upsert",
+        vec![0xff, 0xff, 0xff],
+    )
+    .await;
     assert_eq!(status, 400);
     assert!(String::from_utf8_lossy(&body).contains("application/protobuf"));
 
     // Nothing changed: the same five records, and "new1"/"fine" never written.
     let after = ok(
-        &client,
-        base,
+        &TestClient::with(&client, &base),
         "/docs/get",
         json!({"ids": ["a", "b", "c", "d", "e"]}),
     )
     .await;
     assert_eq!(after, before);
-    let data = ok(&client, base, "/docs/get", json!({"ids": ["new1", "fine"]})).await;
+    let data = ok(
+        &TestClient::with(&client, &base),
+        "/docs/get",
+        json!({"ids": ["new1", "fine"]}),
+    )
+    .await;
     assert_eq!(data["missing"], json!(["new1", "fine"]));
-    let (_, v) = get(&client, base, "/docs").await;
+    let (_, v) = get(&TestClient::with(&client, &base), "/docs").await;
     assert_eq!(v["data"]["vectors"], 5);
-    let (_, v) = get(&client, base, "").await;
+    let (_, v) = get(&TestClient::with(&client, &base), "").await;
     assert_eq!(v["data"]["collections"].as_array().unwrap().len(), 1);
 }
 
@@ -828,7 +819,7 @@ async fn should_serve_every_database_on_one_port() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    let (status, _) = get(&client, base, "").await;
+    let (status, _) = get(&TestClient::with(&client, &base), "").await;
     assert_eq!(status, 200);
     let resp = client.get(format!("{base}/-/ready")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
@@ -891,8 +882,7 @@ async fn should_keep_every_acknowledged_upsert_after_sigkill() {
     let server = ServerProcess::start(&args, &log).await;
     let client = reqwest::Client::new();
     let (status, v) = post(
-        &client,
-        &server.base,
+        &TestClient::with(&client, &server.base),
         "",
         json!({"name": "k", "dimension": 8, "metric": "l2"}),
     )
@@ -929,8 +919,7 @@ async fn should_keep_every_acknowledged_upsert_after_sigkill() {
     for chunk in acked.chunks(500) {
         let ids: Vec<&str> = chunk.iter().map(|(id, _)| id.as_str()).collect();
         let data = ok(
-            &client,
-            &server.base,
+            &TestClient::with(&client, &server.base),
             "/k/get",
             json!({"ids": ids, "fields": ["vector"]}),
         )
@@ -949,13 +938,12 @@ async fn should_keep_every_acknowledged_upsert_after_sigkill() {
     }
     // The reopened writer keeps accepting writes.
     ok(
-        &client,
-        &server.base,
+        &TestClient::with(&client, &server.base),
         "/k/upsert",
         json!({"vectors": [{"id": "after", "vector": [0, 0, 0, 0, 0, 0, 0, 1]}]}),
     )
     .await;
-    let (status, _) = get(&client, &server.base, "/k/vectors/after").await;
+    let (status, _) = get(&TestClient::with(&client, &server.base), "/k/vectors/after").await;
     assert_eq!(status, 200);
 }
 
@@ -966,16 +954,14 @@ async fn should_follow_the_writer_from_a_read_only_replica() {
     let client = reqwest::Client::new();
     let writer = ServerProcess::start(&["--object-store", &data], &dir.path().join("w.log")).await;
     let (status, _) = post(
-        &client,
-        &writer.base,
+        &TestClient::with(&client, &writer.base),
         "",
         json!({"name": "r", "dimension": 2, "metric": "l2"}),
     )
     .await;
     assert_eq!(status, 201);
     ok(
-        &client,
-        &writer.base,
+        &TestClient::with(&client, &writer.base),
         "/r/upsert",
         json!({"vectors": [{"id": "one", "vector": [1, 0]}]}),
     )
@@ -992,7 +978,11 @@ async fn should_follow_the_writer_from_a_read_only_replica() {
         async move {
             let deadline = Instant::now() + Duration::from_secs(20);
             loop {
-                let (status, v) = get(&client, &base, &format!("/r/vectors/{id}")).await;
+                let (status, v) = get(
+                    &TestClient::with(&client, &base),
+                    &format!("/r/vectors/{id}"),
+                )
+                .await;
                 if status == 200 {
                     return v["data"].clone();
                 }
@@ -1008,16 +998,14 @@ async fn should_follow_the_writer_from_a_read_only_replica() {
 
     // Writes to the replica are refused.
     let (status, v) = post(
-        &client,
-        &replica.base,
+        &TestClient::with(&client, &replica.base),
         "/r/upsert",
         json!({"vectors": [{"id": "x", "vector": [1, 0]}]}),
     )
     .await;
     assert_eq!(status, 403, "{v}");
     let (status, _) = post(
-        &client,
-        &replica.base,
+        &TestClient::with(&client, &replica.base),
         "",
         json!({"name": "other", "dimension": 2}),
     )
@@ -1026,16 +1014,14 @@ async fn should_follow_the_writer_from_a_read_only_replica() {
 
     // Upserts after the replica started become visible, searchable too.
     ok(
-        &client,
-        &writer.base,
+        &TestClient::with(&client, &writer.base),
         "/r/upsert",
         json!({"vectors": [{"id": "two", "vector": [0, 1]}]}),
     )
     .await;
     assert_eq!(visible("two").await["vector"], json!([0.0, 1.0]));
     let data = ok(
-        &client,
-        &replica.base,
+        &TestClient::with(&client, &replica.base),
         "/r/search",
         json!({"vector": [0, 0.9], "k": 1}),
     )
@@ -1101,10 +1087,15 @@ async fn should_import_files_and_search_from_the_command_line() {
     ]);
     let stdout = assert_success(&out);
     assert!(stdout.contains("imported 60 vectors (60 new)"), "{stdout}");
-    let (_, v) = get(&client, &base, "/f").await;
+    let (_, v) = get(&TestClient::with(&client, &base), "/f").await;
     assert_eq!(v["data"]["vectors"], 60);
     assert_eq!(v["data"]["dimension"], 5);
-    let data = ok(&client, &base, "/f/get", json!({"ids": ["17"]})).await;
+    let data = ok(
+        &TestClient::with(&client, &base),
+        "/f/get",
+        json!({"ids": ["17"]}),
+    )
+    .await;
     assert_eq!(data["vectors"][0]["vector"], json!(vectors[17]));
 
     // Search by a row of the file, as JSON.
@@ -1156,7 +1147,12 @@ async fn should_import_files_and_search_from_the_command_line() {
     ]);
     let stdout = assert_success(&out);
     assert!(stdout.contains("imported 3 vectors"), "{stdout}");
-    let data = ok(&client, &base, "/j/get", json!({"ids": ["2"]})).await;
+    let data = ok(
+        &TestClient::with(&client, &base),
+        "/j/get",
+        json!({"ids": ["2"]}),
+    )
+    .await;
     assert_eq!(
         data["vectors"][0]["attributes"],
         json!({"color": "red", "size": 3})

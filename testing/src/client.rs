@@ -20,6 +20,14 @@ impl TestClient {
         }
     }
 
+    /// A client for the server at `base` that shares `http`'s connection pool.
+    pub fn with(http: &reqwest::Client, base: impl AsRef<str>) -> Self {
+        Self {
+            base: base.as_ref().to_string(),
+            http: http.clone(),
+        }
+    }
+
     /// The server's base URL.
     pub fn base(&self) -> &str {
         &self.base

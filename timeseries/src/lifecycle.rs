@@ -97,16 +97,4 @@ impl Database for TimeSeriesDbReader {
     fn check(&self) -> Result<(), BoxError> {
         TimeSeriesDbReader::check(self).map_err(boxed)
     }
-
-    fn commit_stats(&self) -> Option<CommitStats> {
-        None
-    }
-
-    fn flush(&self) -> BoxFuture<'_, Result<(), BoxError>> {
-        Box::pin(async { Ok(()) })
-    }
-
-    fn close(&self) -> BoxFuture<'_, Result<(), BoxError>> {
-        Box::pin(async { Ok(()) })
-    }
 }
