@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Measures a real Prometheus (the `prometheus` binary on PATH, e.g. Debian's 2.42 from
 # `apt-get install prometheus`) with the node-exporter-like workload of
-# timeseries/examples/workload.rs, as a baseline for OpenData's time series database:
+# server/examples/workload.rs, as a baseline for OpenData's time series database:
 #
 #   (a) ingest:  a fresh Prometheus receives INGEST_SERIES series x INGEST_SCRAPES scrapes
 #                through remote write (INGEST_SERIES_PER_REQUEST series x
@@ -50,7 +50,7 @@ for tool in "$PROMETHEUS" "$PROMTOOL" curl jq python3; do
 done
 
 log "building the workload example"
-cargo build --quiet --release -p opendata-timeseries --example workload
+cargo build --quiet --release -p opendata-server --example workload
 WORKLOAD="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/workload"
 [ -x "$WORKLOAD" ] || die "$WORKLOAD was not built"
 

@@ -105,7 +105,7 @@ async fn should_create_list_describe_and_drop_collections() {
     let client = reqwest::Client::new();
     let base = &server.base;
 
-    let (status, v) = post(&TestClient::with(&client, &base), "", docs_spec()).await;
+    let (status, v) = post(&TestClient::with(&client, base), "", docs_spec()).await;
     assert_eq!(status, 201, "{v}");
     assert_eq!(v["data"]["name"], "docs");
     assert_eq!(v["data"]["dimension"], 4);
@@ -113,10 +113,10 @@ async fn should_create_list_describe_and_drop_collections() {
     assert_eq!(v["data"]["attributes"]["tags"], "string_list");
     assert_eq!(v["data"]["vectors"], 0);
     // The same definition again is fine (200); a different one conflicts (409).
-    let (status, _) = post(&TestClient::with(&client, &base), "", docs_spec()).await;
+    let (status, _) = post(&TestClient::with(&client, base), "", docs_spec()).await;
     assert_eq!(status, 200);
     let (status, v) = post(
-        &TestClient::with(&client, &base),
+        &TestClient::with(&client, base),
         "",
         json!({"name": "docs", "dimension": 8, "metric": "l2"}),
     )
@@ -126,7 +126,7 @@ async fn should_create_list_describe_and_drop_collections() {
     assert!(v["error"].as_str().unwrap().contains("docs"), "{v}");
 
     // Lenient names, and a protobuf create.
-    let (status, v) = post(&TestClient::with(&client, &base), "",
+    let (status, v) = post(&TestClient::with(&client, base), "",
         json!({"name": "ip", "dimension": 2, "metric": "inner_product", "attributes": {"n": "int"}}),
     )
     .await;
@@ -140,12 +140,12 @@ async fn should_create_list_describe_and_drop_collections() {
         attributes: BTreeMap::new(),
     };
     let (status, body) =
-        post_proto(&TestClient::with(&client, &base), "", spec.encode_to_vec()).await;
+        post_proto(&TestClient::with(&client, base), "", spec.encode_to_vec()).await;
     assert_eq!(status, 201);
     let info = proto::CollectionInfo::decode(body).unwrap();
     assert_eq!(info.spec.unwrap().metric, "cosine");
 
-    let (status, v) = get(&TestClient::with(&client, &base), "").await;
+    let (status, v) = get(&TestClient::with(&client, base), "").await;
     assert_eq!(status, 200);
     let names: Vec<&str> = v["data"]["collections"]
         .as_array()
@@ -156,12 +156,12 @@ async fn should_create_list_describe_and_drop_collections() {
     assert_eq!(names, vec!["docs", "ip", "pb"]);
 
     ok(
-        &TestClient::with(&client, &base),
+        &TestClient::with(&client, base),
         "/docs/upsert",
         docs_records(),
     )
     .await;
-    let (status, v) = get(&TestClient::with(&client, &base), "/docs").await;
+    let (status, v) = get(&TestClient::with(&client, base), "/docs").await;
     assert_eq!(status, 200);
     assert_eq!(v["data"]["vectors"], 5);
     assert!(v["data"]["index_memory_bytes"].is_u64(), "{v}");
@@ -182,7 +182,7 @@ async fn should_create_list_describe_and_drop_collections() {
         .json(reqwest::Method::DELETE, &format!("{API}/docs"), None)
         .await;
     assert_eq!(status, 200, "{v}");
-    let (status, v) = get(&TestClient::with(&client, &base), "/docs").await;
+    let (status, v) = get(&TestClient::with(&client, base), "/docs").await;
     assert_eq!(status, 404);
     assert!(v["error"].as_str().unwrap().contains("\"docs\""), "{v}");
     let (status, _) = TestClient::with(&client, base)
@@ -190,7 +190,7 @@ async fn should_create_list_describe_and_drop_collections() {
         .await;
     assert_eq!(status, 404);
     // Re-created empty.
-    let (status, v) = post(&TestClient::with(&client, &base), "", docs_spec()).await;
+    let (status, v) = post(&TestClient::with(&client, base), "", docs_spec()).await;
     assert_eq!(status, 201);
     assert_eq!(v["data"]["vectors"], 0);
 }
@@ -203,7 +203,7 @@ async fn should_upsert_and_search_with_json() {
     setup_docs(&client, base).await;
 
     let data = ok(
-        &TestClient::with(&client, &base),
+        &TestClient::with(&client, base),
         "/docs/search",
         json!({"vector": [0.9, 0.1, 0.0, 0.0], "k": 3}),
     )
@@ -220,19 +220,19 @@ async fn should_upsert_and_search_with_json() {
     assert!(data["stats"]["plan"].is_string(), "{data}");
 
     // Fields, filters, k larger than the collection.
-    let data = ok(&TestClient::with(&client, &base), "/docs/search",
+    let data = ok(&TestClient::with(&client, base), "/docs/search",
         json!({"vector": [0.0, 0.0, 0.9, 0.0], "k": 10, "filter": {"color": "red"}, "fields": ["vector", "size"]}),
     )
     .await;
     assert_eq!(ids(&data["hits"]), vec!["c", "a"]);
     assert_eq!(data["hits"][0]["vector"], json!([0.0, 0.0, 1.0, 0.0]));
     assert_eq!(data["hits"][0]["attributes"], json!({"size": 3}));
-    let data = ok(&TestClient::with(&client, &base), "/docs/search",
+    let data = ok(&TestClient::with(&client, base), "/docs/search",
         json!({"vector": [1.0, 0.0, 0.0, 0.0], "k": 10, "filter": {"and": [{"size": {"gte": 2}}, {"tags": {"contains": "y"}}]}}),
     )
     .await;
     assert_eq!(ids(&data["hits"]), vec!["b"]);
-    let data = ok(&TestClient::with(&client, &base), "/docs/search",
+    let data = ok(&TestClient::with(&client, base), "/docs/search",
         json!({"vector": [1.0, 0.0, 0.0, 0.0], "k": 2, "nprobe": 4, "recall_target": 0.9, "fields": ["*"]}),
     )
     .await;
@@ -240,13 +240,13 @@ async fn should_upsert_and_search_with_json() {
     assert_eq!(data["hits"][0]["attributes"]["color"], "red");
 
     // Upserting an existing id replaces it.
-    let data = ok(&TestClient::with(&client, &base), "/docs/upsert",
+    let data = ok(&TestClient::with(&client, base), "/docs/upsert",
         json!({"vectors": [{"id": "e", "vector": [0.0, 5.0, 0.0, 0.0]}, {"id": "f", "vector": [1.0, 1.0, 1.0, 1.0]}], "durability": "memory"}),
     )
     .await;
     assert_eq!(data, json!({"count": 2, "missing": 1}));
     let data = ok(
-        &TestClient::with(&client, &base),
+        &TestClient::with(&client, base),
         "/docs/search",
         json!({"vector": [0.0, 4.0, 0.0, 0.0], "k": 1}),
     )
@@ -254,7 +254,7 @@ async fn should_upsert_and_search_with_json() {
     assert_eq!(ids(&data["hits"]), vec!["e"]);
 
     // Batch search.
-    let data = ok(&TestClient::with(&client, &base), "/docs/search/batch",
+    let data = ok(&TestClient::with(&client, base), "/docs/search/batch",
         json!({"queries": [{"vector": [1.0, 0.0, 0.0, 0.0], "k": 1}, {"vector": [0.0, 0.0, 0.0, 1.0], "k": 1}]}),
     )
     .await;
@@ -268,7 +268,7 @@ async fn should_upsert_and_search_with_protobuf() {
     let (_dir, server) = memory_server().await;
     let client = reqwest::Client::new();
     let base = &server.base;
-    let (status, _) = post(&TestClient::with(&client, &base), "", docs_spec()).await;
+    let (status, _) = post(&TestClient::with(&client, base), "", docs_spec()).await;
     assert_eq!(status, 201);
     let attr = |v: opendata_vector::AttributeValue| proto::AttributeValue::from_model(&v);
     let req = proto::UpsertRequest {
@@ -303,7 +303,7 @@ async fn should_upsert_and_search_with_protobuf() {
         durability: "remote".into(),
     };
     let (status, body) = post_proto(
-        &TestClient::with(&client, &base),
+        &TestClient::with(&client, base),
         "/docs/upsert",
         req.encode_to_vec(),
     )
@@ -321,7 +321,7 @@ async fn should_upsert_and_search_with_protobuf() {
         fields: vec!["vector".into(), "attributes".into()],
     };
     let (status, body) = post_proto(
-        &TestClient::with(&client, &base),
+        &TestClient::with(&client, base),
         "/docs/search",
         search.encode_to_vec(),
     )
@@ -349,7 +349,7 @@ async fn should_upsert_and_search_with_protobuf() {
         ],
     };
     let (status, body) = post_proto(
-        &TestClient::with(&client, &base),
+        &TestClient::with(&client, base),
         "/docs/search/batch",
         batch.encode_to_vec(),
     )
@@ -385,7 +385,7 @@ async fn should_get_patch_and_delete() {
     setup_docs(&client, base).await;
 
     let data = ok(
-        &TestClient::with(&client, &base),
+        &TestClient::with(&client, base),
         "/docs/get",
         json!({"ids": ["b", "zz", "a"]}),
     )
@@ -400,7 +400,7 @@ async fn should_get_patch_and_delete() {
     );
     assert_eq!(v[1]["attributes"]["price"], 1.5);
     let data = ok(
-        &TestClient::with(&client, &base),
+        &TestClient::with(&client, base),
         "/docs/get",
         json!({"ids": ["a"], "fields": ["color"]}),
     )
@@ -410,17 +410,17 @@ async fn should_get_patch_and_delete() {
         json!({"id": "a", "attributes": {"color": "red"}})
     );
 
-    let (status, v) = get(&TestClient::with(&client, &base), "/docs/vectors/c").await;
+    let (status, v) = get(&TestClient::with(&client, base), "/docs/vectors/c").await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["data"]["vector"], json!([0.0, 0.0, 1.0, 0.0]));
     assert_eq!(v["data"]["attributes"], json!({"color": "red", "size": 3}));
-    let (status, v) = get(&TestClient::with(&client, &base), "/docs/vectors/nope").await;
+    let (status, v) = get(&TestClient::with(&client, base), "/docs/vectors/nope").await;
     assert_eq!(status, 404);
     assert!(v["error"].as_str().unwrap().contains("\"nope\""), "{v}");
 
     // Patch: set, unset, and an id that does not exist.
     let data = ok(
-        &TestClient::with(&client, &base),
+        &TestClient::with(&client, base),
         "/docs/patch",
         json!({"patches": [
             {"id": "a", "set": {"color": "purple", "size": 10}, "unset": ["tags"]},
@@ -429,17 +429,17 @@ async fn should_get_patch_and_delete() {
     )
     .await;
     assert_eq!(data["missing"], 1);
-    let (_, v) = get(&TestClient::with(&client, &base), "/docs/vectors/a").await;
+    let (_, v) = get(&TestClient::with(&client, base), "/docs/vectors/a").await;
     assert_eq!(
         v["data"]["attributes"],
         json!({"color": "purple", "size": 10, "price": 1.5, "ok": true})
     );
     assert_eq!(v["data"]["vector"], json!([1.0, 0.0, 0.0, 0.0]));
-    let (status, _) = get(&TestClient::with(&client, &base), "/docs/vectors/ghost").await;
+    let (status, _) = get(&TestClient::with(&client, base), "/docs/vectors/ghost").await;
     assert_eq!(status, 404, "patch does not create records");
     // The patched attribute is what filters see.
     let data = ok(
-        &TestClient::with(&client, &base),
+        &TestClient::with(&client, base),
         "/docs/search",
         json!({"vector": [1.0, 0.0, 0.0, 0.0], "k": 10, "filter": {"color": "red"}}),
     )
@@ -448,24 +448,24 @@ async fn should_get_patch_and_delete() {
 
     // Delete by ids.
     let data = ok(
-        &TestClient::with(&client, &base),
+        &TestClient::with(&client, base),
         "/docs/delete",
         json!({"ids": ["b", "zz"]}),
     )
     .await;
     assert_eq!(data["missing"], 1);
-    let (status, _) = get(&TestClient::with(&client, &base), "/docs/vectors/b").await;
+    let (status, _) = get(&TestClient::with(&client, base), "/docs/vectors/b").await;
     assert_eq!(status, 404);
     // Delete by filter.
     let data = ok(
-        &TestClient::with(&client, &base),
+        &TestClient::with(&client, base),
         "/docs/delete",
         json!({"filter": {"size": {"gte": 3, "lte": 4}}}),
     )
     .await;
     assert_eq!(data["count"], 2);
     let data = ok(
-        &TestClient::with(&client, &base),
+        &TestClient::with(&client, base),
         "/docs/search",
         json!({"vector": [0.0, 0.0, 0.0, 0.0], "k": 10}),
     )
@@ -473,7 +473,7 @@ async fn should_get_patch_and_delete() {
     let mut left = ids(&data["hits"]);
     left.sort();
     assert_eq!(left, vec!["a", "e"]);
-    let (_, v) = get(&TestClient::with(&client, &base), "/docs").await;
+    let (_, v) = get(&TestClient::with(&client, base), "/docs").await;
     assert_eq!(v["data"]["vectors"], 2);
 
     // Delete by filter in protobuf.
@@ -483,14 +483,14 @@ async fn should_get_patch_and_delete() {
         durability: "memory".into(),
     };
     let (status, body) = post_proto(
-        &TestClient::with(&client, &base),
+        &TestClient::with(&client, base),
         "/docs/delete",
         req.encode_to_vec(),
     )
     .await;
     assert_eq!(status, 200);
     assert_eq!(proto::WriteResponse::decode(body).unwrap().count, 1);
-    let (status, _) = get(&TestClient::with(&client, &base), "/docs/vectors/e").await;
+    let (status, _) = get(&TestClient::with(&client, base), "/docs/vectors/e").await;
     assert_eq!(status, 404);
 }
 
@@ -502,7 +502,7 @@ async fn should_reject_bad_input_and_keep_the_data() {
     let base = &server.base;
     setup_docs(&client, base).await;
     let before = ok(
-        &TestClient::with(&client, &base),
+        &TestClient::with(&client, base),
         "/docs/get",
         json!({"ids": ["a", "b", "c", "d", "e"]}),
     )
@@ -662,7 +662,7 @@ async fn should_reject_bad_input_and_keep_the_data() {
         ),
     ];
     for (path, body, want, needle) in json_cases {
-        let (status, v) = post(&TestClient::with(&client, &base), path, body.clone()).await;
+        let (status, v) = post(&TestClient::with(&client, base), path, body.clone()).await;
         assert_eq!(status, want, "{path} {body}: {v}");
         assert_eq!(v["status"], "error", "{v}");
         let msg = v["error"].as_str().unwrap();
@@ -724,7 +724,7 @@ async fn should_reject_bad_input_and_keep_the_data() {
             durability: String::new(),
         };
         let (status, body) = post_proto(
-            &TestClient::with(&client, &base),
+            &TestClient::with(&client, base),
             "/docs/upsert",
             req.encode_to_vec(),
         )
@@ -744,7 +744,7 @@ async fn should_reject_bad_input_and_keep_the_data() {
         fields: vec![],
     };
     let (status, body) = post_proto(
-        &TestClient::with(&client, &base),
+        &TestClient::with(&client, base),
         "/docs/search",
         search.encode_to_vec(),
     )
@@ -760,7 +760,7 @@ async fn should_reject_bad_input_and_keep_the_data() {
         fields: vec![],
     };
     let (status, body) = post_proto(
-        &TestClient::with(&client, &base),
+        &TestClient::with(&client, base),
         "/docs/search",
         search.encode_to_vec(),
     )
@@ -768,7 +768,7 @@ async fn should_reject_bad_input_and_keep_the_data() {
     assert_eq!(status, 400);
     assert!(String::from_utf8_lossy(&body).contains("filter is not valid JSON"));
     let (status, body) = post_proto(
-        &TestClient::with(&client, &base),
+        &TestClient::with(&client, base),
         "/docs/upsert",
         vec![0xff, 0xff, 0xff],
     )
@@ -778,22 +778,22 @@ async fn should_reject_bad_input_and_keep_the_data() {
 
     // Nothing changed: the same five records, and "new1"/"fine" never written.
     let after = ok(
-        &TestClient::with(&client, &base),
+        &TestClient::with(&client, base),
         "/docs/get",
         json!({"ids": ["a", "b", "c", "d", "e"]}),
     )
     .await;
     assert_eq!(after, before);
     let data = ok(
-        &TestClient::with(&client, &base),
+        &TestClient::with(&client, base),
         "/docs/get",
         json!({"ids": ["new1", "fine"]}),
     )
     .await;
     assert_eq!(data["missing"], json!(["new1", "fine"]));
-    let (_, v) = get(&TestClient::with(&client, &base), "/docs").await;
+    let (_, v) = get(&TestClient::with(&client, base), "/docs").await;
     assert_eq!(v["data"]["vectors"], 5);
-    let (_, v) = get(&TestClient::with(&client, &base), "").await;
+    let (_, v) = get(&TestClient::with(&client, base), "").await;
     assert_eq!(v["data"]["collections"].as_array().unwrap().len(), 1);
 }
 
@@ -819,7 +819,7 @@ async fn should_serve_every_database_on_one_port() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    let (status, _) = get(&TestClient::with(&client, &base), "").await;
+    let (status, _) = get(&TestClient::with(&client, base), "").await;
     assert_eq!(status, 200);
     let resp = client.get(format!("{base}/-/ready")).send().await.unwrap();
     assert_eq!(resp.status(), 200);

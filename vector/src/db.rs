@@ -16,8 +16,8 @@ use crate::config::VectorConfig;
 use crate::error::{Error, Result};
 use crate::filter::Filter;
 use crate::model::{
-    AttributePatch, CheckedSearch, CollectionInfo, CollectionSpec, FieldSelection, SearchRequest,
-    SearchResponse, VectorRecord, WriteResult, validate_collection_name,
+    AttributePatch, Checked, CheckedSearch, CollectionInfo, CollectionSpec, FieldSelection,
+    SearchRequest, SearchResponse, VectorRecord, WriteResult, validate_collection_name,
 };
 use crate::serde::{self as keys, collection as collection_record};
 use crate::storage::Collection;
@@ -316,6 +316,20 @@ impl VectorDb {
         durability: Durability,
     ) -> Result<WriteResult> {
         self.storage()?;
+        let c = self.collection(collection)?;
+        let checked = c.spec.check_records(records)?;
+        c.upsert(checked, durability).await
+    }
+
+    /// Inserts or replaces records already checked against the collection
+    /// ([`CollectionSpec::check_records`]).
+    pub async fn upsert_checked(
+        &self,
+        collection: &str,
+        records: Checked<Vec<VectorRecord>>,
+        durability: Durability,
+    ) -> Result<WriteResult> {
+        self.storage()?;
         self.collection(collection)?
             .upsert(records, durability)
             .await
@@ -326,6 +340,20 @@ impl VectorDb {
         &self,
         collection: &str,
         patches: Vec<AttributePatch>,
+        durability: Durability,
+    ) -> Result<WriteResult> {
+        self.storage()?;
+        let c = self.collection(collection)?;
+        let checked = c.spec.check_patches(patches)?;
+        c.patch(checked, durability).await
+    }
+
+    /// Changes attributes with patches already checked against the collection
+    /// ([`CollectionSpec::check_patches`]).
+    pub async fn patch_checked(
+        &self,
+        collection: &str,
+        patches: Checked<Vec<AttributePatch>>,
         durability: Durability,
     ) -> Result<WriteResult> {
         self.storage()?;

@@ -350,6 +350,57 @@ impl CollectionSpec {
         Ok(())
     }
 
+    /// Checks records to upsert: ids, dimensions, finite components, attributes typed
+    /// against the schema; for the cosine metric the vectors are normalized. The one
+    /// validation of an upsert, whether it comes from the Rust API or a wire format.
+    pub fn check_records(
+        &self,
+        mut records: Vec<VectorRecord>,
+    ) -> Result<Checked<Vec<VectorRecord>>> {
+        for (i, r) in records.iter_mut().enumerate() {
+            validate_id(&r.id)
+                .map_err(|e| Error::invalid(format!("vectors[{i}]: {}", strip(e))))?;
+            self.check_vector(&r.id, &r.vector)?;
+            r.attributes = self.check_attributes(&r.id, std::mem::take(&mut r.attributes))?;
+            if self.metric == Metric::Cosine {
+                crate::index::distance::normalize(&mut r.vector);
+            }
+        }
+        Ok(Checked {
+            value: records,
+            spec: self.clone(),
+        })
+    }
+
+    /// Checks attribute patches: ids, the attributes set (typed against the schema) and
+    /// unset (known, and not also set). The one validation of a patch.
+    pub fn check_patches(
+        &self,
+        mut patches: Vec<AttributePatch>,
+    ) -> Result<Checked<Vec<AttributePatch>>> {
+        for (i, p) in patches.iter_mut().enumerate() {
+            validate_id(&p.id)
+                .map_err(|e| Error::invalid(format!("patches[{i}]: {}", strip(e))))?;
+            p.set = self.check_attributes(&p.id, std::mem::take(&mut p.set))?;
+            if let Some(name) = p.unset.iter().find(|n| !self.attributes.contains_key(*n)) {
+                return Err(Error::invalid(format!(
+                    "vector {:?}: cannot unset unknown attribute {name:?}",
+                    p.id
+                )));
+            }
+            if let Some(name) = p.unset.iter().find(|n| p.set.contains_key(*n)) {
+                return Err(Error::invalid(format!(
+                    "vector {:?}: attribute {name:?} is both set and unset",
+                    p.id
+                )));
+            }
+        }
+        Ok(Checked {
+            value: patches,
+            spec: self.clone(),
+        })
+    }
+
     /// Checks and types a record's attributes against the schema.
     pub fn check_attributes(
         &self,
@@ -638,28 +689,57 @@ impl SearchRequest {
         if spec.metric == Metric::Cosine {
             crate::index::distance::normalize(&mut self.vector);
         }
-        Ok(CheckedSearch {
-            request: self,
-            dimension: spec.dimension,
+        Ok(Checked {
+            value: self,
+            spec: spec.clone(),
         })
     }
 }
 
-/// A search checked against its collection by [`SearchRequest::check`]: what the engine
-/// runs. Reads as the request it holds.
+/// A request checked against its collection's definition by the engine's one validation
+/// ([`SearchRequest::check`], [`CollectionSpec::check_records`],
+/// [`CollectionSpec::check_patches`]): what the engine runs. Reads as the request it holds.
+/// The engine runs it only against a collection with the same definition.
 #[derive(Debug, Clone, PartialEq)]
-pub struct CheckedSearch {
-    pub(crate) request: SearchRequest,
-    pub(crate) dimension: u32,
+pub struct Checked<T> {
+    pub(crate) value: T,
+    pub(crate) spec: CollectionSpec,
 }
 
-impl std::ops::Deref for CheckedSearch {
-    type Target = SearchRequest;
+impl<T> Checked<T> {
+    /// The definition the request was checked against.
+    pub fn spec(&self) -> &CollectionSpec {
+        &self.spec
+    }
 
-    fn deref(&self) -> &SearchRequest {
-        &self.request
+    /// The checked request.
+    pub fn into_inner(self) -> T {
+        self.value
+    }
+
+    /// Fails unless `spec` is the definition this was checked against (the collection
+    /// could have been dropped and created again in between).
+    pub(crate) fn for_spec(&self, spec: &CollectionSpec) -> Result<&T> {
+        if self.spec != *spec {
+            return Err(Error::invalid(format!(
+                "collection {:?} changed after the request was checked; send it again",
+                spec.name
+            )));
+        }
+        Ok(&self.value)
     }
 }
+
+impl<T> std::ops::Deref for Checked<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+/// A search checked against its collection.
+pub type CheckedSearch = Checked<SearchRequest>;
 
 /// One search result.
 #[derive(Debug, Clone, PartialEq, Serialize)]

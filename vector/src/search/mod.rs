@@ -98,14 +98,7 @@ pub(crate) fn push_rescored(top: &mut Vec<Rescored>, k: usize, item: Rescored) {
 impl Collection {
     /// Nearest neighbours.
     pub async fn search(&self, checked: &CheckedSearch) -> Result<SearchResponse> {
-        if checked.dimension != self.spec.dimension {
-            return Err(Error::invalid(format!(
-                "the query was checked against a collection of dimension {}; collection {:?} \
-                 now has dimension {}",
-                checked.dimension, self.spec.name, self.spec.dimension
-            )));
-        }
-        let req = &checked.request;
+        let req = checked.for_spec(&self.spec)?;
         let q = &req.vector;
         let filter = match &req.filter {
             Some(f) => Some(self.evaluate(f).await?),

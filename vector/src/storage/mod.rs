@@ -27,7 +27,7 @@ use self::cache::ReadCache;
 use crate::config::VectorConfig;
 use crate::error::{Error, Result};
 use crate::index::centroids::{CentroidIndex, Rank};
-use crate::index::distance::{dot, l2_sq, normalize};
+use crate::index::distance::{dot, l2_sq};
 use crate::model::{
     CollectionInfo, CollectionSpec, FieldSelection, Metric, VectorRecord, validate_id,
 };
@@ -272,18 +272,6 @@ impl Collection {
             Metric::L2 => dist.max(0.0).sqrt(),
             Metric::Cosine | Metric::Dot => -dist,
         }
-    }
-
-    pub(crate) fn check_record(&self, r: &mut VectorRecord) -> Result<()> {
-        validate_id(&r.id)?;
-        self.spec.check_vector(&r.id, &r.vector)?;
-        r.attributes = self
-            .spec
-            .check_attributes(&r.id, std::mem::take(&mut r.attributes))?;
-        if self.spec.metric == Metric::Cosine {
-            normalize(&mut r.vector);
-        }
-        Ok(())
     }
 
     pub(crate) async fn lookup_ids(&self, ids: &[String]) -> Result<Vec<Option<u32>>> {

@@ -11,7 +11,9 @@ use roaring::RoaringBitmap;
 
 use crate::error::{Error, Result};
 use crate::filter::Filter;
-use crate::model::{AttributePatch, AttributeValue, VectorRecord, WriteResult, validate_id};
+use crate::model::{
+    AttributePatch, AttributeValue, Checked, VectorRecord, WriteResult, validate_id,
+};
 use crate::serde::{self as keys, attribute, posting, vector};
 use crate::storage::{Collection, WriterState};
 
@@ -19,17 +21,15 @@ impl Collection {
     /// Inserts or replaces records.
     pub async fn upsert(
         &self,
-        mut records: Vec<VectorRecord>,
+        records: Checked<Vec<VectorRecord>>,
         durability: Durability,
     ) -> Result<WriteResult> {
         let storage = self.storage()?;
-        for r in records.iter_mut() {
-            self.check_record(r)?;
-        }
+        records.for_spec(&self.spec)?;
         // Within one batch the last record of an id wins.
         let mut seen = HashSet::new();
         let mut deduped: Vec<VectorRecord> = Vec::with_capacity(records.len());
-        for r in records.into_iter().rev() {
+        for r in records.into_inner().into_iter().rev() {
             if seen.insert(r.id.clone()) {
                 deduped.push(r);
             }
@@ -164,24 +164,16 @@ impl Collection {
     /// Changes attributes of existing records.
     pub async fn patch(
         &self,
-        patches: Vec<AttributePatch>,
+        patches: Checked<Vec<AttributePatch>>,
         durability: Durability,
     ) -> Result<WriteResult> {
         let storage = self.storage()?;
-        let mut checked = Vec::with_capacity(patches.len());
-        for p in patches {
-            validate_id(&p.id)?;
-            let set = self.spec.check_attributes(&p.id, p.set)?;
-            for name in &p.unset {
-                if !self.spec.attributes.contains_key(name) {
-                    return Err(Error::invalid(format!(
-                        "vector {:?}: unknown attribute {name:?} to unset",
-                        p.id
-                    )));
-                }
-            }
-            checked.push((p.id, set, p.unset));
-        }
+        patches.for_spec(&self.spec)?;
+        let checked: Vec<(String, _, Vec<String>)> = patches
+            .into_inner()
+            .into_iter()
+            .map(|p| (p.id, p.set, p.unset))
+            .collect();
         let guard = self.writer.lock().await;
         if guard.is_none() {
             return Err(Error::ReadOnly);

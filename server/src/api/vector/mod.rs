@@ -178,7 +178,7 @@ async fn upsert(
     write_allowed(&db)?;
     let spec = db.collection_spec(&name)?;
     let (records, durability) = body.value.to_records(&spec)?;
-    let r = db.upsert(&name, records, durability).await?;
+    let r = db.upsert_checked(&name, records, durability).await?;
     Ok(write_reply(body.response, r))
 }
 
@@ -190,7 +190,7 @@ async fn patch(
     write_allowed(&db)?;
     let spec = db.collection_spec(&name)?;
     let (patches, durability) = body.value.to_patches(&spec)?;
-    let r = db.patch(&name, patches, durability).await?;
+    let r = db.patch_checked(&name, patches, durability).await?;
     Ok(write_reply(body.response, r))
 }
 

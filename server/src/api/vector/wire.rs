@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use opendata_common::Durability;
 use opendata_vector::model::{
-    self, AttributePatch, AttributeType, CheckedSearch, CollectionSpec, FieldSelection, MAX_K,
-    Metric, SearchRequest, VectorRecord,
+    self, AttributePatch, AttributeType, Checked, CheckedSearch, CollectionSpec, FieldSelection,
+    MAX_K, Metric, SearchRequest, VectorRecord,
 };
 use opendata_vector::{Error, Filter, Result};
 use serde::Deserialize;
@@ -139,24 +139,23 @@ impl WireAttributes {
         WireAttributes::Typed(map.into_iter().map(|(k, v)| (k, v.to_model())).collect())
     }
 
-    /// Types the attributes against `spec`, naming `id` in errors.
-    pub fn check(
+    /// The attributes as typed values: JSON values typed by the schema, protobuf values
+    /// as they are (the engine checks both), naming `id` in errors.
+    pub fn typed(
         self,
         spec: &CollectionSpec,
         id: &str,
     ) -> Result<BTreeMap<String, model::AttributeValue>> {
         match self {
             WireAttributes::Json(map) => spec.attributes_from_json(id, &map),
-            WireAttributes::Typed(map) => {
-                let mut typed = BTreeMap::new();
-                for (name, v) in map {
-                    let v = v.ok_or_else(|| {
+            WireAttributes::Typed(map) => map
+                .into_iter()
+                .map(|(name, v)| {
+                    v.map(|v| (name.clone(), v)).ok_or_else(|| {
                         Error::invalid(format!("vector {id:?}: attribute {name:?} has no value"))
-                    })?;
-                    typed.insert(name, v);
-                }
-                spec.check_attributes(id, typed)
-            }
+                    })
+                })
+                .collect(),
         }
     }
 }
@@ -234,17 +233,16 @@ impl Decode for UpsertBody {
 
 impl UpsertBody {
     /// Checks every record against `spec`: ids, dimensions, finite components, attributes.
-    pub fn to_records(self, spec: &CollectionSpec) -> Result<(Vec<VectorRecord>, Durability)> {
+    pub fn to_records(
+        self,
+        spec: &CollectionSpec,
+    ) -> Result<(Checked<Vec<VectorRecord>>, Durability)> {
         let durability = parse_durability(&self.durability)?;
         let records = self
             .records
             .into_iter()
-            .enumerate()
-            .map(|(i, r)| {
-                model::validate_id(&r.id)
-                    .map_err(|e| Error::invalid(format!("vectors[{i}]: {}", message(e))))?;
-                spec.check_vector(&r.id, &r.vector)?;
-                let attributes = r.attributes.check(spec, &r.id)?;
+            .map(|r| {
+                let attributes = r.attributes.typed(spec, &r.id)?;
                 Ok(VectorRecord {
                     id: r.id,
                     vector: r.vector,
@@ -252,7 +250,7 @@ impl UpsertBody {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok((records, durability))
+        Ok((spec.check_records(records)?, durability))
     }
 }
 
@@ -329,29 +327,17 @@ impl Decode for PatchBody {
 }
 
 impl PatchBody {
-    /// Checks every patch against `spec`.
-    pub fn to_patches(self, spec: &CollectionSpec) -> Result<(Vec<AttributePatch>, Durability)> {
+    /// Every patch, checked by the engine against `spec`.
+    pub fn to_patches(
+        self,
+        spec: &CollectionSpec,
+    ) -> Result<(Checked<Vec<AttributePatch>>, Durability)> {
         let durability = parse_durability(&self.durability)?;
         let patches = self
             .patches
             .into_iter()
-            .enumerate()
-            .map(|(i, p)| {
-                model::validate_id(&p.id)
-                    .map_err(|e| Error::invalid(format!("patches[{i}]: {}", message(e))))?;
-                let set = p.set.check(spec, &p.id)?;
-                if let Some(name) = p.unset.iter().find(|n| !spec.attributes.contains_key(*n)) {
-                    return Err(Error::invalid(format!(
-                        "vector {:?}: cannot unset unknown attribute {name:?}",
-                        p.id
-                    )));
-                }
-                if let Some(name) = p.unset.iter().find(|n| set.contains_key(*n)) {
-                    return Err(Error::invalid(format!(
-                        "vector {:?}: attribute {name:?} is both set and unset",
-                        p.id
-                    )));
-                }
+            .map(|p| {
+                let set = p.set.typed(spec, &p.id)?;
                 Ok(AttributePatch {
                     id: p.id,
                     set,
@@ -359,7 +345,7 @@ impl PatchBody {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok((patches, durability))
+        Ok((spec.check_patches(patches)?, durability))
     }
 }
 
