@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{ServerProcess, b64, s3_args};
+use support::{ServerProcess, TestClient, b64, s3_args};
 
 async fn append(client: &reqwest::Client, base: &str, key: &str, values: &[&str]) -> Vec<u64> {
     let records: Vec<Value> = values
@@ -323,4 +323,81 @@ async fn should_explain_that_a_replica_needs_an_existing_database() {
         "{stderr}"
     );
     assert!(stderr.contains("start the writer"), "{stderr}");
+}
+
+/// The group-commit counters of every database, from `/metrics`.
+async fn commit_jobs(api: &TestClient) -> std::collections::BTreeMap<String, u64> {
+    let text = api
+        .http()
+        .get(api.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter_map(|l| l.strip_prefix("opendata_commit_jobs_total{database=\""))
+        .map(|rest| {
+            let (db, n) = rest.split_once("\"} ").unwrap();
+            (db.to_string(), n.parse().unwrap())
+        })
+        .collect()
+}
+
+/// Readiness, the commit counters in `/metrics` and shutdown go through one lifecycle for
+/// every database: all three are counted, and a write to each shows in its own counter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_check_and_count_every_database_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let server =
+        ServerProcess::start(&["--object-store", "memory://"], &dir.path().join("log")).await;
+    let api = TestClient::new(server.base.clone());
+    let r = api.http().get(api.url("/-/ready")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let before = commit_jobs(&api).await;
+    let names: Vec<&str> = before.keys().map(String::as_str).collect();
+    assert_eq!(names, ["log", "timeseries", "vector"]);
+
+    append(api.http(), &server.base, "k", &["v"]).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let batch = opendata_timeseries::model::WriteBatch {
+        series: vec![opendata_timeseries::model::SeriesSamples {
+            labels: opendata_timeseries::model::Labels::from_pairs([("__name__", "up")]),
+            samples: vec![opendata_timeseries::model::Sample {
+                timestamp_ms: now,
+                value: 1.0,
+            }],
+        }],
+        metadata: vec![],
+    };
+    let body = opendata_server::api::timeseries::remote_write::encode_v1(&batch);
+    let (status, text) = api.remote_write(body, "application/x-protobuf").await;
+    assert_eq!(status, 204, "{text}");
+    let (status, v) = api
+        .post_json(
+            "/api/v1/vector/collections",
+            &json!({"name": "c", "dimension": 2}),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    let (status, v) = api
+        .post_json(
+            "/api/v1/vector/collections/c/upsert",
+            &json!({"vectors": [{"id": "a", "vector": [1.0, 2.0]}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+
+    let after = commit_jobs(&api).await;
+    for (db, n) in &before {
+        assert!(after[db] > *n, "{db}: {n} -> {}", after[db]);
+    }
+    let r = api.http().get(api.url("/-/ready")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let status = server.terminate();
+    assert!(status.success(), "{status:?}");
 }

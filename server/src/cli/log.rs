@@ -2,14 +2,14 @@
 
 use std::io::{BufRead, Write};
 
-use crate::api::log::proto::{
-    AppendRequest, AppendResponse, Entry, KeysResponse, Record, ScanResponse,
-};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use clap::{Args, Subcommand};
 
+use crate::api::log::proto::{
+    AppendRequest, AppendResponse, Entry, KeysResponse, Record, ScanResponse,
+};
 use crate::error::{Result, ServerError};
 
 /// Where the server is and which key to use.

@@ -7,12 +7,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::api::ApiError;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use opendata_common::StorageRoot;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+
+use crate::api::ApiError;
 
 pub use self::databases::Databases;
 use self::runtime::{AppState, HttpMetrics};

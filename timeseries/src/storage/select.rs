@@ -87,3 +87,99 @@ pub(crate) async fn select<P: Postings>(
         None => postings.all().await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use futures::FutureExt;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::model::Labels;
+
+    /// An index over label sets in memory, answering like the stored one: `all` is the
+    /// series with a metric name.
+    struct Sets(Vec<Labels>);
+
+    impl Postings for Sets {
+        async fn all(&self) -> Result<RoaringBitmap> {
+            self.with_name("__name__").await
+        }
+        async fn with_name(&self, name: &str) -> Result<RoaringBitmap> {
+            self.union_where(name, |_| true).await
+        }
+        async fn equal(&self, name: &str, value: &str) -> Result<RoaringBitmap> {
+            self.union_where(name, |v| v == value).await
+        }
+        async fn union_where(
+            &self,
+            name: &str,
+            keep: impl Fn(&str) -> bool,
+        ) -> Result<RoaringBitmap> {
+            Ok((0u32..)
+                .zip(&self.0)
+                .filter(|(_, l)| l.get(name).is_some_and(&keep))
+                .map(|(i, _)| i)
+                .collect())
+        }
+    }
+
+    fn matcher() -> impl Strategy<Value = Matcher> {
+        let kinds = prop_oneof![
+            Just(MatchKind::Equal),
+            Just(MatchKind::NotEqual),
+            Just(MatchKind::Regex),
+            Just(MatchKind::NotRegex),
+        ];
+        let values = prop_oneof![
+            Just(String::new()),
+            "[ab]".prop_map(String::from),
+            Just("a|b".to_string()),
+            Just("a.*".to_string()),
+            Just(".*".to_string()),
+            Just("a|".to_string()),
+        ];
+        (
+            kinds,
+            prop_oneof![Just("__name__"), Just("x"), Just("y")],
+            values,
+        )
+            .prop_map(|(k, n, v)| Matcher::new(k, n, v).unwrap())
+    }
+
+    proptest! {
+        /// Whatever the matchers, `select` finds exactly the series that match them all
+        /// (a missing label matching as the empty value).
+        #[test]
+        fn should_select_exactly_the_matching_series(
+            series in proptest::collection::vec(
+                proptest::collection::btree_map(
+                    prop_oneof![Just("x"), Just("y")],
+                    prop_oneof![Just("a"), Just("b"), Just("c")],
+                    0..3,
+                ),
+                0..20,
+            ),
+            matchers in proptest::collection::vec(matcher(), 0..4),
+        ) {
+            let sets = Sets(
+                series
+                    .iter()
+                    .map(|m: &BTreeMap<&str, &str>| {
+                        let mut pairs = vec![("__name__", "m")];
+                        pairs.extend(m.iter().map(|(k, v)| (*k, *v)));
+                        Labels::from_pairs(pairs)
+                    })
+                    .collect(),
+            );
+            let got = select(&sets, &matchers).now_or_never().unwrap().unwrap();
+            let want: RoaringBitmap = (0u32..)
+                .zip(&sets.0)
+                .filter(|(_, l)| matchers.iter().all(|m| m.matches_labels(l)))
+                .map(|(i, _)| i)
+                .collect();
+            prop_assert_eq!(got, want);
+        }
+    }
+}

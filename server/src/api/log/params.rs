@@ -1,9 +1,9 @@
 //! Query-string parameters with errors that name the parameter.
 
-use crate::api::{ApiError, ApiResult};
 use bytes::Bytes;
 
 use super::proto::decode_base64;
+use crate::api::{ApiError, ApiResult};
 
 /// Parsed `?a=b&c=d` parameters.
 pub(crate) struct Params(Vec<(String, String)>);

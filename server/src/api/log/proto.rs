@@ -21,13 +21,14 @@
 //! message SegmentsResponse { repeated Segment segments = 1; }
 //! ```
 
-use crate::api::negotiate::{Decode, Encode};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use prost::Message;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::api::negotiate::{Decode, Encode};
 
 /// Serde helpers for proto3 JSON: base64 bytes and 64-bit integers.
 pub mod pj {

@@ -1,10 +1,10 @@
 //! Parameters of the Prometheus HTTP API: from the query string and, for POST, a
 //! form-encoded body; times as RFC 3339 or Unix seconds; `match[]` selectors.
 
-use crate::api::{ApiError, ApiResult};
+use opendata_timeseries::model::Matcher;
 use promql_parser::parser::{self, Expr};
 
-use opendata_timeseries::model::Matcher;
+use crate::api::{ApiError, ApiResult};
 
 /// Earliest and latest times the API accepts when none is given (Prometheus uses the
 /// same bounds: year 0 and year 9999, roughly).

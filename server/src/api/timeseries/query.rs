@@ -22,13 +22,17 @@ use std::future::Future;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use crate::api::{ApiError, ApiResult};
 use axum::Router;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
+use opendata_timeseries::TimeSeriesRead;
+use opendata_timeseries::model::Labels;
+use opendata_timeseries::promql::{
+    Engine, Query, QueryError, QueryOptions, QueryResult, Value, format_float,
+};
 use promql_parser::label::Matcher as ParserMatcher;
 use promql_parser::parser::value::ValueType;
 use promql_parser::parser::{
@@ -38,11 +42,7 @@ use serde_json::{Value as Json, json};
 
 use super::params::{Params, parse_time};
 use super::{ApiState, request_params, success};
-use opendata_timeseries::TimeSeriesRead;
-use opendata_timeseries::model::Labels;
-use opendata_timeseries::promql::{
-    Engine, Query, QueryError, QueryOptions, QueryResult, Value, format_float,
-};
+use crate::api::{ApiError, ApiResult};
 
 /// Most points a range query may ask for per series, as in Prometheus.
 pub const MAX_POINTS_PER_SERIES: i64 = 11_000;

@@ -7,8 +7,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use self::io::{FileFormat, FileRecord, NpyReader};
-use crate::api::vector::proto;
 use bytes::Bytes;
 use clap::{Args, Subcommand};
 use futures::StreamExt;
@@ -16,6 +14,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use prost::Message;
 use serde_json::{Map, Value, json};
 
+use self::io::{FileFormat, FileRecord, NpyReader};
+use crate::api::vector::proto;
 use crate::error::{Result, ServerError};
 
 const PREFIX: &str = "/api/v1/vector/collections";
