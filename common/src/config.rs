@@ -122,6 +122,9 @@ pub struct StorageConfig {
     /// How many writes may wait for the group-commit path before new ones are rejected
     /// with a backpressure error.
     pub write_queue_depth: usize,
+    /// Faults to inject into the object store, for tests and chaos runs
+    /// (`[storage.faults]`; none by default).
+    pub faults: Option<crate::storage::faults::FaultConfig>,
 }
 
 impl Default for StorageConfig {
@@ -139,6 +142,7 @@ impl Default for StorageConfig {
             compression: Compression::Lz4,
             max_commit_bytes: 8 * 1024 * 1024,
             write_queue_depth: 16 * 1024,
+            faults: None,
         }
     }
 }

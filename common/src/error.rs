@@ -28,6 +28,11 @@ pub enum Error {
     #[error("backpressure: {0}")]
     Backpressure(String),
 
+    /// The database cannot take writes now: its write path failed (the object store
+    /// refused a write or a flush) and stays failed until the database is reopened.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+
     /// This instance is a read-only replica and cannot write.
     #[error("read-only: this instance is a read-only replica")]
     ReadOnly,
@@ -59,7 +64,7 @@ impl Error {
     /// True when retrying the same request later may succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Backpressure(_) => true,
+            Error::Backpressure(_) | Error::Unavailable(_) => true,
             Error::Storage(e) => matches!(e.kind(), slatedb::ErrorKind::Unavailable),
             Error::ObjectStore(_) => true,
             _ => false,

@@ -17,6 +17,7 @@
 //!   replica, readiness, metrics, flush, close), so a server mounts them all alike.
 //! - [`replica`]: the one follower that keeps a read-only replica's in-memory state in
 //!   step with its writer.
+//! - [`task`]: background tasks whose panics are logged and fail readiness.
 //! - [`metrics`]: SlateDB metrics in the Prometheus text format.
 //!
 //! ## Example
@@ -60,6 +61,7 @@ pub mod replica;
 pub mod segment;
 pub mod sequence;
 pub mod storage;
+pub mod task;
 
 pub use config::{ObjectStoreConfig, StorageConfig};
 pub use error::{DecodeError, Error, Result};

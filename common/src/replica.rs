@@ -34,11 +34,14 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::task::{TaskHealth, spawn_supervised};
+
 /// A running follower. Dropping it stops the task.
 pub struct ReplicaFollower {
     database: &'static str,
     changes: watch::Sender<u64>,
     task: JoinHandle<()>,
+    health: TaskHealth,
 }
 
 impl std::fmt::Debug for ReplicaFollower {
@@ -68,7 +71,8 @@ impl ReplicaFollower {
         let (changes, _) = watch::channel(0u64);
         let tx = changes.clone();
         let weak: Weak<T> = Arc::downgrade(target);
-        let task = tokio::spawn(async move {
+        let health = TaskHealth::default();
+        let task = spawn_supervised("replica follower", &health, async move {
             loop {
                 tokio::time::sleep(period).await;
                 let Some(target) = weak.upgrade() else {
@@ -84,6 +88,7 @@ impl ReplicaFollower {
             database,
             changes,
             task,
+            health,
         }
     }
 
@@ -92,8 +97,10 @@ impl ReplicaFollower {
         self.changes.subscribe()
     }
 
-    /// `Ok` while the follower runs; [`crate::Error::Closed`] once it has stopped.
+    /// `Ok` while the follower runs; the panic that stopped it, or
+    /// [`crate::Error::Closed`], once it has stopped.
     pub fn check(&self) -> crate::Result<()> {
+        self.health.check()?;
         if self.task.is_finished() {
             return Err(crate::Error::Closed);
         }

@@ -52,6 +52,9 @@ pub struct ServerConfig {
     pub timeseries: opendata_timeseries::TimeSeriesConfig,
     /// The vector database.
     pub vector: opendata_vector::VectorConfig,
+    /// The work pools CPU-heavy requests run on (`[pools.query]`, `[pools.ingest]`,
+    /// `[pools.vector]`).
+    pub pools: crate::server::pool::PoolsConfig,
 }
 
 impl Default for ServerConfig {
@@ -65,6 +68,7 @@ impl Default for ServerConfig {
             log: opendata_log::LogConfig::default(),
             timeseries: opendata_timeseries::TimeSeriesConfig::default(),
             vector: opendata_vector::VectorConfig::default(),
+            pools: crate::server::pool::PoolsConfig::default(),
         }
     }
 }
@@ -95,6 +99,7 @@ impl ServerConfig {
         self.timeseries
             .validate()
             .map_err(|e| ServerError::Config(format!("[timeseries] {e}")))?;
+        self.pools.validate().map_err(ServerError::Config)?;
         Ok(())
     }
 }

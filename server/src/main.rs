@@ -26,7 +26,10 @@ fn init_tracing(filter: Option<&str>) {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // Large stacks: parsing and printing recurse along a request's structure, which the
+    // request limits bound (CPU-heavy work runs on the work pools, with stacks of 16 MiB).
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .thread_stack_size(8 * 1024 * 1024)
         .enable_all()
         .build()
     {

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use opendata_common::Opened;
 use opendata_common::StorageConfig;
 use opendata_server::api::timeseries::router;
+use opendata_server::server::pool::{Pools, PoolsConfig};
 use opendata_timeseries::model::{MatchKind, Matcher, is_stale_marker};
 use opendata_timeseries::promql::Engine;
 use opendata_timeseries::storage::Config;
@@ -105,9 +106,12 @@ async fn should_store_what_a_real_prometheus_remote_writes() {
     .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let ours = format!("http://{}", listener.local_addr().unwrap());
+    let pools = Pools::start(&PoolsConfig::default()).unwrap();
     let app = router(
         Opened::Writer(db.clone()),
         Engine::new(db.config().query.clone()),
+        pools.query.clone(),
+        pools.ingest.clone(),
     );
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 

@@ -47,6 +47,15 @@ pub struct QueryConfig {
     pub max_samples: u64,
     /// Most series a query may return (0: no limit).
     pub max_series: u64,
+    /// Most steps a subquery may evaluate per series (Prometheus's 11,000 points per
+    /// series of a range query, applied to subqueries too).
+    pub max_points_per_series: u64,
+    /// Longest accepted query text, in bytes.
+    pub max_query_bytes: usize,
+    /// Deepest accepted nesting of a query: the deepest parenthesis, bracket or brace
+    /// plus the number of operators (a bound on the depth of its syntax tree, so no
+    /// query drives the parser or the evaluator's recursion deep).
+    pub max_query_depth: usize,
 }
 
 impl Default for QueryConfig {
@@ -56,6 +65,9 @@ impl Default for QueryConfig {
             timeout_ms: 2 * 60 * 1000,
             max_samples: 50_000_000,
             max_series: 1_000_000,
+            max_points_per_series: 11_000,
+            max_query_bytes: 256 * 1024,
+            max_query_depth: 512,
         }
     }
 }
@@ -106,6 +118,11 @@ impl TimeSeriesConfig {
         }
         if self.query.max_samples == 0 {
             return Err("timeseries.query.max_samples must be at least 1".into());
+        }
+        if self.query.max_query_bytes == 0 || self.query.max_query_depth == 0 {
+            return Err(
+                "timeseries.query.max_query_bytes and max_query_depth must be at least 1".into(),
+            );
         }
         Ok(())
     }

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use opendata_common::replica::ReplicaFollower;
 use opendata_common::segment::drop_segment;
 use opendata_common::storage::{Durability, Storage, StorageReader, StorageRoot, WriteOps};
+use opendata_common::task::{TaskHealth, spawn_supervised};
 use parking_lot::{Mutex, RwLock};
 use tokio::task::JoinHandle;
 
@@ -46,6 +47,9 @@ struct Inner {
     cache: Arc<ReadCache>,
     /// A replica's follower of the writer.
     follower: Mutex<Option<ReplicaFollower>>,
+    /// Where background tasks (maintenance, calibration) report a panic: the writer's
+    /// storage health, or the replica's own.
+    health: TaskHealth,
 }
 
 impl VectorDb {
@@ -83,6 +87,9 @@ impl VectorDb {
     }
 
     fn new(config: VectorConfig, storage: Option<Storage>, reader: StorageReader) -> Self {
+        let health = storage
+            .as_ref()
+            .map_or_else(TaskHealth::default, |s| s.health().clone());
         Self {
             inner: Arc::new(Inner {
                 config: config.clone(),
@@ -94,6 +101,7 @@ impl VectorDb {
                 closed: AtomicBool::new(false),
                 cache: Arc::new(ReadCache::new(config.read_cache_bytes as usize)),
                 follower: Mutex::new(None),
+                health,
             }),
         }
     }
@@ -134,6 +142,7 @@ impl VectorDb {
                         self.inner.reader.clone(),
                         None,
                         self.inner.cache.clone(),
+                        self.inner.health.clone(),
                     )
                     .await?;
                     self.inner.collections.write().insert(spec.name, c);
@@ -153,11 +162,12 @@ impl VectorDb {
             self.inner.reader.clone(),
             self.inner.storage.clone(),
             self.inner.cache.clone(),
+            self.inner.health.clone(),
         )
         .await?;
         self.inner.collections.write().insert(name, c.clone());
         let weak = Arc::downgrade(&c);
-        let task = tokio::spawn(async move {
+        let task = spawn_supervised("vector index maintenance", &self.inner.health, async move {
             loop {
                 let Some(c) = weak.upgrade() else { break };
                 if c.closed.load(Ordering::Relaxed) {
@@ -209,6 +219,7 @@ impl VectorDb {
         if self.inner.closed.load(Ordering::Relaxed) {
             return Err(opendata_common::Error::Closed.into());
         }
+        self.inner.health.check()?;
         match &self.inner.storage {
             Some(storage) => storage.check()?,
             None => {

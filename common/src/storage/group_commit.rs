@@ -29,6 +29,7 @@ use tokio::task::JoinHandle;
 use super::write_ops::WriteOps;
 use crate::config::StorageConfig;
 use crate::error::{Error, Result};
+use crate::task::{TaskHealth, spawn_supervised};
 
 /// When an acknowledged write is safe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -81,28 +82,47 @@ pub struct GroupCommitter {
     tx: mpsc::Sender<Job>,
     counters: Arc<Counters>,
     tasks: Arc<Mutex<Option<Tasks>>>,
+    poison: Poison,
 }
 
 impl GroupCommitter {
-    pub(crate) fn start(db: Arc<Db>, config: &StorageConfig) -> Self {
+    pub(crate) fn start(db: Arc<Db>, config: &StorageConfig, health: &TaskHealth) -> Self {
         let (tx, rx) = mpsc::channel::<Job>(config.write_queue_depth.max(1));
         let (flush_tx, flush_rx) = mpsc::unbounded_channel::<Vec<Completion>>();
         let max_bytes = config.max_commit_bytes.max(1) as usize;
         let poison = Poison::default();
         let counters = Arc::new(Counters::default());
-        let commit = tokio::spawn(commit_loop(
-            db.clone(),
-            rx,
-            flush_tx,
-            max_bytes,
-            poison.clone(),
-            counters.clone(),
-        ));
-        let flush = tokio::spawn(flush_loop(db, flush_rx, poison, counters.clone()));
+        let commit = spawn_supervised(
+            "group commit",
+            health,
+            commit_loop(
+                db.clone(),
+                rx,
+                flush_tx,
+                max_bytes,
+                poison.clone(),
+                counters.clone(),
+            ),
+        );
+        let flush = spawn_supervised(
+            "group commit flush",
+            health,
+            flush_loop(db, flush_rx, poison.clone(), counters.clone()),
+        );
         Self {
             tx,
             counters,
             tasks: Arc::new(Mutex::new(Some((commit, flush)))),
+            poison,
+        }
+    }
+
+    /// `Ok` until a write or flush has failed; then that failure (every later write is
+    /// refused with it until the database is reopened).
+    pub fn check(&self) -> Result<()> {
+        match self.poison.get() {
+            None => Ok(()),
+            Some(err) => Err(err),
         }
     }
 
@@ -331,6 +351,9 @@ fn clone_error(err: &Error) -> Error {
         Error::Config(m) => Error::Config(m.clone()),
         Error::Decode(d) => Error::Decode(d.clone()),
         Error::Internal(m) => Error::Internal(m.clone()),
-        other => Error::Internal(format!("write failed: {other}")),
+        Error::Unavailable(m) => Error::Unavailable(m.clone()),
+        other => Error::Unavailable(format!(
+            "the write path failed ({other}); writes are refused until the database is reopened"
+        )),
     }
 }

@@ -5,6 +5,7 @@
 //! [`StorageRoot::open_writer`] for the single writer (fencing any earlier writer of the
 //! same path) and [`StorageRoot::open_replica`] for read-only followers.
 
+pub mod faults;
 mod group_commit;
 mod object_store;
 mod reader;
@@ -28,6 +29,7 @@ use crate::config::{Compression, StorageConfig};
 use crate::error::Result;
 use crate::merge::MergeRouter;
 use crate::metrics::MetricsRegistry;
+use crate::task::TaskHealth;
 
 /// The runtime SlateDB's compaction and garbage collection run on: their own OS threads,
 /// so a long merge is time-sliced by the kernel instead of holding one of the request
@@ -69,7 +71,15 @@ impl StorageRoot {
     /// Builds the object store client named by `config`. For an in-memory store, every
     /// database opened from this root (writer and replicas) shares one memory store.
     pub fn new(config: StorageConfig) -> Result<Self> {
-        let (store, root) = build_object_store(&config.object_store)?;
+        let (mut store, root) = build_object_store(&config.object_store)?;
+        if let Some(faults) = &config.faults {
+            faults.validate().map_err(crate::Error::Config)?;
+            tracing::warn!(
+                ?faults,
+                "object store faults are injected ([storage.faults])"
+            );
+            store = Arc::new(faults::FaultyStore::new(store, faults.clone()));
+        }
         Ok(Self {
             config,
             store,
@@ -130,12 +140,14 @@ impl StorageRoot {
         }
         let db = Arc::new(builder.build().await?);
         self.metrics.register(database, "writer", recorder);
-        let committer = GroupCommitter::start(db.clone(), &self.config);
+        let health = TaskHealth::default();
+        let committer = GroupCommitter::start(db.clone(), &self.config, &health);
         tracing::info!(database, path = %self.path_for(database), "opened writer");
         Ok(Storage {
             name: database.to_string(),
             db,
             committer,
+            health,
         })
     }
 
@@ -214,6 +226,7 @@ pub struct Storage {
     name: String,
     db: Arc<Db>,
     committer: GroupCommitter,
+    health: TaskHealth,
 }
 
 impl std::fmt::Debug for Storage {
@@ -281,14 +294,23 @@ impl Storage {
         })
     }
 
-    /// Checks the database is usable: it is open and not fenced.
+    /// The health of this database's background tasks: the group-commit tasks, and
+    /// every task the database spawns with [`crate::task::spawn_supervised`] on it.
+    pub fn health(&self) -> &TaskHealth {
+        &self.health
+    }
+
+    /// Checks the database is usable: it is open, not fenced, and none of its background
+    /// tasks has failed.
     pub fn check(&self) -> Result<()> {
         let status = self.db.status();
         match status.close_reason {
-            None => Ok(()),
-            Some(slatedb::CloseReason::Fenced) => Err(crate::Error::Fenced),
-            Some(_) => Err(crate::Error::Closed),
+            None => {}
+            Some(slatedb::CloseReason::Fenced) => return Err(crate::Error::Fenced),
+            Some(_) => return Err(crate::Error::Closed),
         }
+        self.committer.check()?;
+        self.health.check()
     }
 
     /// Stops the write path, flushes everything to the object store and closes.

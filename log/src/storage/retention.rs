@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use opendata_common::segment::drop_segment;
 use opendata_common::storage::{Durability, WriteOps};
+use opendata_common::task::{TaskHealth, spawn_supervised};
 use tokio::task::JoinHandle;
 
 use super::now_ms;
@@ -20,8 +21,8 @@ use super::writer::Inner;
 use crate::error::Result;
 use crate::serde::{PREFIX, key_index, segment, segment_bytes};
 
-pub(crate) fn spawn(inner: Weak<Inner>) -> JoinHandle<()> {
-    tokio::spawn(async move {
+pub(crate) fn spawn(inner: Weak<Inner>, health: &TaskHealth) -> JoinHandle<()> {
+    spawn_supervised("log retention", health, async move {
         loop {
             let period = match inner.upgrade() {
                 Some(i) => Duration::from_secs(i.config.retention_check_secs),

@@ -129,7 +129,7 @@ impl LogDb {
         });
         let db = LogDb { inner };
         if db.inner.config.retention_secs > 0 || db.inner.config.retention_bytes > 0 {
-            let task = retention::spawn(Arc::downgrade(&db.inner));
+            let task = retention::spawn(Arc::downgrade(&db.inner), db.inner.storage.health());
             *db.inner.retention.lock() = Some(task);
         }
         Ok(db)

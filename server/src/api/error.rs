@@ -112,7 +112,9 @@ impl From<Error> for ApiError {
     fn from(err: Error) -> Self {
         match &err {
             Error::Backpressure(_) => Self::too_many_requests(err.to_string()),
-            Error::Fenced | Error::Closed => Self::unavailable(err.to_string()),
+            Error::Fenced | Error::Closed | Error::Unavailable(_) => {
+                Self::unavailable(err.to_string())
+            }
             Error::ReadOnly => Self::read_only(),
             Error::Storage(e) if matches!(e.kind(), slatedb::ErrorKind::Unavailable) => {
                 Self::unavailable(err.to_string())

@@ -26,8 +26,10 @@ use opendata_vector::VectorHandle;
 
 pub use self::error::{ApiError, ApiResult};
 pub use self::negotiate::{Body, Decode, Encode, Format, Negotiated};
+pub use crate::server::pool::Pools;
 
-/// What the routes of every database need: the opened databases and the PromQL engine.
+/// What the routes of every database need: the opened databases, the PromQL engine and
+/// the work pools CPU-heavy requests run on.
 #[derive(Clone)]
 pub struct Apis {
     /// The log database.
@@ -38,6 +40,8 @@ pub struct Apis {
     pub query_engine: Engine,
     /// The vector database.
     pub vector: VectorHandle,
+    /// The work pools.
+    pub pools: Pools,
 }
 
 impl Apis {
@@ -48,7 +52,12 @@ impl Apis {
             .merge(timeseries::router(
                 self.timeseries.clone(),
                 self.query_engine.clone(),
+                self.pools.query.clone(),
+                self.pools.ingest.clone(),
             ))
-            .merge(vector::router(self.vector.handle().clone()))
+            .merge(vector::router(
+                self.vector.handle().clone(),
+                self.pools.vector.clone(),
+            ))
     }
 }

@@ -10,7 +10,7 @@ use opendata_timeseries::TimeSeriesDb;
 use opendata_timeseries::promql::Engine;
 use opendata_vector::VectorDb;
 
-use crate::api::Apis;
+use crate::api::{Apis, Pools};
 use crate::config::ServerConfig;
 use crate::error::{Result, ServerError};
 
@@ -55,6 +55,7 @@ impl Databases {
                 timeseries,
                 query_engine: Engine::new(config.timeseries.query.clone()),
                 vector,
+                pools: Pools::start(&config.pools)?,
             },
             all,
         })

@@ -1,6 +1,7 @@
 //! The HTTP server: databases, shared routes, middleware and lifecycle.
 
 mod databases;
+pub mod pool;
 mod runtime;
 
 use std::net::SocketAddr;
@@ -123,6 +124,7 @@ pub fn build_router(state: AppState, max_body_bytes: usize) -> Router {
     let mut app = runtime::routes(state.clone());
     app = app.merge(state.databases.apis().routes());
     app.fallback(not_found)
+        .layer(axum::middleware::from_fn(runtime::catch_panic))
         .layer(axum::middleware::from_fn_with_state(
             state,
             runtime::observe,

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,11 +13,13 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use futures::FutureExt;
 use opendata_common::StorageRoot;
 use opendata_common::metrics::escape_label_value;
 use parking_lot::Mutex;
 
 use super::databases::Databases;
+use crate::api::ApiError;
 
 /// State shared by the runtime routes and middleware.
 #[derive(Clone)]
@@ -115,6 +118,24 @@ pub(crate) fn routes(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Answers a request whose handler panicked with a 500 (the connection is answered, not
+/// dropped) and logs the panic with the request it came from.
+pub(crate) async fn catch_panic(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    match AssertUnwindSafe(next.run(request)).catch_unwind().await {
+        Ok(response) => response,
+        Err(panic) => {
+            let message = opendata_common::task::panic_message(panic.as_ref());
+            tracing::error!(%method, %path, panic = %message, "request handler panicked");
+            ApiError::internal(
+                "the request failed on an internal error; the server log has the details",
+            )
+            .into_response()
+        }
+    }
+}
+
 /// Times and logs every request and counts it by matched route.
 pub(crate) async fn observe(
     State(state): State<AppState>,
@@ -170,8 +191,7 @@ async fn ready(State(state): State<AppState>) -> Response {
     if problems.is_empty() {
         (StatusCode::OK, "OpenData is Ready.\n").into_response()
     } else {
-        crate::api::ApiError::unavailable(format!("not ready: {}", problems.join("; ")))
-            .into_response()
+        ApiError::unavailable(format!("not ready: {}", problems.join("; "))).into_response()
     }
 }
 
@@ -217,6 +237,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
         }
     }
     state.http.render(&mut out);
+    state.databases.apis().pools.render(&mut out);
     state.root.metrics().render(&mut out);
     (
         [(
@@ -226,4 +247,41 @@ async fn metrics(State(state): State<AppState>) -> Response {
         out,
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request as HttpRequest;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn should_answer_a_panicking_handler_with_a_500() {
+        async fn boom() -> &'static str {
+            panic!("handler bug")
+        }
+        let app = Router::new()
+            .route("/boom", get(boom))
+            .route("/ok", get(|| async { "fine" }))
+            .layer(axum::middleware::from_fn(catch_panic));
+        let resp = app
+            .clone()
+            .oneshot(HttpRequest::get("/boom").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["status"], "error");
+        assert_eq!(v["errorType"], "internal");
+        assert!(!v["error"].as_str().unwrap().contains("handler bug"), "{v}");
+        let resp = app
+            .oneshot(HttpRequest::get("/ok").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+    }
 }

@@ -747,6 +747,8 @@ pub(super) struct Planner {
     pub query_end: i64,
     pub lookback: i64,
     pub default_step: i64,
+    /// Most steps a subquery may evaluate per series.
+    pub max_points: u64,
 }
 
 impl Planner {
@@ -773,7 +775,7 @@ impl Planner {
         start: i64,
         end: i64,
         out: &mut HashMap<usize, (i64, i64, &'e VectorSelector)>,
-    ) {
+    ) -> Result<()> {
         let mut add = |vs: &'e VectorSelector, lo: i64, hi: i64| {
             let entry = out.entry(node_key(vs)).or_insert((lo, hi, vs));
             entry.0 = entry.0.min(lo);
@@ -791,28 +793,36 @@ impl Planner {
             Expr::Subquery(sq) => {
                 let (s, e) = self.shift(start, end, &sq.at, &sq.offset);
                 let inner = subquery_grid(sq, s, e, self.default_step);
+                if inner.n as u64 > self.max_points {
+                    return Err(QueryError::Execution(format!(
+                        "subquery {sq} would evaluate {} steps per series, more than the \
+                         limit of {} (timeseries.query.max_points_per_series)",
+                        inner.n, self.max_points
+                    )));
+                }
                 if inner.n > 0 {
-                    self.plan(&sq.expr, inner.start, e, out);
+                    self.plan(&sq.expr, inner.start, e, out)?;
                 }
             }
-            Expr::Paren(p) => self.plan(&p.expr, start, end, out),
-            Expr::Unary(u) => self.plan(&u.expr, start, end, out),
+            Expr::Paren(p) => self.plan(&p.expr, start, end, out)?,
+            Expr::Unary(u) => self.plan(&u.expr, start, end, out)?,
             Expr::Binary(b) => {
-                self.plan(&b.lhs, start, end, out);
-                self.plan(&b.rhs, start, end, out);
+                self.plan(&b.lhs, start, end, out)?;
+                self.plan(&b.rhs, start, end, out)?;
             }
             Expr::Aggregate(a) => {
                 if let Some(p) = &a.param {
-                    self.plan(p, start, end, out);
+                    self.plan(p, start, end, out)?;
                 }
-                self.plan(&a.expr, start, end, out);
+                self.plan(&a.expr, start, end, out)?;
             }
             Expr::Call(c) => {
                 for a in &c.args.args {
-                    self.plan(a, start, end, out);
+                    self.plan(a, start, end, out)?;
                 }
             }
             Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
         }
+        Ok(())
     }
 }

@@ -521,11 +521,14 @@ fn label_replace<'a>(ev: &mut Evaluator<'a>, args: &[&'a Expr], g: Grid) -> Resu
     let repl = string_arg(ev, "label_replace", args[2], g)?;
     let src = string_arg(ev, "label_replace", args[3], g)?;
     let re = string_arg(ev, "label_replace", args[4], g)?;
-    let regex = regex::Regex::new(&format!("^(?s:{re})$")).map_err(|e| {
-        QueryError::BadData(format!(
-            "invalid regular expression in label_replace(): {re}: {e}"
-        ))
-    })?;
+    let regex = regex::RegexBuilder::new(&format!("^(?s:{re})$"))
+        .size_limit(1 << 22)
+        .build()
+        .map_err(|e| {
+            QueryError::BadData(format!(
+                "invalid regular expression in label_replace(): {re}: {e}"
+            ))
+        })?;
     if !valid_label_name(&dst) || ev.check_label_name(&dst).is_err() {
         return Err(QueryError::BadData(format!(
             "invalid destination label name in label_replace(): {dst}"

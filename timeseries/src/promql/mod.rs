@@ -188,6 +188,95 @@ fn check_range(start_ms: i64, end_ms: i64, step_ms: i64) -> Result<(), QueryErro
     Ok(())
 }
 
+/// Checks a query's text against the size and nesting limits before anything parses it.
+///
+/// The nesting measured is the deepest parenthesis, bracket or brace plus the number of
+/// binary and unary operators outside braces (`+ - * / % ^`, comparisons, `and`, `or`,
+/// `unless`, `atan2`): an upper bound on the depth of the syntax tree, which is what
+/// the parser's, the printer's and the evaluator's recursion follow. Strings and
+/// comments are skipped.
+pub fn check_limits(text: &str, config: &QueryConfig) -> Result<(), QueryError> {
+    if text.len() > config.max_query_bytes {
+        return Err(QueryError::BadData(format!(
+            "the query is {} bytes long; the limit is {} (timeseries.query.max_query_bytes)",
+            text.len(),
+            config.max_query_bytes
+        )));
+    }
+    let depth = nesting_bound(text);
+    if depth > config.max_query_depth {
+        return Err(QueryError::BadData(format!(
+            "the query nests {depth} levels deep (parentheses, brackets, braces and \
+             operators); the limit is {} (timeseries.query.max_query_depth)",
+            config.max_query_depth
+        )));
+    }
+    Ok(())
+}
+
+/// The nesting [`check_limits`] measures: the deepest parenthesis, bracket or brace
+/// plus the number of operators outside braces.
+pub fn nesting_bound(text: &str) -> usize {
+    let b = text.as_bytes();
+    let (mut depth, mut deepest, mut braces, mut operators) = (0usize, 0usize, 0usize, 0usize);
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            quote @ (b'"' | b'\'' | b'`') => {
+                i += 1;
+                while i < b.len() && b[i] != quote {
+                    if b[i] == b'\\' && quote != b'`' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+            }
+            b'#' => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            open @ (b'(' | b'[' | b'{') => {
+                depth += 1;
+                deepest = deepest.max(depth);
+                if open == b'{' {
+                    braces += 1;
+                }
+            }
+            close @ (b')' | b']' | b'}') => {
+                depth = depth.saturating_sub(1);
+                if close == b'}' {
+                    braces = braces.saturating_sub(1);
+                }
+            }
+            b'+' | b'-' | b'*' | b'/' | b'%' | b'^' if braces == 0 => operators += 1,
+            b'=' | b'!' | b'<' | b'>' if braces == 0 => {
+                operators += 1;
+                if b.get(i + 1) == Some(&b'=') {
+                    i += 1;
+                }
+            }
+            c if c.is_ascii_alphabetic() || c == b'_' => {
+                let start = i;
+                while i + 1 < b.len() && (b[i + 1].is_ascii_alphanumeric() || b[i + 1] == b'_') {
+                    i += 1;
+                }
+                let word = &text[start..=i];
+                if braces == 0
+                    && ["and", "or", "unless", "atan2"]
+                        .iter()
+                        .any(|k| word.eq_ignore_ascii_case(k))
+                {
+                    operators += 1;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    deepest + operators
+}
+
 /// A parsed query, ready to evaluate (any number of times).
 #[derive(Debug, Clone)]
 pub struct Query {
@@ -196,8 +285,15 @@ pub struct Query {
 }
 
 impl Query {
-    /// Parses `text`; a syntax or type error is [`QueryError::Parse`].
+    /// Parses `text` under the default limits ([`check_limits`]); a syntax or type
+    /// error is [`QueryError::Parse`].
     pub fn parse(text: &str) -> Result<Self, QueryError> {
+        Self::parse_limited(text, &QueryConfig::default())
+    }
+
+    /// Parses `text` under the limits of `config`.
+    pub fn parse_limited(text: &str, config: &QueryConfig) -> Result<Self, QueryError> {
+        check_limits(text, config)?;
         let mut expr = promql_parser::parser::parse(text).map_err(QueryError::Parse)?;
         functions::prepare_info(&mut expr)?;
         Ok(Self {
@@ -234,6 +330,11 @@ impl Engine {
         &self.config
     }
 
+    /// Parses a query under the engine's limits.
+    pub fn parse(&self, text: &str) -> Result<Query, QueryError> {
+        Query::parse_limited(text, &self.config)
+    }
+
     /// Parses and evaluates `query` at `time_ms`. A range vector at the root returns a
     /// matrix.
     pub async fn instant_query(
@@ -243,7 +344,7 @@ impl Engine {
         time_ms: i64,
         options: &QueryOptions,
     ) -> Result<QueryResult, QueryError> {
-        self.instant(querier, &Query::parse(query)?, time_ms, options)
+        self.instant(querier, &self.parse(query)?, time_ms, options)
             .await
     }
 
@@ -271,7 +372,7 @@ impl Engine {
         options: &QueryOptions,
     ) -> Result<QueryResult, QueryError> {
         check_range(start_ms, end_ms, step_ms)?;
-        let query = Query::parse(query)?;
+        let query = self.parse(query)?;
         self.run(querier, &query, start_ms, end_ms, step_ms, options)
             .await
     }
@@ -316,9 +417,10 @@ impl Engine {
             query_end: end,
             lookback,
             default_step: DEFAULT_SUBQUERY_STEP_MS,
+            max_points: self.config.max_points_per_series,
         };
         let mut plan = HashMap::new();
-        planner.plan(expr, start, end, &mut plan);
+        planner.plan(expr, start, end, &mut plan)?;
 
         // Load every selector's samples, within the time left.
         let max_samples = self.config.max_samples;
@@ -393,5 +495,35 @@ impl Engine {
             infos: ev.infos,
             samples_loaded: total,
         })
+    }
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+
+    #[test]
+    fn should_bound_the_nesting_of_queries() {
+        assert_eq!(nesting_bound("up"), 0);
+        assert_eq!(nesting_bound("sum by (job) (rate(x[5m]))"), 3);
+        assert_eq!(nesting_bound("a + b * c"), 2);
+        assert_eq!(nesting_bound(r#"x{a!="(((", b=~"a|b"} > bool 1"#), 2);
+        assert_eq!(nesting_bound("a and b or c unless d"), 3);
+        assert_eq!(nesting_bound("# a comment ((((\nup"), 0);
+        let deep = format!("{}up{}", "abs(".repeat(1500), ")".repeat(1500));
+        assert_eq!(nesting_bound(&deep), 1500);
+        let long = vec!["1"; 2000].join("+");
+        assert_eq!(nesting_bound(&long), 1999);
+        let config = QueryConfig::default();
+        for q in [deep.as_str(), long.as_str()] {
+            let err = Query::parse_limited(q, &config).unwrap_err();
+            assert_eq!(err.status(), 400);
+            assert!(err.to_string().contains("max_query_depth"), "{err}");
+        }
+        let ok = format!("{}up{}", "abs(".repeat(200), ")".repeat(200));
+        assert!(Query::parse_limited(&ok, &config).is_ok());
+        let big = "a".repeat(config.max_query_bytes + 1);
+        let err = Query::parse_limited(&big, &config).unwrap_err();
+        assert!(err.to_string().contains("max_query_bytes"), "{err}");
     }
 }

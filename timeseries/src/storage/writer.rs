@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use opendata_common::sequence::SequenceAllocator;
 use opendata_common::storage::{Storage, StorageRoot, WriteOps};
+use opendata_common::task::spawn_supervised;
 use opendata_common::{Durability, StorageConfig};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
@@ -203,7 +204,11 @@ impl TimeSeriesDb {
             maintenance_lock: tokio::sync::Mutex::new(()),
             maintenance: Mutex::new(None),
         });
-        let task = tokio::spawn(maintenance_loop(Arc::downgrade(&inner)));
+        let task = spawn_supervised(
+            "time series maintenance",
+            inner.storage.health(),
+            maintenance_loop(Arc::downgrade(&inner)),
+        );
         *inner.maintenance.lock() = Some(task);
         Ok(Self { inner })
     }

@@ -5,6 +5,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use opendata_common::task::spawn_supervised;
+
 use crate::error::Result;
 use crate::serde::{self as keys, vector};
 use crate::storage::Collection;
@@ -23,7 +25,7 @@ impl Collection {
             return;
         }
         let me = self.clone();
-        tokio::spawn(async move {
+        spawn_supervised("vector recall calibration", &self.health, async move {
             if let Err(e) = me.calibrate().await {
                 tracing::warn!(collection = %me.spec.name, error = %e, "recall calibration failed");
             }

@@ -23,6 +23,8 @@ use opendata_common::storage::{Durability, Storage, StorageReader, WriteOps};
 use parking_lot::RwLock;
 use roaring::RoaringBitmap;
 
+use opendata_common::task::TaskHealth;
+
 use self::cache::ReadCache;
 use crate::config::VectorConfig;
 use crate::error::{Error, Result};
@@ -98,6 +100,8 @@ pub(crate) struct Collection {
     pub(crate) closed: AtomicBool,
     pub(crate) calibrating: AtomicBool,
     pub(crate) cache: Arc<ReadCache>,
+    /// Where the collection's background tasks report a panic.
+    pub(crate) health: TaskHealth,
 }
 
 pub(crate) fn entry_size(spec: &CollectionSpec, state: &IndexState) -> usize {
@@ -113,6 +117,7 @@ impl Collection {
         reader: StorageReader,
         storage: Option<Storage>,
         cache: Arc<ReadCache>,
+        health: TaskHealth,
     ) -> Result<Arc<Self>> {
         let state = match reader.get(&keys::state_key(id)).await? {
             Some(v) => state::decode(&v)?,
@@ -166,6 +171,7 @@ impl Collection {
             closed: AtomicBool::new(false),
             calibrating: AtomicBool::new(false),
             cache,
+            health,
         }))
     }
 

@@ -22,6 +22,7 @@ pub mod query;
 pub mod remote_write;
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{FromRef, Path, RawQuery, State};
@@ -38,6 +39,7 @@ use serde_json::{Map, Value, json};
 use self::params::Params;
 use self::remote_write::RemoteWriteVersion;
 use crate::api::{ApiError, ApiResult};
+use crate::server::pool::WorkPool;
 
 /// What the routes share: the database and the PromQL engine beside it.
 #[derive(Clone)]
@@ -46,6 +48,10 @@ pub struct ApiState {
     pub db: TimeSeriesHandle,
     /// The PromQL engine with the configured query limits.
     pub engine: Engine,
+    /// Where queries are parsed and evaluated.
+    pub query_pool: Arc<WorkPool>,
+    /// Where remote-write bodies are decoded.
+    pub ingest_pool: Arc<WorkPool>,
 }
 
 impl FromRef<ApiState> for TimeSeriesHandle {
@@ -55,7 +61,12 @@ impl FromRef<ApiState> for TimeSeriesHandle {
 }
 
 /// The routes, with queries evaluated by `engine`.
-pub fn router(db: TimeSeriesHandle, engine: Engine) -> Router {
+pub fn router(
+    db: TimeSeriesHandle,
+    engine: Engine,
+    query_pool: Arc<WorkPool>,
+    ingest_pool: Arc<WorkPool>,
+) -> Router {
     Router::new()
         .route("/api/v1/write", post(remote_write))
         .route("/api/v1/series", get(series).post(series))
@@ -67,7 +78,12 @@ pub fn router(db: TimeSeriesHandle, engine: Engine) -> Router {
         .route("/api/v1/metadata", get(metadata))
         .route("/api/v1/status/buildinfo", get(buildinfo))
         .merge(query::routes())
-        .with_state(ApiState { db, engine })
+        .with_state(ApiState {
+            db,
+            engine,
+            query_pool,
+            ingest_pool,
+        })
 }
 
 /// Prometheus's success envelope.
@@ -105,11 +121,11 @@ pub fn request_params(
 }
 
 async fn remote_write(
-    State(ts): State<TimeSeriesHandle>,
+    State(state): State<ApiState>,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let db = ts.writer()?;
+    let db = state.db.writer()?;
     if let Some(enc) = headers.get(header::CONTENT_ENCODING) {
         let enc = enc.to_str().unwrap_or("");
         if !enc.eq_ignore_ascii_case("snappy") {
@@ -123,7 +139,10 @@ async fn remote_write(
         .and_then(|v| v.to_str().ok());
     let version = RemoteWriteVersion::from_content_type(content_type)?;
     let max = db.config().max_decoded_bytes;
-    let batch = remote_write::decode(&body, version, max)?;
+    let batch = state
+        .ingest_pool
+        .run(async move { remote_write::decode(&body, version, max) })
+        .await??;
     let total = batch.sample_count();
     let outcome = db.write(batch).await?;
     if outcome.out_of_bounds > 0 {

@@ -1,6 +1,7 @@
 //! Parameters of the Prometheus HTTP API: from the query string and, for POST, a
 //! form-encoded body; times as RFC 3339 or Unix seconds; `match[]` selectors.
 
+use opendata_timeseries::config::QueryConfig;
 use opendata_timeseries::model::Matcher;
 use promql_parser::parser::{self, Expr};
 
@@ -114,8 +115,22 @@ impl Params {
     }
 }
 
+/// Deepest nesting a `match[]` selector may have.
+pub const SELECTOR_MAX_DEPTH: usize = 8;
+
 /// Parses a series selector (`up{job="x"}`, `{__name__=~"a.*"}`) into matcher sets.
 pub fn parse_selector(s: &str) -> Result<Vec<Vec<Matcher>>, String> {
+    // A selector is shallow (a name and braces): anything nested deeper is refused
+    // before the parser sees it.
+    opendata_timeseries::promql::check_limits(s, &QueryConfig::default())
+        .map_err(|e| e.to_string())?;
+    let depth = opendata_timeseries::promql::nesting_bound(s);
+    if depth > SELECTOR_MAX_DEPTH {
+        return Err(format!(
+            "a series selector nests {depth} levels deep; a selector may nest at most \
+             {SELECTOR_MAX_DEPTH}"
+        ));
+    }
     let expr = parser::parse(s)?;
     let Expr::VectorSelector(vs) = expr else {
         return Err(format!("'{s}' is not a series selector"));

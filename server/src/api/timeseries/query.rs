@@ -31,7 +31,7 @@ use bytes::Bytes;
 use opendata_timeseries::TimeSeriesRead;
 use opendata_timeseries::model::Labels;
 use opendata_timeseries::promql::{
-    Engine, Query, QueryError, QueryOptions, QueryResult, Value, format_float,
+    Engine, QueryError, QueryOptions, QueryResult, Value, check_limits, format_float,
 };
 use promql_parser::label::Matcher as ParserMatcher;
 use promql_parser::parser::value::ValueType;
@@ -82,14 +82,17 @@ async fn instant_query(
     let limit = p.limit()?;
     let time = p.time("time", opendata_timeseries::storage::now_ms())?;
     let (timeout, options) = query_options(&p, &state.engine)?;
-    let query = query_param(&p)?;
+    let text = query_text(&p);
     let started = Instant::now();
     let querier = state.db.querier();
-    let result = run(
-        timeout,
-        state.engine.instant(&querier, &query, time, &options),
-    )
-    .await?;
+    let engine = state.engine.clone();
+    let result = state
+        .query_pool
+        .run(async move {
+            let query = engine.parse(&text)?;
+            run(timeout, engine.instant(&querier, &query, time, &options)).await
+        })
+        .await??;
     Ok(query_response(result, limit, p.get("stats"), started))
 }
 
@@ -124,16 +127,21 @@ async fn range_query(
         ));
     }
     let (timeout, options) = query_options(&p, &state.engine)?;
-    let query = query_param(&p)?;
+    let text = query_text(&p);
     let started = Instant::now();
     let querier = state.db.querier();
-    let result = run(
-        timeout,
-        state
-            .engine
-            .range(&querier, &query, start, end, step, &options),
-    )
-    .await?;
+    let engine = state.engine.clone();
+    let result = state
+        .query_pool
+        .run(async move {
+            let query = engine.parse(&text)?;
+            run(
+                timeout,
+                engine.range(&querier, &query, start, end, step, &options),
+            )
+            .await
+        })
+        .await??;
     Ok(query_response(result, limit, p.get("stats"), started))
 }
 
@@ -143,15 +151,29 @@ fn required_time(p: &Params, name: &str) -> ApiResult<i64> {
         .map_err(|e| ApiError::bad_data(format!("invalid parameter \"{name}\": {e}")))
 }
 
-/// The `query` parameter, parsed (once) for the engine.
-fn query_param(p: &Params) -> ApiResult<Query> {
-    Ok(Query::parse(p.get("query").unwrap_or(""))?)
+/// The `query` parameter. It is parsed once, on the query pool (parsing recurses along
+/// the query's nesting, which the limits bound), with the rest of the work.
+fn query_text(p: &Params) -> String {
+    p.get("query").unwrap_or("").to_string()
 }
 
-/// Parses a query for the endpoints that show it rather than run it; a syntax error is
-/// `bad_data` with the parser's message, as for a query that is run.
-fn parse_expr(query: &str) -> ApiResult<Expr> {
-    parser::parse(query).map_err(|e| QueryError::Parse(e).into())
+/// Parses a query for the endpoints that show it rather than run it, on the query pool,
+/// and hands the syntax tree to `show` there; a syntax error is `bad_data` with the
+/// parser's message, as for a query that is run.
+async fn with_parsed<T: Send + 'static>(
+    state: &ApiState,
+    text: String,
+    show: impl FnOnce(&Expr) -> T + Send + 'static,
+) -> ApiResult<T> {
+    let config = state.engine.config().clone();
+    state
+        .query_pool
+        .run(async move {
+            check_limits(&text, &config)?;
+            let expr = parser::parse(&text).map_err(QueryError::Parse)?;
+            Ok::<_, ApiError>(show(&expr))
+        })
+        .await?
 }
 
 /// The request's timeout (which can only shorten the configured one) and options.
@@ -336,28 +358,32 @@ pub fn format_timestamp(ms: i64) -> String {
 }
 
 async fn format_query(
+    State(state): State<ApiState>,
     method: Method,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> ApiResult<Response> {
     let p = request_params(&method, &headers, raw, &body)?;
-    let expr = parse_expr(p.get("query").unwrap_or(""))?;
-    Ok(success(Json::String(expr.prettify())))
+    let pretty = with_parsed(&state, query_text(&p), |e| e.prettify()).await?;
+    Ok(success(Json::String(pretty)))
 }
 
 async fn parse_query(
+    State(state): State<ApiState>,
     method: Method,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> ApiResult<Response> {
     let p = request_params(&method, &headers, raw, &body)?;
-    let expr = parse_expr(p.get("query").unwrap_or(""))?;
-    Ok(success(ast_json(&expr)))
+    Ok(success(
+        with_parsed(&state, query_text(&p), ast_json).await?,
+    ))
 }
 
 async fn query_exemplars(
+    State(state): State<ApiState>,
     method: Method,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
@@ -365,14 +391,10 @@ async fn query_exemplars(
 ) -> ApiResult<Response> {
     let p = request_params(&method, &headers, raw, &body)?;
     p.range()?;
-    let expr = parse_expr(p.get("query").unwrap_or(""))?;
+    let selects = with_parsed(&state, query_text(&p), has_selector).await?;
     // Prometheus answers `null` for a query without selectors, else the exemplars of
     // its series; none are stored here.
-    Ok(success(if has_selector(&expr) {
-        json!([])
-    } else {
-        Json::Null
-    }))
+    Ok(success(if selects { json!([]) } else { Json::Null }))
 }
 
 async fn status_config() -> Response {

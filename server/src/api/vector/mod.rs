@@ -22,9 +22,11 @@
 pub mod proto;
 pub mod wire;
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{FromRef, FromRequestParts, Path, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::Response;
@@ -40,9 +42,30 @@ use self::wire::{
     UpsertBody, check_ids, get_fields,
 };
 use crate::api::{ApiError, ApiResult, Format, Negotiated};
+use crate::server::pool::WorkPool;
 
 /// The routes, to be merged into the server's router.
-pub fn router(db: VectorDb) -> Router {
+/// What the vector routes share: the database and the pool searches run on.
+#[derive(Clone)]
+struct VectorState {
+    db: VectorDb,
+    pool: Arc<WorkPool>,
+}
+
+impl FromRef<VectorState> for VectorDb {
+    fn from_ref(state: &VectorState) -> Self {
+        state.db.clone()
+    }
+}
+
+impl FromRef<VectorState> for Arc<WorkPool> {
+    fn from_ref(state: &VectorState) -> Self {
+        state.pool.clone()
+    }
+}
+
+/// The routes, to be merged into the server's router; searches run on `pool`.
+pub fn router(db: VectorDb, pool: Arc<WorkPool>) -> Router {
     const C: &str = "/api/v1/vector/collections";
     Router::new()
         .route(C, get(list_collections).post(create_collection))
@@ -57,7 +80,7 @@ pub fn router(db: VectorDb) -> Router {
         .route(&format!("{C}/{{name}}/vectors/{{*id}}"), get(get_one))
         .route(&format!("{C}/{{name}}/search"), post(search))
         .route(&format!("{C}/{{name}}/search/batch"), post(search_batch))
-        .with_state(db)
+        .with_state(VectorState { db, pool })
 }
 
 /// An answer in the vector API's style: JSON in the success envelope, protobuf bare.
@@ -314,12 +337,15 @@ fn search_json(r: &SearchResponse) -> Value {
 
 async fn search(
     State(db): State<VectorDb>,
+    State(pool): State<Arc<WorkPool>>,
     CollectionName(name): CollectionName,
     body: Negotiated<SearchBody>,
 ) -> ApiResult<Response> {
     let spec = db.collection_spec(&name)?;
     let request = body.value.to_request(&spec, "query")?;
-    let r = db.search_checked(&name, &request).await?;
+    let r = pool
+        .run(async move { db.search_checked(&name, &request).await })
+        .await??;
     Ok(reply(
         body.response,
         StatusCode::OK,
@@ -330,12 +356,15 @@ async fn search(
 
 async fn search_batch(
     State(db): State<VectorDb>,
+    State(pool): State<Arc<WorkPool>>,
     CollectionName(name): CollectionName,
     body: Negotiated<SearchBatchBody>,
 ) -> ApiResult<Response> {
     let spec = db.collection_spec(&name)?;
     let requests = body.value.to_requests(&spec)?;
-    let results = db.search_batch_checked(&name, &requests).await?;
+    let results = pool
+        .run(async move { db.search_batch_checked(&name, &requests).await })
+        .await??;
     Ok(reply(
         body.response,
         StatusCode::OK,

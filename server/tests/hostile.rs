@@ -1,0 +1,328 @@
+//! Hostile input against the real binary: every answer is a clear 4xx (or a bounded,
+//! successful answer), the process stays up and healthy, and stored data is unchanged.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::{ServerProcess, TestClient};
+
+async fn memory_server() -> (tempfile::TempDir, ServerProcess) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(
+        &["--object-store", "memory://"],
+        &dir.path().join("server.log"),
+    )
+    .await;
+    (dir, server)
+}
+
+/// `/-/healthy` answers, and quickly.
+async fn assert_healthy(api: &TestClient) {
+    let started = Instant::now();
+    let r = api.http().get(api.url("/-/healthy")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "health took {:?}",
+        started.elapsed()
+    );
+}
+
+fn assert_error(what: &str, (status, body): &(u16, Value), want: u16, needle: &str) {
+    assert_eq!(*status, want, "{what}: {body}");
+    assert_eq!(body["status"], "error", "{what}: {body}");
+    let msg = body["error"].as_str().unwrap_or_default();
+    assert!(msg.contains(needle), "{what}: {msg:?} lacks {needle:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_refuse_deeply_nested_and_endless_promql_and_stay_up() {
+    let (_dir, server) = memory_server().await;
+    let api = TestClient::new(server.base.clone());
+    let deep = format!("{}up{}", "abs(".repeat(1500), ")".repeat(1500));
+    let long = vec!["1"; 2000].join("+");
+    for (what, query) in [("1,500 nested calls", &deep), ("2,000 terms", &long)] {
+        for path in [
+            "/api/v1/query",
+            "/api/v1/format_query",
+            "/api/v1/parse_query",
+            "/api/v1/query_exemplars",
+        ] {
+            let r = api.post_form(path, &[("query", query.as_str())]).await;
+            assert_error(&format!("{what} at {path}"), &r, 400, "max_query_depth");
+        }
+        let r = api
+            .post_form(
+                "/api/v1/query_range",
+                &[
+                    ("query", query.as_str()),
+                    ("start", "0"),
+                    ("end", "60"),
+                    ("step", "15"),
+                ],
+            )
+            .await;
+        assert_error(what, &r, 400, "max_query_depth");
+        let r = api
+            .post_form("/api/v1/series", &[("match[]", query.as_str())])
+            .await;
+        assert_error(what, &r, 400, "levels deep");
+        assert_healthy(&api).await;
+    }
+    // A query just under the limits still runs.
+    let ok = format!("{}vector(1){}", "abs(".repeat(400), ")".repeat(400));
+    let (status, body) = api.post_form("/api/v1/query", &[("query", &ok)]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["result"][0]["value"][1], "1");
+    // Subqueries that would hold billions of steps are refused before they start.
+    for query in [
+        "vector(1)[100000d:1ms]",
+        "max_over_time(vector(1)[3000d:1s])",
+    ] {
+        let started = Instant::now();
+        let r = api.post_form("/api/v1/query", &[("query", query)]).await;
+        assert_error(query, &r, 422, "max_points_per_series");
+        assert!(started.elapsed() < Duration::from_secs(5), "{query}");
+        assert_healthy(&api).await;
+    }
+    let r = api
+        .post_form(
+            "/api/v1/query",
+            &[("query", &"a".repeat(300 * 1024) as &str)],
+        )
+        .await;
+    assert_error("a 300 KiB query", &r, 400, "max_query_bytes");
+    assert_healthy(&api).await;
+    let r = api.get_json("/api/v1/query?query=1%2B1").await;
+    assert_eq!(r.0, 200, "{}", r.1);
+    assert_eq!(r.1["data"]["resultType"], "scalar");
+    assert_eq!(r.1["data"]["result"][1], json!("2"));
+}
+
+/// A deterministic stream of bytes.
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// What the server holds in each database, to compare before and after the barrage.
+async fn stored(api: &TestClient) -> (Value, Value, Value) {
+    let (_, log) = api.get_json("/api/v1/log/count?key=orders").await;
+    let (_, series) = api.get_json("/api/v1/series?match[]=up").await;
+    let (_, vector) = api.get_json("/api/v1/vector/collections/docs").await;
+    (
+        log["count"].clone(),
+        series["data"].clone(),
+        vector["data"]["vectors"].clone(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_answer_every_route_4xx_for_garbage_and_keep_the_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(
+        &["--object-store", "memory://", "--max-body-bytes", "1048576"],
+        &dir.path().join("server.log"),
+    )
+    .await;
+    let api = TestClient::new(server.base.clone());
+
+    // Something in each database.
+    let (status, v) = api
+        .post_json(
+            "/api/v1/log/append",
+            &json!({"records": [{"key": "b3JkZXJz", "value": "MQ=="}, {"key": "b3JkZXJz", "value": "Mg=="}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let batch = opendata_timeseries::model::WriteBatch {
+        series: vec![opendata_timeseries::model::SeriesSamples {
+            labels: opendata_timeseries::model::Labels::from_pairs([("__name__", "up")]),
+            samples: vec![opendata_timeseries::model::Sample {
+                timestamp_ms: now,
+                value: 1.0,
+            }],
+        }],
+        metadata: vec![],
+    };
+    let body = opendata_server::api::timeseries::remote_write::encode_v1(&batch);
+    assert_eq!(
+        api.remote_write(body, "application/x-protobuf").await.0,
+        204
+    );
+    let (status, v) = api
+        .post_json(
+            "/api/v1/vector/collections",
+            &json!({"name": "docs", "dimension": 2, "attributes": {"color": "string"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    let (status, v) = api
+        .post_json(
+            "/api/v1/vector/collections/docs/upsert",
+            &json!({"vectors": [{"id": "a", "vector": [1, 0]}, {"id": "b", "vector": [0, 1]}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let before = stored(&api).await;
+    assert_eq!(before.0, json!("2"));
+    assert_eq!(before.2, json!(2));
+
+    // Every route that takes a body, with every kind of garbage body.
+    let post_routes = [
+        "/api/v1/log/append",
+        "/api/v1/write",
+        "/api/v1/series",
+        "/api/v1/labels",
+        "/api/v1/label/job/values",
+        "/api/v1/query",
+        "/api/v1/query_range",
+        "/api/v1/format_query",
+        "/api/v1/parse_query",
+        "/api/v1/query_exemplars",
+        "/api/v1/vector/collections",
+        "/api/v1/vector/collections/docs/upsert",
+        "/api/v1/vector/collections/docs/patch",
+        "/api/v1/vector/collections/docs/delete",
+        "/api/v1/vector/collections/docs/get",
+        "/api/v1/vector/collections/docs/search",
+        "/api/v1/vector/collections/docs/search/batch",
+    ];
+    let deep_json = "[".repeat(100_000).into_bytes();
+    let huge_string = format!("{{\"name\":\"{}\"}}", "a".repeat(900_000)).into_bytes();
+    let too_big = vec![b'{'; 2 * 1024 * 1024];
+    let mut bodies: Vec<(&str, Vec<u8>)> = Vec::new();
+    for (i, len) in [1usize, 17, 1000, 100_000].into_iter().enumerate() {
+        for ct in [
+            "application/json",
+            "application/protobuf",
+            "application/protobuf+json",
+            "application/x-protobuf",
+            "application/x-www-form-urlencoded",
+        ] {
+            bodies.push((ct, noise(i as u64 * 31 + ct.len() as u64, len)));
+        }
+    }
+    bodies.push(("application/json", deep_json.clone()));
+    bodies.push(("application/json", huge_string.clone()));
+    bodies.push(("application/json", too_big.clone()));
+    bodies.push(("image/png", b"{}".to_vec()));
+    bodies.push((
+        "application/json",
+        b"{\"vector\":[1e999,0],\"k\":-1}".to_vec(),
+    ));
+    bodies.push((
+        "application/json",
+        b"{\"vectors\":[{\"id\":\"z\",\"vector\":[NaN,Infinity]}]}".to_vec(),
+    ));
+    for path in post_routes {
+        for (ct, body) in &bodies {
+            let headers = [("content-type", *ct), ("content-encoding", "snappy")];
+            let headers: &[(&str, &str)] = if path == "/api/v1/write" {
+                &headers
+            } else {
+                &headers[..1]
+            };
+            // A body over the limit is refused before it is read and its connection
+            // closed: send it on a connection of its own.
+            let client = if body.len() > 1 << 20 {
+                TestClient::new(server.base.clone())
+            } else {
+                api.clone()
+            };
+            match client.post_bytes(path, headers, body.clone()).await {
+                Ok((status, answer)) => assert!(
+                    (400..500).contains(&status)
+                        || (status == 200 && !path.contains("vector") && !path.contains("log")),
+                    "{path} with {} bytes of {ct}: {status} {}",
+                    body.len(),
+                    String::from_utf8_lossy(&answer[..answer.len().min(300)])
+                ),
+                // A refused oversized body may close the connection before all of it is sent.
+                Err(e) => assert!(body.len() > 1 << 20, "{path} with {ct}: {e}"),
+            }
+        }
+        assert_healthy(&api).await;
+    }
+
+    // Every route that takes parameters, with absurd ones.
+    let big = "9".repeat(10_000);
+    let regex_bomb = format!("{{__name__=~\"{}\"}}", "(a|aa)*".repeat(1_000));
+    let huge_regex = "{__name__=~\"a{1000}{1000}\"}".to_string();
+    let params: Vec<String> = vec![
+        format!("/api/v1/log/scan?key=orders&start_seq={big}"),
+        "/api/v1/log/scan?key=orders&start_seq=-1".into(),
+        "/api/v1/log/scan?key=orders&limit=0".into(),
+        "/api/v1/log/scan?key=orders&limit=100000000".into(),
+        "/api/v1/log/scan?key_base64=%%%".into(),
+        "/api/v1/log/stream?key=orders&start_seq=NaN".into(),
+        "/api/v1/log/count?key=orders&end_seq=1&start_seq=9".into(),
+        "/api/v1/log/keys?limit=-5".into(),
+        "/api/v1/log/segments?bogus=1".into(),
+        format!("/api/v1/query?query=up&time={big}"),
+        "/api/v1/query?query=up&time=NaN".into(),
+        "/api/v1/query?query=up&timeout=-1s".into(),
+        "/api/v1/query_range?query=up&start=0&end=1e300&step=1".into(),
+        "/api/v1/query_range?query=up&start=0&end=100&step=0".into(),
+        "/api/v1/query_range?query=up&start=0&end=100000000&step=1".into(),
+        format!("/api/v1/series?match[]={}", urlencode(&regex_bomb)),
+        format!("/api/v1/series?match[]={}", urlencode(&huge_regex)),
+        "/api/v1/series?match[]=up&start=Inf".into(),
+        "/api/v1/labels?limit=-1".into(),
+        "/api/v1/label/%FF/values".into(),
+        "/api/v1/metadata?limit=NaN".into(),
+        format!("/api/v1/vector/collections/{}", "x".repeat(10_000)),
+        "/api/v1/vector/collections/docs/vectors/".into(),
+        format!(
+            "/api/v1/vector/collections/docs/vectors/{}",
+            "i".repeat(10_000)
+        ),
+    ];
+    // A key longer than any stored one has no entries: a bounded, successful answer.
+    let long_key = format!("/api/v1/log/scan?key={}", "k".repeat(20_000));
+    let (status, v) = api.get_json(&long_key).await;
+    assert_eq!(status, 200);
+    assert_eq!(v["entries"], json!([]));
+    for path in &params {
+        let r = api.http().get(api.url(path)).send().await.unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        assert!(
+            (400..500).contains(&status),
+            "{}: {status} {}",
+            &path[..path.len().min(120)],
+            &text[..text.len().min(300)]
+        );
+        assert_healthy(&api).await;
+    }
+
+    // Nothing stored changed.
+    assert_eq!(stored(&api).await, before);
+}
+
+/// Percent-encodes a query parameter value.
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
