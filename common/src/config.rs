@@ -122,6 +122,11 @@ pub struct StorageConfig {
     /// How many writes may wait for the group-commit path before new ones are rejected
     /// with a backpressure error.
     pub write_queue_depth: usize,
+    /// Longest a write waits to be acknowledged, in milliseconds. SlateDB retries a
+    /// failing object store without end, so a store that is down makes writes wait;
+    /// past this they are answered "unavailable" (HTTP 503), and may still become
+    /// durable when the store comes back.
+    pub write_ack_timeout_ms: u64,
     /// Faults to inject into the object store, for tests and chaos runs
     /// (`[storage.faults]`; none by default).
     pub faults: Option<crate::storage::faults::FaultConfig>,
@@ -142,6 +147,7 @@ impl Default for StorageConfig {
             compression: Compression::Lz4,
             max_commit_bytes: 8 * 1024 * 1024,
             write_queue_depth: 16 * 1024,
+            write_ack_timeout_ms: 30_000,
             faults: None,
         }
     }

@@ -83,6 +83,7 @@ pub struct GroupCommitter {
     counters: Arc<Counters>,
     tasks: Arc<Mutex<Option<Tasks>>>,
     poison: Poison,
+    ack_timeout: std::time::Duration,
 }
 
 impl GroupCommitter {
@@ -114,6 +115,7 @@ impl GroupCommitter {
             counters,
             tasks: Arc::new(Mutex::new(Some((commit, flush)))),
             poison,
+            ack_timeout: std::time::Duration::from_millis(config.write_ack_timeout_ms.max(1)),
         }
     }
 
@@ -195,9 +197,15 @@ impl GroupCommitter {
             }
             Err(mpsc::error::TrySendError::Closed(_)) => return Err(E::from(Error::Closed)),
         }
-        match done_rx.await {
-            Ok(result) => result,
-            Err(_) => Err(E::from(Error::Closed)),
+        match tokio::time::timeout(self.ack_timeout, done_rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(E::from(Error::Closed)),
+            Err(_) => Err(E::from(Error::Unavailable(format!(
+                "the write was not acknowledged within {} s (storage.write_ack_timeout_ms): \
+                 the object store is slow or unreachable. The write may still become \
+                 durable; retry once the store answers",
+                self.ack_timeout.as_secs_f64()
+            )))),
         }
     }
 
