@@ -55,6 +55,84 @@ pub struct ServerConfig {
     /// The work pools CPU-heavy requests run on (`[pools.query]`, `[pools.ingest]`,
     /// `[pools.vector]`).
     pub pools: crate::server::pool::PoolsConfig,
+    /// Connections and requests (`[http]`).
+    pub http: HttpConfig,
+    /// TLS on the listener (`[tls]`; plain HTTP without it).
+    pub tls: Option<TlsConfig>,
+    /// Bearer tokens and their scopes (`[[auth.tokens]]`; no authentication without any).
+    pub auth: AuthConfig,
+}
+
+/// Limits on connections and requests.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Connections served at once; further ones wait to be accepted.
+    pub max_connections: usize,
+    /// A connection that sends and receives nothing for this long is closed, in seconds
+    /// (above the longest long-poll, 300 s).
+    pub idle_timeout_secs: u64,
+    /// Longest a request may take to be answered, in seconds; a request past it gets 503.
+    /// Long-polls and event streams are bounded by their own limits instead.
+    pub request_timeout_secs: u64,
+    /// Longest a TLS handshake may take, in seconds.
+    pub tls_handshake_timeout_secs: u64,
+    /// Largest request body on the query routes (PromQL, series and labels), in bytes;
+    /// the other routes take up to `max_body_bytes`.
+    pub max_query_body_bytes: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 4096,
+            idle_timeout_secs: 360,
+            request_timeout_secs: 180,
+            tls_handshake_timeout_secs: 10,
+            max_query_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// A certificate chain and its private key, PEM files.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain (leaf first).
+    pub cert_file: std::path::PathBuf,
+    /// The private key (PKCS #8, PKCS #1 or SEC1).
+    pub key_file: std::path::PathBuf,
+}
+
+/// Access control.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// The tokens; with none, every request is allowed (and the server should then only
+    /// listen on loopback).
+    pub tokens: Vec<TokenConfig>,
+}
+
+/// One bearer token and what it may do.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// A name for logs (the token itself is never logged).
+    pub name: String,
+    /// The secret sent as `Authorization: Bearer <token>`.
+    pub token: String,
+    /// What it may do: `<database>:<read|write|admin>` with database `log`,
+    /// `timeseries`, `vector` or `*`; `write` includes `read`, `admin` includes both.
+    pub scopes: Vec<String>,
+}
+
+impl std::fmt::Debug for TokenConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenConfig")
+            .field("name", &self.name)
+            .field("scopes", &self.scopes)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for ServerConfig {
@@ -69,6 +147,9 @@ impl Default for ServerConfig {
             timeseries: opendata_timeseries::TimeSeriesConfig::default(),
             vector: opendata_vector::VectorConfig::default(),
             pools: crate::server::pool::PoolsConfig::default(),
+            http: HttpConfig::default(),
+            tls: None,
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -100,6 +181,12 @@ impl ServerConfig {
             .validate()
             .map_err(|e| ServerError::Config(format!("[timeseries] {e}")))?;
         self.pools.validate().map_err(ServerError::Config)?;
+        if self.http.max_connections == 0 {
+            return Err(ServerError::Config(
+                "http.max_connections must be at least 1".into(),
+            ));
+        }
+        crate::server::auth::Tokens::new(&self.auth).map_err(ServerError::Config)?;
         Ok(())
     }
 }

@@ -5,51 +5,19 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use opendata_common::Opened;
 use opendata_common::StorageConfig;
 use opendata_server::api::timeseries::router;
 use opendata_server::server::pool::{Pools, PoolsConfig};
+use opendata_testing::process::{KillOnDrop, prometheus_binary};
 use opendata_timeseries::model::{MatchKind, Matcher, is_stale_marker};
 use opendata_timeseries::promql::Engine;
 use opendata_timeseries::storage::Config;
 use opendata_timeseries::{TimeSeriesConfig, TimeSeriesDb};
 use serde_json::Value;
-
-/// The Prometheus binary, or `None` (outside CI) when it is not installed.
-fn prometheus_binary() -> Option<String> {
-    let candidate =
-        std::env::var("OPENDATA_TEST_PROMETHEUS").unwrap_or_else(|_| "prometheus".to_string());
-    let found = Command::new(&candidate)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if found {
-        return Some(candidate);
-    }
-    let in_ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
-    if in_ci {
-        panic!(
-            "this test needs Prometheus ('{candidate}' not found): scripts/test.sh installs \
-             Debian's prometheus package"
-        );
-    }
-    eprintln!("skipping: Prometheus is not installed (run scripts/test.sh)");
-    None
-}
-
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -112,6 +80,7 @@ async fn should_store_what_a_real_prometheus_remote_writes() {
         Engine::new(db.config().query.clone()),
         pools.query.clone(),
         pools.ingest.clone(),
+        1 << 20,
     );
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 

@@ -510,9 +510,10 @@ async fn should_answer_queries_over_written_samples() {
         "{body}"
     );
 
-    // A heavy query with a 1 ms timeout times out.
+    // A heavy query with a 1 ms timeout times out. (Its subquery steps at 1 m: a 1 s
+    // step over 7 days would be refused at once by max_points_per_series.)
     let (status, body) = get(&TestClient::with(&client, &base), &format!(
-            "/api/v1/query_range?query=sum(rate(m%5B5m%3A1s%5D))&start={}&end={}&step=60&timeout=1ms",
+            "/api/v1/query_range?query=sum(rate(m%5B5m%3A1m%5D))&start={}&end={}&step=60&timeout=1ms",
             secs(t0 - 86_400_000 * 7),
             secs(t(19))
         ),

@@ -153,3 +153,39 @@ pub fn s3_args_for(config: &StorageConfig) -> Option<Vec<String>> {
         _ => None,
     }
 }
+
+/// An external program under test (Prometheus, Alertmanager, ...), killed when dropped.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The Prometheus binary (`$OPENDATA_TEST_PROMETHEUS`, else `prometheus` on the path),
+/// or `None` outside CI when it is not installed. Under CI (`CI` set) a missing
+/// Prometheus fails the test: the test command installs Debian's package.
+pub fn prometheus_binary() -> Option<String> {
+    let candidate =
+        std::env::var("OPENDATA_TEST_PROMETHEUS").unwrap_or_else(|_| "prometheus".to_string());
+    let found = Command::new(&candidate)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if found {
+        return Some(candidate);
+    }
+    let in_ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
+    if in_ci {
+        panic!(
+            "this test needs Prometheus ('{candidate}' not found): scripts/test.sh installs \
+             Debian's prometheus package"
+        );
+    }
+    eprintln!("skipping: Prometheus is not installed (run scripts/test.sh)");
+    None
+}

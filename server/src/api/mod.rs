@@ -42,6 +42,8 @@ pub struct Apis {
     pub vector: VectorHandle,
     /// The work pools.
     pub pools: Pools,
+    /// Largest body of a query route (`http.max_query_body_bytes`).
+    pub max_query_body_bytes: usize,
 }
 
 impl Apis {
@@ -54,6 +56,7 @@ impl Apis {
                 self.query_engine.clone(),
                 self.pools.query.clone(),
                 self.pools.ingest.clone(),
+                self.max_query_body_bytes,
             ))
             .merge(vector::router(
                 self.vector.handle().clone(),

@@ -18,6 +18,9 @@ pub struct Target {
     /// Base URL of the server.
     #[arg(long, env = "OPENDATA_SERVER", default_value = "http://127.0.0.1:8080")]
     pub server: String,
+    /// Bearer token for a server with authentication.
+    #[arg(long, env = "OPENDATA_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 /// A log key, as text or base64.
@@ -130,11 +133,11 @@ struct Client {
 }
 
 impl Client {
-    fn new(target: &Target) -> Self {
-        Self {
-            http: reqwest::Client::new(),
+    fn new(target: &Target) -> Result<Self> {
+        Ok(Self {
+            http: super::http_client(target.token.as_deref())?,
             base: target.server.trim_end_matches('/').to_string(),
-        }
+        })
     }
 
     async fn check(resp: reqwest::Response) -> Result<Bytes> {
@@ -221,7 +224,7 @@ impl LogCommand {
                 expect_last_seq,
                 expect_empty,
             } => {
-                let client = Client::new(&target);
+                let client = Client::new(&target)?;
                 let key = key.bytes()?;
                 let make = |values: Vec<String>| AppendRequest {
                     records: values
@@ -272,7 +275,7 @@ impl LogCommand {
                 limit,
                 json,
             } => {
-                let client = Client::new(&target);
+                let client = Client::new(&target)?;
                 let mut out = stdout.lock();
                 let mut next = start_seq;
                 let mut left = limit;
@@ -306,7 +309,7 @@ impl LogCommand {
                 from,
                 json,
             } => {
-                let client = Client::new(&target);
+                let client = Client::new(&target)?;
                 let mut next = match from {
                     Some(f) => f,
                     None => {
@@ -343,7 +346,7 @@ impl LogCommand {
                 prefix,
                 limit,
             } => {
-                let client = Client::new(&target);
+                let client = Client::new(&target)?;
                 let mut out = stdout.lock();
                 let mut after: Option<Bytes> = None;
                 let mut left = limit;

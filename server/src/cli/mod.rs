@@ -1,6 +1,25 @@
 //! The command line: `opendata serve` and the database clients.
 
 pub mod log;
+
+/// An HTTP client that sends `token` as a bearer token with every request.
+pub(crate) fn http_client(token: Option<&str>) -> crate::error::Result<reqwest::Client> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = token {
+        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|_| {
+                crate::error::ServerError::Client("the token is not valid header text".into())
+            })?;
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .map_err(|e| {
+            crate::error::ServerError::Client(format!("cannot build the HTTP client: {e}"))
+        })
+}
 pub mod serve;
 pub mod vector;
 

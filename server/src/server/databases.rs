@@ -56,6 +56,7 @@ impl Databases {
                 query_engine: Engine::new(config.timeseries.query.clone()),
                 vector,
                 pools: Pools::start(&config.pools)?,
+                max_query_body_bytes: config.http.max_query_body_bytes,
             },
             all,
         })

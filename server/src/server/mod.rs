@@ -1,6 +1,8 @@
 //! The HTTP server: databases, shared routes, middleware and lifecycle.
 
+pub mod auth;
 mod databases;
+pub mod listener;
 pub mod pool;
 mod runtime;
 
@@ -35,11 +37,26 @@ impl Server {
     pub async fn start(config: ServerConfig) -> Result<Self> {
         config.validate()?;
         let root = StorageRoot::new(config.storage.clone())?;
+        let tokens = Arc::new(auth::Tokens::new(&config.auth).map_err(ServerError::Config)?);
+        let tls = config
+            .tls
+            .as_ref()
+            .map(listener::tls_acceptor)
+            .transpose()?;
         let databases = Databases::open(&root, &config).await?;
-        let listener = TcpListener::bind(config.listen)
+        let tcp = TcpListener::bind(config.listen)
             .await
             .map_err(|e| ServerError::Config(format!("cannot listen on {}: {e}", config.listen)))?;
-        let addr = listener.local_addr()?;
+        let addr = tcp.local_addr()?;
+        if tokens.is_empty() && !addr.ip().is_loopback() {
+            tracing::warn!(
+                %addr,
+                "LISTENING BEYOND LOOPBACK WITHOUT AUTHENTICATION: anyone who can reach \
+                 this address can read, write and drop every database. Configure \
+                 [[auth.tokens]] (and [tls]) or listen on 127.0.0.1"
+            );
+        }
+        let listener = listener::ServerListener::start(tcp, tls, &config.http)?;
         let state = AppState {
             root,
             databases: Arc::new(databases),
@@ -47,7 +64,7 @@ impl Server {
             started: Instant::now(),
             read_only: config.read_only,
         };
-        let app = build_router(state.clone(), config.max_body_bytes);
+        let app = build_router(state.clone(), &config, tokens);
         let (shutdown, mut rx) = watch::channel(false);
         let serve = tokio::spawn(async move {
             axum::serve(listener, app)
@@ -56,7 +73,13 @@ impl Server {
                 })
                 .await
         });
-        tracing::info!(%addr, read_only = config.read_only, "opendata is serving");
+        tracing::info!(
+            %addr,
+            read_only = config.read_only,
+            tls = config.tls.is_some(),
+            tokens = config.auth.tokens.len(),
+            "opendata is serving"
+        );
         Ok(Self {
             addr,
             state,
@@ -119,17 +142,28 @@ async fn wait_for_signal() {
     }
 }
 
-/// Every route: the runtime's and each database's, with the shared middleware.
-pub fn build_router(state: AppState, max_body_bytes: usize) -> Router {
+/// Every route: the runtime's and each database's, with the shared middleware. A
+/// request passes, in order: the body limit, timing and tracing, authentication, the
+/// request timeout, and the panic guard.
+pub fn build_router(state: AppState, config: &ServerConfig, tokens: Arc<auth::Tokens>) -> Router {
     let mut app = runtime::routes(state.clone());
     app = app.merge(state.databases.apis().routes());
+    let timeout = Duration::from_secs(config.http.request_timeout_secs.max(1));
     app.fallback(not_found)
         .layer(axum::middleware::from_fn(runtime::catch_panic))
+        .layer(axum::middleware::from_fn_with_state(
+            timeout,
+            runtime::request_timeout,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            tokens,
+            auth::authenticate,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state,
             runtime::observe,
         ))
-        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {

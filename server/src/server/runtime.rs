@@ -136,6 +136,33 @@ pub(crate) async fn catch_panic(request: Request, next: Next) -> Response {
     }
 }
 
+/// Answers 503 when a request takes longer than `http.request_timeout_secs`. Long-polls
+/// (`/api/v1/log/scan` with `follow`) and event streams are bounded by their own limits.
+pub(crate) async fn request_timeout(
+    State(timeout): State<Duration>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path();
+    let long_lived = path == "/api/v1/log/stream"
+        || (path == "/api/v1/log/scan"
+            && request.uri().query().is_some_and(|q| {
+                q.split('&')
+                    .any(|kv| kv == "follow" || kv.starts_with("follow="))
+            }));
+    if long_lived {
+        return next.run(request).await;
+    }
+    match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::unavailable(format!(
+            "the request did not finish within {} s (http.request_timeout_secs)",
+            timeout.as_secs()
+        ))
+        .into_response(),
+    }
+}
+
 /// Times and logs every request and counts it by matched route.
 pub(crate) async fn observe(
     State(state): State<AppState>,
@@ -257,6 +284,36 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
+
+    #[tokio::test]
+    async fn should_time_out_slow_requests_but_not_long_polls() {
+        async fn slow() -> &'static str {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            "late"
+        }
+        let app = Router::new()
+            .route("/slow", get(slow))
+            .route("/api/v1/log/scan", get(slow))
+            .layer(axum::middleware::from_fn_with_state(
+                Duration::from_millis(50),
+                request_timeout,
+            ));
+        let resp = app
+            .clone()
+            .oneshot(HttpRequest::get("/slow").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let resp = app
+            .oneshot(
+                HttpRequest::get("/api/v1/log/scan?key=k&follow=true")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+    }
 
     #[tokio::test]
     async fn should_answer_a_panicking_handler_with_a_500() {

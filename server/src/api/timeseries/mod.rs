@@ -25,7 +25,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{FromRef, Path, RawQuery, State};
+use axum::extract::{DefaultBodyLimit, FromRef, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -66,9 +66,9 @@ pub fn router(
     engine: Engine,
     query_pool: Arc<WorkPool>,
     ingest_pool: Arc<WorkPool>,
+    max_query_body_bytes: usize,
 ) -> Router {
-    Router::new()
-        .route("/api/v1/write", post(remote_write))
+    let reads = Router::new()
         .route("/api/v1/series", get(series).post(series))
         .route("/api/v1/labels", get(labels).post(labels))
         .route(
@@ -78,6 +78,11 @@ pub fn router(
         .route("/api/v1/metadata", get(metadata))
         .route("/api/v1/status/buildinfo", get(buildinfo))
         .merge(query::routes())
+        // Queries and selectors are small: their bodies have a limit of their own.
+        .layer(DefaultBodyLimit::max(max_query_body_bytes));
+    Router::new()
+        .route("/api/v1/write", post(remote_write))
+        .merge(reads)
         .with_state(ApiState {
             db,
             engine,

@@ -31,6 +31,9 @@ pub struct Target {
         default_value = "http://127.0.0.1:8080"
     )]
     pub url: String,
+    /// Bearer token for a server with authentication.
+    #[arg(long, env = "OPENDATA_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
     /// The collection.
     #[arg(long)]
     pub collection: String,
@@ -124,11 +127,11 @@ struct Client {
 }
 
 impl Client {
-    fn new(url: &str) -> Self {
-        Self {
-            http: reqwest::Client::new(),
-            base: url.trim_end_matches('/').to_string(),
-        }
+    fn new(target: &Target) -> Result<Self> {
+        Ok(Self {
+            http: super::http_client(target.token.as_deref())?,
+            base: target.url.trim_end_matches('/').to_string(),
+        })
     }
 
     fn url(&self, path: &str) -> String {
@@ -275,7 +278,7 @@ fn parse_attribute_arg(s: &str) -> Result<(String, String)> {
 }
 
 async fn import(args: ImportArgs) -> Result<()> {
-    let client = Arc::new(Client::new(&args.target.url));
+    let client = Arc::new(Client::new(&args.target)?);
     let name = args.target.collection.clone();
     let path = args.file.clone();
     // Fail early on an unknown extension or an unreadable file.
@@ -528,7 +531,7 @@ pub fn format_table(data: &Value) -> String {
 }
 
 async fn search(args: SearchArgs) -> Result<()> {
-    let client = Client::new(&args.target.url);
+    let client = Client::new(&args.target)?;
     let vector = query_vector(&args)?;
     let mut body = json!({"vector": vector, "k": args.k, "fields": args.fields});
     if let Some(n) = args.nprobe {
@@ -622,6 +625,7 @@ mod tests {
         let args = |row| SearchArgs {
             target: Target {
                 url: "http://x".into(),
+                token: None,
                 collection: "c".into(),
             },
             vector: None,
