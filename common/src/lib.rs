@@ -50,6 +50,7 @@
 //! # }
 //! ```
 
+pub mod budget;
 pub mod config;
 pub mod encoding;
 pub mod error;

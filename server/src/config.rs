@@ -61,6 +61,19 @@ pub struct ServerConfig {
     pub tls: Option<TlsConfig>,
     /// Bearer tokens and their scopes (`[[auth.tokens]]`; no authentication without any).
     pub auth: AuthConfig,
+    /// Process-wide limits (`[limits]`).
+    pub limits: LimitsConfig,
+}
+
+/// Process-wide limits.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Bytes that running requests may hold at once (PromQL samples and points, decoded
+    /// remote-write bodies); work that would pass it is refused with 503 (or 422 when a
+    /// single query alone needs more than the whole budget). Unset: half of the
+    /// machine's or the cgroup's memory, whichever is smaller. 0: no budget.
+    pub memory_budget_bytes: Option<u64>,
 }
 
 /// Limits on connections and requests.
@@ -150,6 +163,7 @@ impl Default for ServerConfig {
             http: HttpConfig::default(),
             tls: None,
             auth: AuthConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 }

@@ -89,57 +89,61 @@ async fn should_ack_or_refuse_every_write_while_the_store_is_away_and_lose_nothi
             }
         })
     };
+    // Each round writes to the three databases at once, so each sees the same outage
+    // (written one after another, a later database could fall between two refusals of
+    // the earlier ones and never meet the store away).
     let started = Instant::now();
     let mut i = 0u64;
     while started.elapsed() < Duration::from_secs(16) {
         i += 1;
-        let t = Instant::now();
-        let value = base64(&format!("v{i}"));
-        let r = api
-            .http()
-            .post(api.url("/api/v1/log/append"))
-            .header("content-type", "application/json")
-            .body(json!({"records": [{"key": "a2V5", "value": value}]}).to_string())
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        let body = r.text().await.unwrap();
-        record(&mut log, "log append", i, status, &body, t.elapsed());
-
-        let t = Instant::now();
-        let batch = opendata_timeseries::model::WriteBatch {
-            series: vec![opendata_timeseries::model::SeriesSamples {
-                labels: opendata_timeseries::model::Labels::from_pairs([
-                    ("__name__", "writes"),
-                    ("i", i.to_string().as_str()),
-                ]),
-                samples: vec![opendata_timeseries::model::Sample {
-                    timestamp_ms: now_ms(),
-                    value: i as f64,
-                }],
-            }],
-            metadata: vec![],
+        let log_write = async {
+            let t = Instant::now();
+            let value = base64(&format!("v{i}"));
+            let r = api
+                .http()
+                .post(api.url("/api/v1/log/append"))
+                .header("content-type", "application/json")
+                .body(json!({"records": [{"key": "a2V5", "value": value}]}).to_string())
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let body = r.text().await.unwrap();
+            (status, body, t.elapsed())
         };
-        let body = opendata_server::api::timeseries::remote_write::encode_v1(&batch);
-        let (status, body) = api.remote_write(body, "application/x-protobuf").await;
-        record(&mut ts, "remote write", i, status, &body, t.elapsed());
-
-        let t = Instant::now();
-        let (status, body) = api
-            .post_json(
-                "/api/v1/vector/collections/c/upsert",
-                &json!({"vectors": [{"id": format!("v{i}"), "vector": [i as f64, 1.0]}]}),
-            )
-            .await;
-        record(
-            &mut vector,
-            "upsert",
-            i,
-            status,
-            &body.to_string(),
-            t.elapsed(),
-        );
+        let ts_write = async {
+            let t = Instant::now();
+            let batch = opendata_timeseries::model::WriteBatch {
+                series: vec![opendata_timeseries::model::SeriesSamples {
+                    labels: opendata_timeseries::model::Labels::from_pairs([
+                        ("__name__", "writes"),
+                        ("i", i.to_string().as_str()),
+                    ]),
+                    samples: vec![opendata_timeseries::model::Sample {
+                        timestamp_ms: now_ms(),
+                        value: i as f64,
+                    }],
+                }],
+                metadata: vec![],
+            };
+            let body = opendata_server::api::timeseries::remote_write::encode_v1(&batch);
+            let (status, body) = api.remote_write(body, "application/x-protobuf").await;
+            (status, body, t.elapsed())
+        };
+        let vector_write = async {
+            let t = Instant::now();
+            let (status, body) = api
+                .post_json(
+                    "/api/v1/vector/collections/c/upsert",
+                    &json!({"vectors": [{"id": format!("v{i}"), "vector": [i as f64, 1.0]}]}),
+                )
+                .await;
+            (status, body.to_string(), t.elapsed())
+        };
+        let (l, t, v) = tokio::join!(log_write, ts_write, vector_write);
+        record(&mut log, "log append", i, l.0, &l.1, l.2);
+        record(&mut ts, "remote write", i, t.0, &t.1, t.2);
+        record(&mut vector, "upsert", i, v.0, &v.1, v.2);
 
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

@@ -326,3 +326,116 @@ fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+fn remote_write_body(series: std::ops::Range<usize>, samples: i64, t0: i64) -> Vec<u8> {
+    use opendata_timeseries::model::{Labels, Sample, SeriesSamples, WriteBatch};
+    let batch = WriteBatch {
+        series: series
+            .map(|i| SeriesSamples {
+                labels: Labels::from_pairs([
+                    ("__name__", "m_total".to_string()),
+                    ("i", i.to_string()),
+                ]),
+                samples: (0..samples)
+                    .map(|k| Sample {
+                        timestamp_ms: t0 + k * 15_000,
+                        value: k as f64,
+                    })
+                    .collect(),
+            })
+            .collect(),
+        metadata: vec![],
+    };
+    opendata_server::api::timeseries::remote_write::encode_v1(&batch)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_refuse_work_past_the_memory_budget_and_stay_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("budget.toml");
+    std::fs::write(&config, "[limits]\nmemory_budget_bytes = 300000\n").unwrap();
+    let config = config.display().to_string();
+    let server = ServerProcess::start(
+        &["--config", &config, "--object-store", "memory://"],
+        &dir.path().join("server.log"),
+    )
+    .await;
+    let api = TestClient::new(server.base.clone());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let t0 = now - 3_590_000;
+    // 100 series × 240 samples (an hour every 15 s), ten series to a write: each decodes
+    // to well within the budget.
+    for chunk in 0..10 {
+        let body = remote_write_body(chunk * 10..chunk * 10 + 10, 240, t0);
+        let (status, text) = api.remote_write(body, "application/x-protobuf").await;
+        assert_eq!(status, 204, "chunk {chunk}: {text}");
+    }
+    // One write of 20,000 series decodes to more than the budget: refused, retryable.
+    let body = remote_write_body(1000..21_000, 1, now);
+    let r = api
+        .http()
+        .post(api.url("/api/v1/write"))
+        .header("content-type", "application/x-protobuf")
+        .header("content-encoding", "snappy")
+        .header("x-prometheus-remote-write-version", "0.1.0")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().contains_key("retry-after"));
+    let text = r.text().await.unwrap();
+    assert!(text.contains("memory budget"), "{text}");
+
+    // A query that alone holds more than the budget (the whole hour: 24,000 samples)
+    // is refused with Prometheus's execution error; a small one runs.
+    let end = (t0 + 3_585_000) / 1000;
+    let r = api
+        .post_form(
+            "/api/v1/query_range",
+            &[
+                ("query", "sum(m_total)"),
+                ("start", &(t0 / 1000).to_string()),
+                ("end", &end.to_string()),
+                ("step", "15"),
+            ],
+        )
+        .await;
+    assert_error("a query past the budget", &r, 422, "memory budget");
+    let (status, v) = api
+        .post_form(
+            "/api/v1/query",
+            &[("query", "count(m_total)"), ("time", &end.to_string())],
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["data"]["result"][0]["value"][1], "100", "{v}");
+
+    let metrics = api
+        .http()
+        .get(api.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("opendata_memory_budget_bytes 300000"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("opendata_memory_budget_used_bytes 0"),
+        "what finished requests held was returned"
+    );
+    let refused = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("opendata_memory_budget_refused_total "))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap();
+    assert!(refused >= 2, "{refused}");
+    assert_healthy(&api).await;
+}

@@ -81,6 +81,7 @@ async fn should_store_what_a_real_prometheus_remote_writes() {
         pools.query.clone(),
         pools.ingest.clone(),
         1 << 20,
+        opendata_common::budget::MemoryBudget::default(),
     );
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 

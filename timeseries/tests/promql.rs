@@ -81,7 +81,7 @@ async fn should_answer_the_same_from_stored_buckets_as_from_the_head() {
 }
 
 #[tokio::test]
-async fn should_refuse_queries_loading_more_samples_than_the_limit() {
+async fn should_refuse_queries_holding_more_samples_than_the_limit() {
     let t0 = 1_000 * 3_600_000;
     let db = db_with_data(t0).await;
     let e = engine(|c| c.max_samples = 1_000);
@@ -110,6 +110,94 @@ async fn should_refuse_queries_loading_more_samples_than_the_limit() {
         .await
         .unwrap();
     assert!(matches!(ok.value, Value::Vector(v) if v.len() == 1));
+}
+
+#[tokio::test]
+async fn should_count_samples_held_at_once_not_samples_loaded() {
+    // The hour of data is 24,000 samples; `rate(m_total[1m])` holds 4 of them per series
+    // at a step, and its result is 100 series × 60 steps. As in Prometheus, the limit
+    // bounds what is held at once, so a limit between the two admits the query.
+    let t0 = 1_000 * 3_600_000;
+    let db = db_with_data(t0).await;
+    let q = "sum(rate(m_total[1m]))";
+    let run = |limit: u64| {
+        let db = &db;
+        async move {
+            engine(|c| c.max_samples = limit)
+                .range_query(
+                    &db.querier(),
+                    q,
+                    t0 + MIN,
+                    t0 + 60 * MIN,
+                    MIN,
+                    &QueryOptions::default(),
+                )
+                .await
+        }
+    };
+    let ok = run(8_000).await.unwrap();
+    let Value::Matrix(m) = ok.value else {
+        panic!("expected a matrix")
+    };
+    assert_eq!(m.len(), 1);
+    assert!(m[0].floats.len() >= 59, "{}", m[0].floats.len());
+    let err = run(5_000).await.unwrap_err();
+    assert!(err.to_string().contains("too many samples"), "{err}");
+}
+
+#[tokio::test]
+async fn should_refuse_queries_the_memory_budget_cannot_take() {
+    let t0 = 1_000 * 3_600_000;
+    let db = db_with_data(t0).await;
+    let budget = opendata_common::budget::MemoryBudget::new(200_000);
+    let e = engine(|_| {}).with_budget(budget.clone());
+    // The whole hour (24,000 samples, 384 kB) is more than the budget: the query alone
+    // cannot run, whatever else is running.
+    let err = e
+        .range_query(
+            &db.querier(),
+            "sum(m_total)",
+            t0,
+            t0 + 59 * MIN,
+            MIN,
+            &QueryOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "execution", "{err}");
+    assert_eq!(err.status(), 422);
+    assert!(err.to_string().contains("memory budget"), "{err}");
+    assert_eq!(budget.used(), 0, "a refused query holds nothing");
+    // A small query is refused while other work holds the budget, and runs after.
+    let held = budget.reserve(190_000).unwrap();
+    let small = "sum(m_total)";
+    let err = e
+        .instant_query(
+            &db.querier(),
+            small,
+            t0 + 30 * MIN,
+            &QueryOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "unavailable", "{err}");
+    assert_eq!(err.status(), 503);
+    drop(held);
+    let ok = e
+        .instant_query(
+            &db.querier(),
+            small,
+            t0 + 30 * MIN,
+            &QueryOptions::default(),
+        )
+        .await
+        .unwrap();
+    let Value::Vector(v) = ok.value else {
+        panic!("expected a vector")
+    };
+    assert_eq!(v[0].f, 100.0 * 120.0 * 15.0);
+    assert_eq!(budget.used(), 0, "a finished query returns what it held");
+    assert!(budget.refused() >= 2);
 }
 
 #[tokio::test]

@@ -181,6 +181,13 @@ impl From<QueryError> for ApiError {
     }
 }
 
+/// A spent memory budget: retry later.
+impl From<opendata_common::budget::BudgetSpent> for ApiError {
+    fn from(err: opendata_common::budget::BudgetSpent) -> Self {
+        ApiError::unavailable(err.to_string())
+    }
+}
+
 impl From<opendata_vector::Error> for ApiError {
     fn from(err: opendata_vector::Error) -> Self {
         use opendata_vector::Error as E;

@@ -44,6 +44,8 @@ pub struct Apis {
     pub pools: Pools,
     /// Largest body of a query route (`http.max_query_body_bytes`).
     pub max_query_body_bytes: usize,
+    /// What running requests may hold (`limits.memory_budget_bytes`).
+    pub budget: opendata_common::budget::MemoryBudget,
 }
 
 impl Apis {
@@ -57,6 +59,7 @@ impl Apis {
                 self.pools.query.clone(),
                 self.pools.ingest.clone(),
                 self.max_query_body_bytes,
+                self.budget.clone(),
             ))
             .merge(vector::router(
                 self.vector.handle().clone(),

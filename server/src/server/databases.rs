@@ -44,6 +44,7 @@ impl Databases {
         } else {
             Role::Writer
         };
+        let budget = crate::server::memory::budget(&config.limits);
         let mut all = Vec::new();
         let log = mount::<LogDb>(root, config.log.clone(), role, &mut all).await?;
         let timeseries =
@@ -53,10 +54,12 @@ impl Databases {
             apis: Apis {
                 log,
                 timeseries,
-                query_engine: Engine::new(config.timeseries.query.clone()),
+                query_engine: Engine::new(config.timeseries.query.clone())
+                    .with_budget(budget.clone()),
                 vector,
                 pools: Pools::start(&config.pools)?,
                 max_query_body_bytes: config.http.max_query_body_bytes,
+                budget,
             },
             all,
         })

@@ -3,6 +3,7 @@
 pub mod auth;
 mod databases;
 pub mod listener;
+pub mod memory;
 pub mod pool;
 mod runtime;
 

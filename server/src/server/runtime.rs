@@ -265,6 +265,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
     }
     state.http.render(&mut out);
     state.databases.apis().pools.render(&mut out);
+    crate::server::memory::render(&state.databases.apis().budget, &mut out);
     state.root.metrics().render(&mut out);
     (
         [(

@@ -9,6 +9,8 @@ use promql_parser::parser::{
     AtModifier, Expr, MatrixSelector, Offset, SubqueryExpr, VectorSelector,
 };
 
+use opendata_common::budget::{BudgetSpent, Reservation};
+
 use super::{InstantSample, QueryError, RangeSeries, Value};
 use crate::model::{Label, Labels, METRIC_NAME, Sample, Series, is_stale_marker};
 
@@ -76,7 +78,32 @@ pub(super) struct RangeVec<'a> {
     pub series: Vec<RSeries<'a>>,
     pub range: i64,
     pub ends: Vec<i64>,
+    /// Points counted against `max_samples` for it: its largest step (the most samples
+    /// all its windows hold at one step), as Prometheus counts range selectors and
+    /// subqueries.
+    pub held: u64,
+    /// Bytes of the memory budget its own samples hold (0 when it borrows the loaded
+    /// samples).
+    pub bytes: u64,
 }
+
+impl RangeVec<'_> {
+    /// The most samples its windows hold at one step, over all series.
+    pub fn peak_step(&self) -> u64 {
+        let mut per_step = vec![0u64; self.ends.len()];
+        for s in &self.series {
+            let mut w = Windows::new(&s.samples);
+            for (i, &end) in self.ends.iter().enumerate() {
+                let (lo, hi) = w.window(end, self.range);
+                per_step[i] += (hi - lo) as u64;
+            }
+        }
+        per_step.into_iter().max().unwrap_or(0)
+    }
+}
+
+/// Bytes of the memory budget one point or sample is counted as: a timestamp and a value.
+pub(super) const POINT_BYTES: u64 = 16;
 
 /// Index windows of a series' samples, step by step.
 pub(super) struct Windows<'s> {
@@ -205,6 +232,7 @@ pub(super) struct Evaluator<'a> {
     deadline: Instant,
     max_samples: u64,
     points: u64,
+    memory: Reservation,
 }
 
 impl<'a> Evaluator<'a> {
@@ -218,7 +246,7 @@ impl<'a> Evaluator<'a> {
         default_step: i64,
         deadline: Instant,
         max_samples: u64,
-        loaded_samples: u64,
+        memory: Reservation,
     ) -> Self {
         Self {
             data,
@@ -232,7 +260,8 @@ impl<'a> Evaluator<'a> {
             infos: Vec::new(),
             deadline,
             max_samples,
-            points: loaded_samples,
+            points: 0,
+            memory,
         }
     }
 
@@ -280,18 +309,59 @@ impl<'a> Evaluator<'a> {
         Ok(())
     }
 
-    /// Accounts for `n` more points held in memory.
+    /// Accounts for `n` more points held in memory: against `max_samples` and the
+    /// memory budget.
     pub fn hold(&mut self, n: usize) -> Result<()> {
-        self.points += n as u64;
+        self.count(n as u64)?;
+        self.reserve(n as u64 * POINT_BYTES)
+    }
+
+    /// Accounts for `n` points no longer held.
+    pub fn release(&mut self, n: usize) {
+        self.uncount(n as u64);
+        self.memory.shrink(n as u64 * POINT_BYTES);
+    }
+
+    /// Counts `n` more points against `max_samples` only.
+    fn count(&mut self, n: u64) -> Result<()> {
+        self.points += n;
         if self.points > self.max_samples {
             return Err(too_many_samples());
         }
         Ok(())
     }
 
-    /// Accounts for `n` points no longer held.
-    pub fn release(&mut self, n: usize) {
-        self.points = self.points.saturating_sub(n as u64);
+    fn uncount(&mut self, n: u64) {
+        self.points = self.points.saturating_sub(n);
+    }
+
+    /// Reserves `bytes` more of the memory budget.
+    fn reserve(&mut self, bytes: u64) -> Result<()> {
+        self.memory
+            .grow(bytes)
+            .map_err(|e| budget_error(e, self.memory.bytes()))
+    }
+
+    /// Returns what a range vector held, once it has been used.
+    pub fn release_range(&mut self, r: &RangeVec<'_>) {
+        self.uncount(r.held);
+        self.memory.shrink(r.bytes);
+    }
+
+    /// A range selector, counted at its largest step.
+    fn range_selector(&mut self, ms: &MatrixSelector, g: Grid) -> Result<RangeVec<'a>> {
+        let mut r = self.select_range(ms, g);
+        r.held = r.peak_step();
+        self.count(r.held)?;
+        let owned: usize = r
+            .series
+            .iter()
+            .filter(|s| matches!(s.samples, Cow::Owned(_)))
+            .map(|s| s.samples.len())
+            .sum();
+        r.bytes = owned as u64 * POINT_BYTES;
+        self.reserve(r.bytes)?;
+        Ok(r)
     }
 
     /// Position of a node's text in the query, as Prometheus prints it (`line:col`).
@@ -368,7 +438,7 @@ impl<'a> Evaluator<'a> {
                 self.hold(out.iter().map(VSeries::points).sum())?;
                 Ok(Val::Vector(out))
             }
-            Expr::MatrixSelector(ms) => Ok(Val::Range(self.select_range(ms, g))),
+            Expr::MatrixSelector(ms) => Ok(Val::Range(self.range_selector(ms, g)?)),
             Expr::Subquery(sq) => Ok(Val::Range(self.subquery(sq, g)?)),
             Expr::Binary(b) => super::binary::eval(self, b, g),
             Expr::Aggregate(a) => super::aggregate::eval(self, a, g),
@@ -497,6 +567,8 @@ impl<'a> Evaluator<'a> {
             series: out,
             range,
             ends,
+            held: 0,
+            bytes: 0,
         }
     }
 
@@ -508,7 +580,15 @@ impl<'a> Evaluator<'a> {
         let min_end = ends.iter().copied().min().unwrap_or(0);
         let max_end = ends.iter().copied().max().unwrap_or(0);
         let inner = subquery_grid(sq, min_end, max_end, self.default_step);
-        let series = match self.eval(&sq.expr, inner)? {
+        let value = self.eval(&sq.expr, inner)?;
+        // The inner points were counted as the inner expression made them; from here
+        // they count as the subquery's windows do, at its largest step (as Prometheus
+        // counts subqueries), while their bytes stay reserved.
+        let inner_points = match &value {
+            Val::Vector(vs) => vs.iter().map(VSeries::points).sum::<usize>() as u64,
+            _ => 0,
+        };
+        let series = match value {
             Val::Vector(vs) => vs
                 .into_iter()
                 .map(|s| RSeries {
@@ -547,11 +627,17 @@ impl<'a> Evaluator<'a> {
                 )));
             }
         };
-        Ok(RangeVec {
+        let mut r = RangeVec {
             series,
             range,
             ends,
-        })
+            held: 0,
+            bytes: inner_points * POINT_BYTES,
+        };
+        self.uncount(inner_points);
+        r.held = r.peak_step();
+        self.count(r.held)?;
+        Ok(r)
     }
 }
 
@@ -562,6 +648,21 @@ fn sanitize(v: f64) -> f64 {
         f64::NAN
     } else {
         v
+    }
+}
+
+/// The error for a memory reservation refused: `execution` (422) when the query alone
+/// would hold more than the whole budget (it can never run), `unavailable` (503) when
+/// other work holds the rest (it may run later).
+pub(super) fn budget_error(e: BudgetSpent, own: u64) -> QueryError {
+    if own.saturating_add(e.wanted) > e.limit {
+        QueryError::Execution(format!(
+            "query processing would hold more than the server's memory budget of {} bytes \
+             (limits.memory_budget_bytes)",
+            e.limit
+        ))
+    } else {
+        QueryError::Unavailable(e.to_string())
     }
 }
 

@@ -217,6 +217,7 @@ pub(super) fn eval<'a>(ev: &mut Evaluator<'a>, c: &'a Call, g: Grid) -> Result<V
                     }
                 }
             }
+            ev.release_range(&r);
             Ok(absent_result(args[0], vals))
         }
         "label_replace" => label_replace(ev, &args, g),
@@ -1009,6 +1010,7 @@ fn range_function<'a>(
             Some(args[ri]),
         );
     }
+    ev.release_range(&r);
     ev.hold(out.iter().map(VSeries::points).sum())?;
     Ok(Val::Vector(out))
 }

@@ -56,6 +56,7 @@ pub use value::{InstantSample, RangeSeries, Value};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use opendata_common::budget::{MemoryBudget, Reservation};
 use promql_parser::label::MatchOp;
 use promql_parser::parser::{Expr, VectorSelector};
 
@@ -63,6 +64,18 @@ use self::eval::{Evaluator, Grid, Loaded, Planner};
 use crate::config::QueryConfig;
 use crate::model::{METRIC_NAME, MatchKind, Matcher};
 use crate::storage::Querier;
+
+/// Bytes of the memory budget a loaded series is counted as beside its samples: its
+/// labels and the vectors that hold them.
+fn series_overhead(s: &crate::model::Series) -> u64 {
+    let labels: usize = s
+        .labels
+        .as_slice()
+        .iter()
+        .map(|l| l.name.len() + l.value.len() + 48)
+        .sum();
+    (labels + 64) as u64
+}
 
 /// The default step of a subquery without one (Prometheus's default evaluation
 /// interval).
@@ -124,6 +137,10 @@ pub enum QueryError {
     /// The query ran longer than its timeout (`timeout`, HTTP 503).
     #[error("{0}")]
     Timeout(String),
+    /// The server's memory budget is held by other work; the query may run later
+    /// (`unavailable`, HTTP 503).
+    #[error("{0}")]
+    Unavailable(String),
     /// Reading from storage failed (`internal`, HTTP 500).
     #[error(transparent)]
     Storage(#[from] crate::Error),
@@ -136,6 +153,7 @@ impl QueryError {
             QueryError::Parse(_) | QueryError::BadData(_) => "bad_data",
             QueryError::Execution(_) => "execution",
             QueryError::Timeout(_) => "timeout",
+            QueryError::Unavailable(_) => "unavailable",
             QueryError::Storage(_) => "internal",
         }
     }
@@ -145,7 +163,7 @@ impl QueryError {
         match self {
             QueryError::Parse(_) | QueryError::BadData(_) => 400,
             QueryError::Execution(_) => 422,
-            QueryError::Timeout(_) => 503,
+            QueryError::Timeout(_) | QueryError::Unavailable(_) => 503,
             QueryError::Storage(_) => 500,
         }
     }
@@ -317,12 +335,25 @@ impl Query {
 #[derive(Debug, Clone)]
 pub struct Engine {
     config: QueryConfig,
+    budget: MemoryBudget,
 }
 
 impl Engine {
-    /// An engine with these limits and defaults.
+    /// An engine with these limits and defaults, and no memory budget.
     pub fn new(config: QueryConfig) -> Self {
-        Self { config }
+        Self {
+            config,
+            budget: MemoryBudget::default(),
+        }
+    }
+
+    /// The engine, with the samples and points every query holds reserved from `budget`
+    /// (16 bytes each, plus each loaded series' labels). A query the budget cannot
+    /// take fails at once: with `unavailable` (503) while other work holds the rest,
+    /// with `execution` (422) when it alone would hold more than the budget.
+    pub fn with_budget(mut self, budget: MemoryBudget) -> Self {
+        self.budget = budget;
+        self
     }
 
     /// The engine's limits and defaults.
@@ -422,8 +453,9 @@ impl Engine {
         let mut plan = HashMap::new();
         planner.plan(expr, start, end, &mut plan)?;
 
-        // Load every selector's samples, within the time left.
+        // Load every selector's samples, within the time left, reserving their memory.
         let max_samples = self.config.max_samples;
+        let mut memory = Reservation::empty(&self.budget);
         let load = async {
             let mut data: Loaded = HashMap::new();
             let mut total: u64 = 0;
@@ -438,10 +470,13 @@ impl Engine {
                     series.sort_by(|a, b| a.labels.cmp(&b.labels));
                     series.dedup_by(|a, b| a.labels == b.labels);
                 }
-                total += series.iter().map(|s| s.samples.len() as u64).sum::<u64>();
-                if total > max_samples {
-                    return Err(eval::too_many_samples());
-                }
+                let samples = series.iter().map(|s| s.samples.len() as u64).sum::<u64>();
+                let bytes =
+                    samples * eval::POINT_BYTES + series.iter().map(series_overhead).sum::<u64>();
+                memory
+                    .grow(bytes)
+                    .map_err(|e| eval::budget_error(e, memory.bytes()))?;
+                total += samples;
                 data.insert(key, series);
             }
             Ok::<_, QueryError>((data, total))
@@ -473,7 +508,7 @@ impl Engine {
             DEFAULT_SUBQUERY_STEP_MS,
             deadline,
             max_samples,
-            total,
+            memory,
         );
         ev.query_step = step;
         let val = ev.eval(expr, grid)?;

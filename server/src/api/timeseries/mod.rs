@@ -40,6 +40,7 @@ use self::params::Params;
 use self::remote_write::RemoteWriteVersion;
 use crate::api::{ApiError, ApiResult};
 use crate::server::pool::WorkPool;
+use opendata_common::budget::MemoryBudget;
 
 /// What the routes share: the database and the PromQL engine beside it.
 #[derive(Clone)]
@@ -52,6 +53,8 @@ pub struct ApiState {
     pub query_pool: Arc<WorkPool>,
     /// Where remote-write bodies are decoded.
     pub ingest_pool: Arc<WorkPool>,
+    /// What decoded remote-write bodies reserve.
+    pub budget: MemoryBudget,
 }
 
 impl FromRef<ApiState> for TimeSeriesHandle {
@@ -67,6 +70,7 @@ pub fn router(
     query_pool: Arc<WorkPool>,
     ingest_pool: Arc<WorkPool>,
     max_query_body_bytes: usize,
+    budget: MemoryBudget,
 ) -> Router {
     let reads = Router::new()
         .route("/api/v1/series", get(series).post(series))
@@ -88,6 +92,7 @@ pub fn router(
             engine,
             query_pool,
             ingest_pool,
+            budget,
         })
 }
 
@@ -144,6 +149,11 @@ async fn remote_write(
         .and_then(|v| v.to_str().ok());
     let version = RemoteWriteVersion::from_content_type(content_type)?;
     let max = db.config().max_decoded_bytes;
+    // The decoded request (the protobuf, then the batch built from it) is held until the
+    // write is acknowledged; reserve it first.
+    let _memory = state
+        .budget
+        .reserve(remote_write::decoded_size_estimate(&body))?;
     let batch = state
         .ingest_pool
         .run(async move { remote_write::decode(&body, version, max) })

@@ -62,6 +62,14 @@ impl RemoteWriteVersion {
     }
 }
 
+/// About how many bytes decoding `body` holds at its peak: the decompressed protobuf,
+/// the messages decoded from it and the batch built from those (each about the size of
+/// the protobuf). A body that is not snappy estimates 0: decoding refuses it at once.
+pub fn decoded_size_estimate(body: &[u8]) -> u64 {
+    let len = snap::raw::decompress_len(body).unwrap_or(0) as u64;
+    len.saturating_mul(3)
+}
+
 /// Decompresses and decodes a remote-write body, refusing bodies that decompress to more
 /// than `max_decoded_bytes`.
 pub fn decode(
