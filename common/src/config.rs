@@ -127,6 +127,22 @@ pub struct StorageConfig {
     /// past this they are answered "unavailable" (HTTP 503), and may still become
     /// durable when the store comes back.
     pub write_ack_timeout_ms: u64,
+    /// How many times SlateDB retries a failing object-store call before giving up.
+    /// Unset (the default): without end, so an outage of the store is ridden out and
+    /// the server recovers by itself when it returns; clients are bounded by
+    /// `write_ack_timeout_ms` and the query timeout instead. A number: a call that still
+    /// fails after that many retries fails the write path (503 until a restart).
+    pub object_store_max_retries: Option<u32>,
+    /// Longest one HTTP request to an S3 store may take, in milliseconds, before the
+    /// client retries it.
+    pub object_store_request_timeout_ms: u64,
+    /// Longest connecting to an S3 store may take, in milliseconds.
+    pub object_store_connect_timeout_ms: u64,
+    /// Retries of one failed HTTP request to an S3 store inside the client (below
+    /// SlateDB's own retries), within `object_store_retry_timeout_ms`.
+    pub object_store_http_retries: usize,
+    /// Longest the S3 client retries one request, in milliseconds.
+    pub object_store_retry_timeout_ms: u64,
     /// Faults to inject into the object store, for tests and chaos runs
     /// (`[storage.faults]`; none by default).
     pub faults: Option<crate::storage::faults::FaultConfig>,
@@ -148,6 +164,11 @@ impl Default for StorageConfig {
             max_commit_bytes: 8 * 1024 * 1024,
             write_queue_depth: 16 * 1024,
             write_ack_timeout_ms: 30_000,
+            object_store_max_retries: None,
+            object_store_request_timeout_ms: 30_000,
+            object_store_connect_timeout_ms: 5_000,
+            object_store_http_retries: 10,
+            object_store_retry_timeout_ms: 180_000,
             faults: None,
         }
     }

@@ -5,6 +5,7 @@
 //!
 //! - [`workload`]: a deterministic, node-exporter-like time series workload;
 //! - [`dataset`]: clustered vector data sets with exact nearest neighbours;
+//! - [`fuzz`]: byte mutations for the fuzz tests;
 //! - [`s3`]: the S3 emulator the test command starts, as a storage configuration;
 //! - [`process`]: the real `opendata` binary started, stopped and killed in tests;
 //! - [`client`]: one HTTP client for tests, answering status and JSON.
@@ -22,6 +23,7 @@
 
 pub mod client;
 pub mod dataset;
+pub mod fuzz;
 pub mod process;
 pub mod s3;
 pub mod workload;

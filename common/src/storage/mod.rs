@@ -71,7 +71,7 @@ impl StorageRoot {
     /// Builds the object store client named by `config`. For an in-memory store, every
     /// database opened from this root (writer and replicas) shares one memory store.
     pub fn new(config: StorageConfig) -> Result<Self> {
-        let (mut store, root) = build_object_store(&config.object_store)?;
+        let (mut store, root) = build_object_store(&config)?;
         if let Some(faults) = &config.faults {
             faults.validate().map_err(crate::Error::Config)?;
             tracing::warn!(
@@ -161,6 +161,7 @@ impl StorageRoot {
         let recorder = Arc::new(DefaultMetricsRecorder::new());
         let options = slatedb::config::DbReaderOptions {
             manifest_poll_interval: self.config.replica_poll_interval(),
+            object_store_max_retries: self.config.object_store_max_retries,
             ..Default::default()
         };
         let mut builder = DbReader::builder(self.path_for(database), self.store.clone())
@@ -183,8 +184,12 @@ impl StorageRoot {
         })
     }
 
+    /// SlateDB's settings. Retries of the object store are set on purpose: see
+    /// `StorageConfig::object_store_max_retries`.
     fn settings(&self) -> Settings {
-        Settings {
+        let retries = self.config.object_store_max_retries;
+        let mut settings = Settings {
+            object_store_max_retries: retries,
             flush_interval: Some(self.config.flush_interval()),
             max_unflushed_bytes: self.config.max_unflushed_bytes as usize,
             l0_max_ssts: self.config.l0_max_ssts.max(1),
@@ -192,6 +197,7 @@ impl StorageRoot {
             compactor_options: Some(slatedb::config::CompactorOptions {
                 poll_interval: self.config.compactor_poll_interval(),
                 max_concurrent_compactions: self.config.max_concurrent_compactions.max(1),
+                object_store_max_retries: retries,
                 worker: Some(slatedb::config::CompactionWorkerOptions {
                     compactions_poll_interval: self.config.compactor_poll_interval(),
                     max_concurrent_compactions: self.config.max_concurrent_compactions.max(1),
@@ -205,7 +211,11 @@ impl StorageRoot {
                 Compression::Zstd => Some(CompressionCodec::Zstd),
             },
             ..Settings::default()
+        };
+        if let Some(gc) = settings.garbage_collector_options.as_mut() {
+            gc.object_store_max_retries = retries;
         }
+        settings
     }
 }
 
@@ -318,5 +328,31 @@ impl Storage {
         self.committer.shutdown().await;
         self.db.close().await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn should_set_slatedb_retries_on_purpose() {
+        let root = StorageRoot::new(StorageConfig::in_memory()).unwrap();
+        let s = root.settings();
+        assert_eq!(s.object_store_max_retries, None, "retry without end");
+        let root = StorageRoot::new(StorageConfig {
+            object_store_max_retries: Some(3),
+            ..StorageConfig::in_memory()
+        })
+        .unwrap();
+        let s = root.settings();
+        assert_eq!(s.object_store_max_retries, Some(3));
+        assert_eq!(
+            s.compactor_options.unwrap().object_store_max_retries,
+            Some(3)
+        );
+        if let Some(gc) = s.garbage_collector_options {
+            assert_eq!(gc.object_store_max_retries, Some(3));
+        }
     }
 }
