@@ -60,7 +60,11 @@ fn start_server() -> Server {
     let (db, base) = runtime.block_on(async move {
         let root = StorageRoot::new(StorageConfig::local(path)).unwrap();
         let db = LogDb::open_in(&root, LogConfig::default()).await.unwrap();
-        let app = router(Opened::Writer(db.clone())).layer(DefaultBodyLimit::max(64 * 1024 * 1024));
+        let pool = std::sync::Arc::new(
+            opendata_server::server::pool::WorkPool::new("log", Default::default()).unwrap(),
+        );
+        let app =
+            router(Opened::Writer(db.clone()), pool).layer(DefaultBodyLimit::max(64 * 1024 * 1024));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });

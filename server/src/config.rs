@@ -53,7 +53,7 @@ pub struct ServerConfig {
     /// The vector database.
     pub vector: opendata_vector::VectorConfig,
     /// The work pools CPU-heavy requests run on (`[pools.query]`, `[pools.ingest]`,
-    /// `[pools.vector]`).
+    /// `[pools.vector]`, `[pools.log]`).
     pub pools: crate::server::pool::PoolsConfig,
     /// Connections and requests (`[http]`).
     pub http: HttpConfig,

@@ -433,3 +433,71 @@ async fn should_enforce_configured_key_and_value_limits() {
         .unwrap();
     assert_eq!(resp.status(), 200);
 }
+
+fn pool_admitted(metrics: &str, pool: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("opendata_pool_admitted_total{{pool=\"{pool}\"}} ")))
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_decode_large_bodies_on_the_database_pools() {
+    let (_dir, server) = memory_server(&[]).await;
+    let api = opendata_testing::TestClient::new(server.base.clone());
+    let metrics = || async {
+        api.http()
+            .get(api.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let before = metrics().await;
+    // A small append decodes in place; 1,000 records of 1 KiB (1.3 MiB of JSON) decode on
+    // the log pool, and a large upsert on the vector pool.
+    let small = json!({"records": [{"key": b64("k"), "value": b64("v")}]});
+    let (status, v) = api.post_json("/api/v1/log/append", &small).await;
+    assert_eq!(status, 200, "{v}");
+    let value = b64(&"x".repeat(1024));
+    let records: Vec<Value> = (0..1000)
+        .map(|_| json!({"key": b64("k"), "value": value}))
+        .collect();
+    let (status, v) = api
+        .post_json("/api/v1/log/append", &json!({ "records": records }))
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["sequences"].as_array().unwrap().len(), 1000);
+    let (status, v) = api
+        .post_json(
+            "/api/v1/vector/collections",
+            &json!({"name": "big", "dimension": 64}),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    let vectors: Vec<Value> = (0..500)
+        .map(|i| json!({"id": format!("v{i}"), "vector": vec![i as f64 / 7.0; 64]}))
+        .collect();
+    let (status, v) = api
+        .post_json(
+            "/api/v1/vector/collections/big/upsert",
+            &json!({ "vectors": vectors }),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let after = metrics().await;
+    assert_eq!(
+        pool_admitted(&after, "log") - pool_admitted(&before, "log"),
+        1
+    );
+    assert_eq!(
+        pool_admitted(&after, "vector") - pool_admitted(&before, "vector"),
+        1
+    );
+    let (status, v) = api.get_json("/api/v1/log/count?key=k").await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["count"].to_string().trim_matches('"'), "1001", "{v}");
+}

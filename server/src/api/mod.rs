@@ -52,7 +52,7 @@ impl Apis {
     /// Every database's routes.
     pub fn routes(&self) -> Router {
         Router::new()
-            .merge(log::router(self.log.clone()))
+            .merge(log::router(self.log.clone(), self.pools.log.clone()))
             .merge(timeseries::router(
                 self.timeseries.clone(),
                 self.query_engine.clone(),

@@ -15,8 +15,10 @@
 //! `{"status":"success","data":...}` ([`Format::respond_enveloped`]); errors have one
 //! shape everywhere ([`super::ApiError`]).
 
+use std::sync::Arc;
+
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
 use axum::http::header::{ACCEPT, CONTENT_TYPE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -25,6 +27,22 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::error::ApiError;
+use crate::server::pool::WorkPool;
+
+/// Bodies of at least this many bytes are decoded on the route's work pool rather than
+/// on the I/O runtime.
+pub const POOLED_DECODE_BYTES: usize = 64 * 1024;
+
+/// The work pool a route's large bodies are decoded on (none: decoded in place). A
+/// route's state provides it with `FromRef`.
+#[derive(Debug, Clone, Default)]
+pub struct DecodePool(pub Option<Arc<WorkPool>>);
+
+impl FromRef<()> for DecodePool {
+    fn from_ref(_: &()) -> Self {
+        DecodePool(None)
+    }
+}
 
 /// A wire format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -245,14 +263,29 @@ pub struct Negotiated<T> {
     pub response: Format,
 }
 
-impl<S: Send + Sync, T: Decode> FromRequest<S> for Negotiated<T> {
+/// Decodes on the state's [`DecodePool`] when the body has at least
+/// [`POOLED_DECODE_BYTES`], so that a large body does not hold an I/O worker (and is
+/// admitted, or refused with 503, like the pool's other work).
+impl<S, T> FromRequest<S> for Negotiated<T>
+where
+    S: Send + Sync,
+    T: Decode + Send + 'static,
+    DecodePool: FromRef<S>,
+{
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let request_format = Format::of_request(req.headers())?;
         let response = Format::of_response(req.headers(), request_format);
         let Body(bytes) = Body::from_request(req, state).await?;
-        let value = decode(request_format, bytes).map_err(ApiError::bad_data)?;
+        let value = match DecodePool::from_ref(state).0 {
+            Some(pool) if bytes.len() >= POOLED_DECODE_BYTES => {
+                pool.run(async move { decode(request_format, bytes) })
+                    .await?
+            }
+            _ => decode(request_format, bytes),
+        }
+        .map_err(ApiError::bad_data)?;
         Ok(Negotiated { value, response })
     }
 }
@@ -296,6 +329,60 @@ mod tests {
         assert_eq!(
             Format::of_response(&h, Format::ProtobufJson),
             Format::ProtobufJson
+        );
+    }
+
+    /// A body of `n` bytes that decodes to its length, recording the thread it ran on.
+    struct Sized_(usize, String);
+
+    impl Decode for Sized_ {
+        fn from_json(bytes: &[u8]) -> Result<Self, String> {
+            let thread = std::thread::current().name().unwrap_or("").to_string();
+            Ok(Sized_(bytes.len(), thread))
+        }
+        fn from_protobuf(bytes: Bytes) -> Result<Self, String> {
+            Self::from_json(&bytes)
+        }
+    }
+
+    #[tokio::test]
+    async fn should_decode_large_bodies_on_the_pool() {
+        use axum::Router;
+        use axum::routing::post;
+        use tower::ServiceExt;
+
+        #[derive(Clone)]
+        struct State(Arc<WorkPool>);
+        impl FromRef<State> for DecodePool {
+            fn from_ref(s: &State) -> Self {
+                DecodePool(Some(s.0.clone()))
+            }
+        }
+        let pool = Arc::new(WorkPool::new("decode", Default::default()).unwrap());
+        let app = Router::new()
+            .route(
+                "/",
+                post(|b: Negotiated<Sized_>| async move { format!("{} {}", b.value.0, b.value.1) }),
+            )
+            .with_state(State(pool.clone()));
+        for (n, pooled) in [(10, false), (POOLED_DECODE_BYTES, true)] {
+            let req = axum::http::Request::post("/")
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(vec![b' '; n]))
+                .unwrap();
+            let res = app.clone().oneshot(req).await.unwrap();
+            let body = axum::body::to_bytes(res.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            let text = String::from_utf8(body.to_vec()).unwrap();
+            assert!(text.starts_with(&format!("{n} ")), "{text}");
+            assert_eq!(text.contains("decode-pool"), pooled, "{n} bytes: {text}");
+        }
+        let mut out = String::new();
+        WorkPool::render(&[&pool], &mut out);
+        assert!(
+            out.contains("opendata_pool_admitted_total{pool=\"decode\"} 1"),
+            "{out}"
         );
     }
 }

@@ -72,8 +72,10 @@ pub struct PoolsConfig {
     pub query: PoolConfig,
     /// Remote write: decompressing and decoding bodies.
     pub ingest: PoolConfig,
-    /// Vector searches.
+    /// Vector searches, and decoding large vector request bodies.
     pub vector: PoolConfig,
+    /// Decoding large log append bodies.
+    pub log: PoolConfig,
 }
 
 impl PoolsConfig {
@@ -81,7 +83,8 @@ impl PoolsConfig {
     pub fn validate(&self) -> Result<(), String> {
         self.query.validate("query")?;
         self.ingest.validate("ingest")?;
-        self.vector.validate("vector")
+        self.vector.validate("vector")?;
+        self.log.validate("log")
     }
 }
 
@@ -92,8 +95,10 @@ pub struct Pools {
     pub query: Arc<WorkPool>,
     /// Remote-write decoding.
     pub ingest: Arc<WorkPool>,
-    /// Vector searches.
+    /// Vector searches and large vector bodies.
     pub vector: Arc<WorkPool>,
+    /// Large log append bodies.
+    pub log: Arc<WorkPool>,
 }
 
 impl Pools {
@@ -103,12 +108,13 @@ impl Pools {
             query: Arc::new(WorkPool::new("query", config.query.clone())?),
             ingest: Arc::new(WorkPool::new("ingest", config.ingest.clone())?),
             vector: Arc::new(WorkPool::new("vector", config.vector.clone())?),
+            log: Arc::new(WorkPool::new("log", config.log.clone())?),
         })
     }
 
     /// Every pool's metrics in the Prometheus text format.
     pub fn render(&self, out: &mut String) {
-        WorkPool::render(&[&self.query, &self.ingest, &self.vector], out);
+        WorkPool::render(&[&self.query, &self.ingest, &self.vector, &self.log], out);
     }
 }
 

@@ -16,10 +16,11 @@ pub mod proto;
 
 use std::convert::Infallible;
 use std::ops::Bound;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{RawQuery, State};
+use axum::extract::{FromRef, RawQuery, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -34,7 +35,9 @@ use self::proto::{
     AppendRequest, AppendResponse, CountResponse, Entry, KeyInfo, KeysResponse, ScanResponse,
     Segment, SegmentsResponse,
 };
+use crate::api::negotiate::DecodePool;
 use crate::api::{ApiError, ApiResult, Format, Negotiated};
+use crate::server::pool::WorkPool;
 
 /// Default and largest number of entries one scan returns.
 const DEFAULT_SCAN_LIMIT: usize = 1000;
@@ -45,8 +48,28 @@ const MAX_FOLLOW_TIMEOUT_MS: u64 = 300_000;
 const DEFAULT_KEYS_LIMIT: usize = 1000;
 const MAX_KEYS_LIMIT: usize = 10_000;
 
-/// The routes, to be nested at the server root.
-pub fn router(log: LogHandle) -> Router {
+/// What the log routes share: the database and the pool large bodies decode on.
+#[derive(Clone)]
+struct LogState {
+    log: LogHandle,
+    pool: Arc<WorkPool>,
+}
+
+impl FromRef<LogState> for LogHandle {
+    fn from_ref(state: &LogState) -> Self {
+        state.log.clone()
+    }
+}
+
+impl FromRef<LogState> for DecodePool {
+    fn from_ref(state: &LogState) -> Self {
+        DecodePool(Some(state.pool.clone()))
+    }
+}
+
+/// The routes, to be nested at the server root; append bodies of 64 KiB or more are
+/// decoded on `pool`.
+pub fn router(log: LogHandle, pool: Arc<WorkPool>) -> Router {
     Router::new()
         .route("/api/v1/log/append", post(append))
         .route("/api/v1/log/scan", get(scan))
@@ -54,7 +77,7 @@ pub fn router(log: LogHandle) -> Router {
         .route("/api/v1/log/count", get(count))
         .route("/api/v1/log/keys", get(keys))
         .route("/api/v1/log/segments", get(segments))
-        .with_state(log)
+        .with_state(LogState { log, pool })
 }
 
 async fn append(

@@ -41,6 +41,7 @@ use self::wire::{
     CreateBody, DeleteBody, DeleteTarget, GetBody, PatchBody, SearchBatchBody, SearchBody,
     UpsertBody, check_ids, get_fields,
 };
+use crate::api::negotiate::DecodePool;
 use crate::api::{ApiError, ApiResult, Format, Negotiated};
 use crate::server::pool::WorkPool;
 
@@ -61,6 +62,12 @@ impl FromRef<VectorState> for VectorDb {
 impl FromRef<VectorState> for Arc<WorkPool> {
     fn from_ref(state: &VectorState) -> Self {
         state.pool.clone()
+    }
+}
+
+impl FromRef<VectorState> for DecodePool {
+    fn from_ref(state: &VectorState) -> Self {
+        DecodePool(Some(state.pool.clone()))
     }
 }
 
