@@ -282,6 +282,15 @@ async fn should_answer_every_route_4xx_for_garbage_and_keep_the_data() {
         "/api/v1/query_range?query=up&start=0&end=100000000&step=1".into(),
         format!("/api/v1/series?match[]={}", urlencode(&regex_bomb)),
         format!("/api/v1/series?match[]={}", urlencode(&huge_regex)),
+        // A range whose duration overflows (the parser panics on it; found by fuzzing).
+        format!(
+            "/api/v1/query?query={}",
+            urlencode("up[111111111111111111111158]")
+        ),
+        format!(
+            "/api/v1/format_query?query={}",
+            urlencode("up[111111111111111111111158]")
+        ),
         "/api/v1/series?match[]=up&start=Inf".into(),
         "/api/v1/labels?limit=-1".into(),
         "/api/v1/label/%FF/values".into(),

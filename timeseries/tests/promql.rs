@@ -406,3 +406,24 @@ async fn should_add_info_series_data_labels_with_info() {
     // A required data label no info series has drops the series.
     assert!(run("info(up, {zone=~\".+\"})").await.is_empty());
 }
+
+#[tokio::test]
+async fn should_refuse_durations_the_parser_cannot_hold_as_parse_errors() {
+    // Found by the `promql` fuzz target: the parser panics building this range's
+    // duration; the query is a parse error, not a panic.
+    let t0 = 1_000 * 3_600_000;
+    let db = db_with_data(t0).await;
+    for q in [
+        "H[111111111111111111111158]",
+        "rate(m_total[111111111111111111111158])[5m:1m]",
+    ] {
+        let err = opendata_timeseries::promql::Query::parse(q).unwrap_err();
+        assert_eq!(err.error_type(), "bad_data", "{q}: {err}");
+        assert!(err.to_string().contains("cannot be parsed"), "{q}: {err}");
+        let err = engine(|_| {})
+            .instant_query(&db.querier(), q, t0, &QueryOptions::default())
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), 400, "{q}: {err}");
+    }
+}

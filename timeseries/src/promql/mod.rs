@@ -206,6 +206,21 @@ fn check_range(start_ms: i64, end_ms: i64, step_ms: i64) -> Result<(), QueryErro
     Ok(())
 }
 
+/// Parses PromQL text into a syntax tree, with the parser's message as the error. The
+/// parser panics on some inputs (a range such as `x[111111111111111111111158]`, whose
+/// duration overflows); such a panic is caught here and answered as a parse error, so
+/// every caller gets a 400 rather than a 500. Call [`check_limits`] first: it bounds the
+/// parser's recursion.
+pub fn parse_expr(text: &str) -> Result<Expr, String> {
+    match std::panic::catch_unwind(|| promql_parser::parser::parse(text)) {
+        Ok(result) => result,
+        Err(panic) => Err(format!(
+            "the query cannot be parsed: {}",
+            opendata_common::task::panic_message(panic.as_ref())
+        )),
+    }
+}
+
 /// Checks a query's text against the size and nesting limits before anything parses it.
 ///
 /// The nesting measured is the deepest parenthesis, bracket or brace plus the number of
@@ -312,7 +327,7 @@ impl Query {
     /// Parses `text` under the limits of `config`.
     pub fn parse_limited(text: &str, config: &QueryConfig) -> Result<Self, QueryError> {
         check_limits(text, config)?;
-        let mut expr = promql_parser::parser::parse(text).map_err(QueryError::Parse)?;
+        let mut expr = parse_expr(text).map_err(QueryError::Parse)?;
         functions::prepare_info(&mut expr)?;
         Ok(Self {
             text: text.to_string(),

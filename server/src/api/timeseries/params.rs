@@ -3,7 +3,7 @@
 
 use opendata_timeseries::config::QueryConfig;
 use opendata_timeseries::model::Matcher;
-use promql_parser::parser::{self, Expr};
+use promql_parser::parser::Expr;
 
 use crate::api::{ApiError, ApiResult};
 
@@ -131,7 +131,7 @@ pub fn parse_selector(s: &str) -> Result<Vec<Vec<Matcher>>, String> {
              {SELECTOR_MAX_DEPTH}"
         ));
     }
-    let expr = parser::parse(s)?;
+    let expr = opendata_timeseries::promql::parse_expr(s)?;
     let Expr::VectorSelector(vs) = expr else {
         return Err(format!("'{s}' is not a series selector"));
     };

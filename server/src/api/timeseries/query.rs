@@ -170,7 +170,7 @@ async fn with_parsed<T: Send + 'static>(
         .query_pool
         .run(async move {
             check_limits(&text, &config)?;
-            let expr = parser::parse(&text).map_err(QueryError::Parse)?;
+            let expr = opendata_timeseries::promql::parse_expr(&text).map_err(QueryError::Parse)?;
             Ok::<_, ApiError>(show(&expr))
         })
         .await?
