@@ -77,12 +77,7 @@ struct Counts {
     first_error: Option<String>,
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
+use opendata_testing::now_ms;
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
@@ -106,14 +101,9 @@ fn rss_bytes(pid: u32) -> u64 {
 }
 
 async fn budget_used(api: &TestClient) -> u64 {
-    let Ok(r) = api.http().get(api.url("/metrics")).send().await else {
-        return 0;
-    };
-    let text = r.text().await.unwrap_or_default();
-    text.lines()
-        .find_map(|l| l.strip_prefix("opendata_memory_budget_used_bytes "))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+    api.metric("opendata_memory_budget_used_bytes")
+        .await
+        .unwrap_or(0.0) as u64
 }
 
 fn series_batch(name: &str, worker: usize, samples: &[i64]) -> WriteBatch {

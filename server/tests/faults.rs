@@ -39,12 +39,7 @@ fn record(out: &mut Outcomes, what: &str, i: u64, status: u16, body: &str, took:
     }
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
+use opendata_testing::now_ms;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn should_ack_or_refuse_every_write_while_the_store_is_away_and_lose_nothing() {

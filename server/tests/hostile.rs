@@ -8,17 +8,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{ServerProcess, TestClient};
-
-async fn memory_server() -> (tempfile::TempDir, ServerProcess) {
-    let dir = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start(
-        &["--object-store", "memory://"],
-        &dir.path().join("server.log"),
-    )
-    .await;
-    (dir, server)
-}
+use support::{ServerProcess, TestClient, memory_server};
 
 /// `/-/healthy` answers, and quickly.
 async fn assert_healthy(api: &TestClient) {
@@ -41,7 +31,7 @@ fn assert_error(what: &str, (status, body): &(u16, Value), want: u16, needle: &s
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn should_refuse_deeply_nested_and_endless_promql_and_stay_up() {
-    let (_dir, server) = memory_server().await;
+    let (_dir, server) = memory_server(&[]).await;
     let api = TestClient::new(server.base.clone());
     let deep = format!("{}up{}", "abs(".repeat(1500), ")".repeat(1500));
     let long = vec!["1"; 2000].join("+");
@@ -423,28 +413,19 @@ async fn should_refuse_work_past_the_memory_budget_and_stay_up() {
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["data"]["result"][0]["value"][1], "100", "{v}");
 
-    let metrics = api
-        .http()
-        .get(api.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.contains("opendata_memory_budget_bytes 300000"),
+    let metrics = api.metrics().await;
+    let value = |series: &str| opendata_testing::metric_value(&metrics, series);
+    assert_eq!(
+        value("opendata_memory_budget_bytes"),
+        Some(300000.0),
         "{metrics}"
     );
-    assert!(
-        metrics.contains("opendata_memory_budget_used_bytes 0"),
+    assert_eq!(
+        value("opendata_memory_budget_used_bytes"),
+        Some(0.0),
         "what finished requests held was returned"
     );
-    let refused = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("opendata_memory_budget_refused_total "))
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap();
-    assert!(refused >= 2, "{refused}");
+    let refused = value("opendata_memory_budget_refused_total").unwrap();
+    assert!(refused >= 2.0, "{refused}");
     assert_healthy(&api).await;
 }

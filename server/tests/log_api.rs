@@ -12,15 +12,7 @@ use std::time::{Duration, Instant};
 use opendata_server::api::log::proto::{AppendRequest, AppendResponse, Record, ScanResponse};
 use opendata_server::api::negotiate::{Decode, Encode};
 use serde_json::{Value, json};
-use support::{ServerProcess, b64};
-
-async fn memory_server(extra: &[&str]) -> (tempfile::TempDir, ServerProcess) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut args = vec!["--object-store", "memory://"];
-    args.extend_from_slice(extra);
-    let server = ServerProcess::start(&args, &dir.path().join("server.log")).await;
-    (dir, server)
-}
+use support::{ServerProcess, b64, memory_server};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn should_run_the_seed_quickstart_verbatim_with_curl() {
@@ -435,28 +427,15 @@ async fn should_enforce_configured_key_and_value_limits() {
 }
 
 fn pool_admitted(metrics: &str, pool: &str) -> u64 {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("opendata_pool_admitted_total{{pool=\"{pool}\"}} ")))
-        .and_then(|v| v.parse().ok())
-        .unwrap()
+    let series = format!("opendata_pool_admitted_total{{pool=\"{pool}\"}}");
+    opendata_testing::metric_value(metrics, &series).unwrap() as u64
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn should_decode_large_bodies_on_the_database_pools() {
     let (_dir, server) = memory_server(&[]).await;
     let api = opendata_testing::TestClient::new(server.base.clone());
-    let metrics = || async {
-        api.http()
-            .get(api.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    };
-    let before = metrics().await;
+    let before = api.metrics().await;
     // A small append decodes in place; 1,000 records of 1 KiB (1.3 MiB of JSON) decode on
     // the log pool, and a large upsert on the vector pool.
     let small = json!({"records": [{"key": b64("k"), "value": b64("v")}]});
@@ -488,7 +467,7 @@ async fn should_decode_large_bodies_on_the_database_pools() {
         )
         .await;
     assert_eq!(status, 200, "{v}");
-    let after = metrics().await;
+    let after = api.metrics().await;
     assert_eq!(
         pool_admitted(&after, "log") - pool_admitted(&before, "log"),
         1

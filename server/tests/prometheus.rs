@@ -27,12 +27,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
+use opendata_testing::now_ms;
 
 type SeriesMap = BTreeMap<BTreeMap<String, String>, Vec<(i64, u64)>>;
 

@@ -15,12 +15,7 @@ use prost::Message;
 use serde_json::{Value, json};
 use support::{ServerProcess, TestClient};
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
+use opendata_testing::now_ms;
 
 fn secs(ms: i64) -> String {
     format!("{}", ms as f64 / 1000.0)

@@ -327,15 +327,7 @@ async fn should_explain_that_a_replica_needs_an_existing_database() {
 
 /// The group-commit counters of every database, from `/metrics`.
 async fn commit_jobs(api: &TestClient) -> std::collections::BTreeMap<String, u64> {
-    let text = api
-        .http()
-        .get(api.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = api.metrics().await;
     text.lines()
         .filter_map(|l| l.strip_prefix("opendata_commit_jobs_total{database=\""))
         .map(|rest| {

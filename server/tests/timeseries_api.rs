@@ -18,12 +18,7 @@ use prost::Message;
 use serde_json::Value;
 use support::{ServerProcess, TestClient, s3_args_for};
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
+use opendata_testing::now_ms;
 
 fn label(name: &str, value: &str) -> v1::Label {
     v1::Label {

@@ -15,19 +15,9 @@ use opendata_server::api::vector::proto;
 use parking_lot::Mutex;
 use prost::Message;
 use serde_json::{Value, json};
-use support::{ServerProcess, TestClient};
+use support::{ServerProcess, TestClient, memory_server};
 
 const API: &str = "/api/v1/vector/collections";
-
-async fn memory_server() -> (tempfile::TempDir, ServerProcess) {
-    let dir = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start(
-        &["--object-store", "memory://"],
-        &dir.path().join("server.log"),
-    )
-    .await;
-    (dir, server)
-}
 
 async fn post(api: &TestClient, path: &str, body: Value) -> (u16, Value) {
     api.post_json(&format!("{API}{path}"), &body).await
@@ -101,7 +91,7 @@ fn ids(hits: &Value) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn should_create_list_describe_and_drop_collections() {
-    let (_dir, server) = memory_server().await;
+    let (_dir, server) = memory_server(&[]).await;
     let client = reqwest::Client::new();
     let base = &server.base;
 
@@ -197,7 +187,7 @@ async fn should_create_list_describe_and_drop_collections() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn should_upsert_and_search_with_json() {
-    let (_dir, server) = memory_server().await;
+    let (_dir, server) = memory_server(&[]).await;
     let client = reqwest::Client::new();
     let base = &server.base;
     setup_docs(&client, base).await;
@@ -265,7 +255,7 @@ async fn should_upsert_and_search_with_json() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn should_upsert_and_search_with_protobuf() {
-    let (_dir, server) = memory_server().await;
+    let (_dir, server) = memory_server(&[]).await;
     let client = reqwest::Client::new();
     let base = &server.base;
     let (status, _) = post(&TestClient::with(&client, base), "", docs_spec()).await;
@@ -379,7 +369,7 @@ async fn should_upsert_and_search_with_protobuf() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn should_get_patch_and_delete() {
-    let (_dir, server) = memory_server().await;
+    let (_dir, server) = memory_server(&[]).await;
     let client = reqwest::Client::new();
     let base = &server.base;
     setup_docs(&client, base).await;
@@ -497,7 +487,7 @@ async fn should_get_patch_and_delete() {
 /// Each bad request is a 4xx whose message names the problem, and stores nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn should_reject_bad_input_and_keep_the_data() {
-    let (_dir, server) = memory_server().await;
+    let (_dir, server) = memory_server(&[]).await;
     let client = reqwest::Client::new();
     let base = &server.base;
     setup_docs(&client, base).await;
@@ -799,7 +789,7 @@ async fn should_reject_bad_input_and_keep_the_data() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn should_serve_every_database_on_one_port() {
-    let (_dir, server) = memory_server().await;
+    let (_dir, server) = memory_server(&[]).await;
     let client = reqwest::Client::new();
     let base = &server.base;
     let resp = client
@@ -1048,7 +1038,7 @@ fn assert_success(out: &std::process::Output) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn should_import_files_and_search_from_the_command_line() {
-    let (dir, server) = memory_server().await;
+    let (dir, server) = memory_server(&[]).await;
     let client = reqwest::Client::new();
     let base = server.base.clone();
 

@@ -43,6 +43,24 @@ impl TestClient {
         format!("{}{path}", self.base)
     }
 
+    /// The server's `/metrics`, in the Prometheus text format.
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// The value of one series in `/metrics`, named as it is printed
+    /// (`opendata_pool_admitted_total{pool="log"}`); `None` if it is absent.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        metric_value(&self.metrics().await, series)
+    }
+
     /// Sends `method` to `path` with an optional JSON body; returns the status and the
     /// answer parsed as JSON (a test fails if it is not JSON).
     pub async fn json(&self, method: Method, path: &str, body: Option<&Value>) -> (u16, Value) {
@@ -115,4 +133,11 @@ impl TestClient {
             Err(e) => (0, e.to_string()),
         }
     }
+}
+
+/// The value of `series` (a name with its labels, as printed) in Prometheus text `text`.
+pub fn metric_value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
 }

@@ -28,6 +28,14 @@ pub mod process;
 pub mod s3;
 pub mod workload;
 
-pub use client::TestClient;
+pub use client::{TestClient, metric_value};
 pub use process::ServerProcess;
 pub use s3::s3_config;
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}

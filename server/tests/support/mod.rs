@@ -9,3 +9,13 @@ pub fn b64(s: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(s)
 }
+
+/// The real binary on an in-memory store, with `extra` arguments; the directory holds
+/// its log and must outlive it.
+pub async fn memory_server(extra: &[&str]) -> (tempfile::TempDir, ServerProcess) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = vec!["--object-store", "memory://"];
+    args.extend_from_slice(extra);
+    let server = ServerProcess::start(&args, &dir.path().join("server.log")).await;
+    (dir, server)
+}
