@@ -3,7 +3,8 @@
 #   1. a Python virtual environment (.venv) with the pinned S3 emulator (moto),
 #   2. the emulator on 127.0.0.1 with a test bucket,
 #   3. a real Prometheus server binary (Debian's `prometheus` package, installed with
-#      apt-get when missing) for the remote-write test,
+#      apt-get when missing) for the remote-write test, and headless Chromium (Debian's
+#      `chromium` and `chromium-driver`) for the web console's browser test,
 #   4. every cargo test in the workspace, with the emulator's address exported so the
 #      storage, fencing and server tests run against real S3 semantics.
 # Arguments, if any, replace the default `cargo test --workspace` arguments
@@ -24,13 +25,18 @@ if [ ! -x "$VENV/bin/moto_server" ] || ! cmp -s "$REQS" "$VENV/.requirements"; t
   cp "$REQS" "$VENV/.requirements"
 fi
 
-if ! command -v prometheus >/dev/null 2>&1; then
-  log "installing Debian's prometheus package (for the remote-write test)"
+# Debian packages the tests need, installed when missing.
+PACKAGES=()
+command -v prometheus >/dev/null 2>&1 || PACKAGES+=(prometheus)
+command -v chromium >/dev/null 2>&1 || PACKAGES+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || PACKAGES+=(chromium-driver)
+if [ ${#PACKAGES[@]} -gt 0 ]; then
+  log "installing Debian packages: ${PACKAGES[*]}"
   SUDO=""
   if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
-  # The package may start its own service; the tests start their own instances.
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >/dev/null
+  # The prometheus package may start its own service; the tests start their own instances.
   $SUDO pkill -x prometheus >/dev/null 2>&1 || true
 fi
 

@@ -27,6 +27,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod error;
 pub mod server;
 

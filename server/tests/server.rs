@@ -141,6 +141,90 @@ async fn should_serve_health_readiness_and_metrics() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_report_each_database_and_its_stored_bytes_in_the_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = ServerProcess::start(
+        &["--object-store", data.to_str().unwrap()],
+        &dir.path().join("log"),
+    )
+    .await;
+    let client = reqwest::Client::new();
+    append(&client, &server.base, "k", &["v"]).await;
+    let api = TestClient::new(&server.base);
+    let (status, body) = api.get_json("/api/v1/server/status").await;
+    assert_eq!(status, 200, "{body}");
+    let d = &body["data"];
+    assert_eq!(d["read_only"], false);
+    assert_eq!(
+        d["storage"],
+        format!("local directory {}", data.display()),
+        "{body}"
+    );
+    let names: Vec<&str> = d["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|db| db["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["log", "timeseries", "vector"]);
+    for db in d["databases"].as_array().unwrap() {
+        assert_eq!(db["role"], "writer", "{db}");
+        assert_eq!(db["healthy"], true, "{db}");
+        assert_eq!(db["usage_complete"], true, "{db}");
+        assert!(db["objects"].as_u64().unwrap() > 0, "{db}");
+    }
+    // The sizes count what the directory holds (SlateDB keeps writing in the
+    // background, so only a lower bound is stable).
+    assert!(walk(&data.join("log")) > 0);
+    assert!(d["databases"][0]["bytes"].as_u64().unwrap() > 0, "{body}");
+
+    // The console is the page at `/`, with its assets beside it.
+    let r = client
+        .get(format!("{}/", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'none'")
+    );
+    let html = r.text().await.unwrap();
+    assert!(html.contains("/console/app.js"), "{html}");
+    let r = client
+        .get(format!("{}/console/app.js", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+}
+
+/// Bytes of every file below `dir`.
+fn walk(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let meta = e.metadata().unwrap();
+            if meta.is_dir() {
+                walk(&e.path())
+            } else {
+                meta.len()
+            }
+        })
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn should_answer_bad_input_with_clear_json_errors() {
     let dir = tempfile::tempdir().unwrap();
     let server = ServerProcess::start(

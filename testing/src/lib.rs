@@ -8,7 +8,8 @@
 //! - [`fuzz`]: byte mutations for the fuzz tests;
 //! - [`s3`]: the S3 emulator the test command starts, as a storage configuration;
 //! - [`process`]: the real `opendata` binary started, stopped and killed in tests;
-//! - [`client`]: one HTTP client for tests, answering status and JSON.
+//! - [`client`]: one HTTP client for tests, answering status and JSON;
+//! - [`browser`]: headless Chromium over WebDriver, for the console's tests.
 //!
 //! ```
 //! use opendata_testing::workload::{Workload, WorkloadConfig};
@@ -21,6 +22,7 @@
 // Test support: a failed expectation here is a failed test.
 #![allow(clippy::unwrap_used)]
 
+pub mod browser;
 pub mod client;
 pub mod dataset;
 pub mod fuzz;

@@ -1,7 +1,8 @@
 //! Bearer-token authentication with scopes per database.
 //!
 //! With no tokens configured every request is allowed. With tokens, every request but
-//! `/-/healthy` and `/-/ready` needs one, as `Authorization: Bearer <token>` (or HTTP
+//! `/-/healthy`, `/-/ready` and the console's static files (`/`, `/console/...`; they hold
+//! no data, and the console asks for a token when the APIs answer 401) needs one, as `Authorization: Bearer <token>` (or HTTP
 //! basic auth with the token as the password, for clients that only do basic auth), and
 //! the token needs the scope of what the request does:
 //!
@@ -14,7 +15,7 @@
 //! | vector: upsert, patch, delete | `vector:write` |
 //! | vector: create or drop a collection | `vector:admin` |
 //! | vector: list, describe, get, search | `vector:read` |
-//! | `/metrics` and unknown paths | any valid token |
+//! | `/metrics`, `/api/v1/server/status` and unknown paths | any valid token |
 //!
 //! `write` includes `read`, `admin` includes both, and `*` stands for every database.
 
@@ -62,8 +63,11 @@ pub enum Needs {
 
 /// What a request with `method` on `path` needs.
 pub fn needs(method: &Method, path: &str) -> Needs {
-    if path == "/-/healthy" || path == "/-/ready" {
+    if path == "/-/healthy" || path == "/-/ready" || crate::console::is_asset(path) {
         return Needs::Nothing;
+    }
+    if path == "/api/v1/server/status" {
+        return Needs::AnyToken;
     }
     if let Some(rest) = path.strip_prefix("/api/v1/log/") {
         let access = if rest == "append" {
@@ -307,6 +311,26 @@ mod tests {
 
     fn bearer(t: &str) -> HeaderValue {
         HeaderValue::from_str(&format!("Bearer {t}")).unwrap()
+    }
+
+    #[test]
+    fn should_serve_the_console_files_without_a_token_but_not_the_status() {
+        assert_eq!(needs(&Method::GET, "/"), Needs::Nothing);
+        assert_eq!(needs(&Method::GET, "/console/app.js"), Needs::Nothing);
+        assert_eq!(needs(&Method::GET, "/console/secret"), Needs::AnyToken);
+        assert_eq!(
+            needs(&Method::GET, "/api/v1/server/status"),
+            Needs::AnyToken
+        );
+        let t = tokens();
+        assert_eq!(
+            t.authorize(&Method::GET, "/api/v1/server/status", None)
+                .unwrap_err()
+                .status
+                .as_u16(),
+            401
+        );
+        assert!(t.authorize(&Method::GET, "/", None).is_ok());
     }
 
     #[test]

@@ -64,6 +64,7 @@ impl Server {
             http: Arc::new(HttpMetrics::default()),
             started: Instant::now(),
             read_only: config.read_only,
+            usage: Default::default(),
         };
         let app = build_router(state.clone(), &config, tokens);
         let (shutdown, mut rx) = watch::channel(false);
@@ -149,6 +150,7 @@ async fn wait_for_signal() {
 pub fn build_router(state: AppState, config: &ServerConfig, tokens: Arc<auth::Tokens>) -> Router {
     let mut app = runtime::routes(state.clone());
     app = app.merge(state.databases.apis().routes());
+    app = app.merge(crate::console::router());
     let timeout = Duration::from_secs(config.http.request_timeout_secs.max(1));
     app.fallback(not_found)
         .layer(axum::middleware::from_fn(runtime::catch_panic))

@@ -29,7 +29,28 @@ pub struct AppState {
     pub(crate) http: Arc<HttpMetrics>,
     pub(crate) started: Instant,
     pub(crate) read_only: bool,
+    pub(crate) usage: Arc<tokio::sync::Mutex<Option<UsageListing>>>,
 }
+
+/// The last listing of every database's objects, and when it was made.
+pub(crate) type UsageListing = (Instant, Vec<Usage>);
+
+/// Objects and bytes one database has in the object store.
+#[derive(Clone, serde::Serialize)]
+pub(crate) struct Usage {
+    objects: u64,
+    bytes: u64,
+    /// False when the listing stopped at [`USAGE_MAX_OBJECTS`] or [`USAGE_TIMEOUT`]: the
+    /// counts are then lower bounds.
+    complete: bool,
+}
+
+/// How long `/api/v1/server/status` reuses a listing of the object store.
+const USAGE_TTL: Duration = Duration::from_secs(30);
+/// The most objects one status listing counts per database.
+const USAGE_MAX_OBJECTS: u64 = 100_000;
+/// The longest one database's listing may take.
+const USAGE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Latency buckets of `opendata_http_request_duration_seconds`.
 const BUCKETS: [f64; 12] = [
@@ -115,6 +136,7 @@ pub(crate) fn routes(state: AppState) -> Router {
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
         .route("/metrics", get(metrics))
+        .route("/api/v1/server/status", get(status))
         .with_state(state)
 }
 
@@ -220,6 +242,114 @@ async fn ready(State(state): State<AppState>) -> Response {
     } else {
         ApiError::unavailable(format!("not ready: {}", problems.join("; "))).into_response()
     }
+}
+
+/// Where the object store is, without credentials.
+fn storage_location(config: &opendata_common::StorageConfig) -> String {
+    use opendata_common::ObjectStoreConfig;
+    match &config.object_store {
+        ObjectStoreConfig::Memory => "memory (gone when the process exits)".to_string(),
+        ObjectStoreConfig::Local { path } => format!("local directory {}", path.display()),
+        ObjectStoreConfig::S3 {
+            bucket,
+            prefix,
+            endpoint,
+            ..
+        } => {
+            let mut s = format!("s3://{bucket}/{}", prefix.trim_matches('/'));
+            if let Some(e) = endpoint {
+                let _ = write!(s, " at {e}");
+            }
+            s
+        }
+    }
+}
+
+/// Counts the objects and bytes under `path`, up to [`USAGE_MAX_OBJECTS`] and
+/// [`USAGE_TIMEOUT`].
+async fn usage_of(
+    store: Arc<dyn slatedb::object_store::ObjectStore>,
+    path: slatedb::object_store::path::Path,
+) -> Usage {
+    use futures::StreamExt;
+    let mut usage = Usage {
+        objects: 0,
+        bytes: 0,
+        complete: false,
+    };
+    let deadline = tokio::time::Instant::now() + USAGE_TIMEOUT;
+    let mut list = store.list(Some(&path));
+    loop {
+        match tokio::time::timeout_at(deadline, list.next()).await {
+            Ok(Some(Ok(meta))) => {
+                usage.objects += 1;
+                usage.bytes += meta.size;
+                if usage.objects >= USAGE_MAX_OBJECTS {
+                    return usage;
+                }
+            }
+            Ok(None) => {
+                usage.complete = true;
+                return usage;
+            }
+            Ok(Some(Err(e))) => {
+                tracing::debug!(error = %e, %path, "listing for the status page failed");
+                return usage;
+            }
+            Err(_) => return usage,
+        }
+    }
+}
+
+/// `GET /api/v1/server/status`: the server and each database, for the console's overview.
+async fn status(State(state): State<AppState>) -> Response {
+    let names: Vec<&'static str> = state.databases.all().iter().map(|d| d.name()).collect();
+    let usage = {
+        let mut cached = state.usage.lock().await;
+        match cached.as_ref() {
+            Some((at, usage)) if at.elapsed() < USAGE_TTL && usage.len() == names.len() => {
+                usage.clone()
+            }
+            _ => {
+                let store = state.root.object_store();
+                let listings = names
+                    .iter()
+                    .map(|n| usage_of(store.clone(), state.root.path_for(n)));
+                let usage = futures::future::join_all(listings).await;
+                *cached = Some((Instant::now(), usage.clone()));
+                usage
+            }
+        }
+    };
+    let databases: Vec<serde_json::Value> = state
+        .databases
+        .all()
+        .iter()
+        .zip(usage)
+        .map(|(db, usage)| {
+            let check = db.check();
+            serde_json::json!({
+                "name": db.name(),
+                "role": db.role().as_str(),
+                "healthy": check.is_ok(),
+                "error": check.err().map(|e| e.to_string()),
+                "objects": usage.objects,
+                "bytes": usage.bytes,
+                "usage_complete": usage.complete,
+            })
+        })
+        .collect();
+    let body = serde_json::json!({
+        "status": "success",
+        "data": {
+            "version": env!("CARGO_PKG_VERSION"),
+            "read_only": state.read_only,
+            "uptime_seconds": state.started.elapsed().as_secs_f64(),
+            "storage": storage_location(state.root.config()),
+            "databases": databases,
+        }
+    });
+    axum::Json(body).into_response()
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
