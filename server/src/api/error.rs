@@ -169,9 +169,7 @@ impl From<QueryError> for ApiError {
     fn from(err: QueryError) -> Self {
         match err {
             QueryError::Storage(e) => ApiError::from(e),
-            QueryError::Parse(e) => {
-                ApiError::bad_data(format!("invalid parameter \"query\": parse error: {e}"))
-            }
+            QueryError::Parse(e) => ApiError::bad_data(format!("invalid parameter \"query\": {e}")),
             other => ApiError::new(
                 StatusCode::from_u16(other.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
                 other.error_type(),

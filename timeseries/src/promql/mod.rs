@@ -48,6 +48,7 @@ mod binary;
 mod eval;
 mod functions;
 mod histogram;
+pub mod locate;
 mod value;
 
 pub use functions::format_float;
@@ -206,19 +207,29 @@ fn check_range(start_ms: i64, end_ms: i64, step_ms: i64) -> Result<(), QueryErro
     Ok(())
 }
 
-/// Parses PromQL text into a syntax tree, with the parser's message as the error. The
-/// parser panics on some inputs (a range such as `x[111111111111111111111158]`, whose
-/// duration overflows); such a panic is caught here and answered as a parse error, so
-/// every caller gets a 400 rather than a 500. Call [`check_limits`] first: it bounds the
+/// Parses PromQL text into a syntax tree. The error is Prometheus's shape,
+/// `<line>:<column>: parse error: <the parser's message>`, with the position found by
+/// [`locate::locate`] (without it when the query is too long to locate). The parser
+/// panics on some inputs (a range such as `x[111111111111111111111158]`, whose duration
+/// overflows); such a panic is caught here and answered as a parse error, so every
+/// caller gets a 400 rather than a 500. Call [`check_limits`] first: it bounds the
 /// parser's recursion.
 pub fn parse_expr(text: &str) -> Result<Expr, String> {
-    match std::panic::catch_unwind(|| promql_parser::parser::parse(text)) {
-        Ok(result) => result,
-        Err(panic) => Err(format!(
+    let message = match std::panic::catch_unwind(|| promql_parser::parser::parse(text)) {
+        Ok(Ok(expr)) => return Ok(expr),
+        Ok(Err(message)) => message,
+        Err(panic) => format!(
             "the query cannot be parsed: {}",
             opendata_common::task::panic_message(panic.as_ref())
-        )),
-    }
+        ),
+    };
+    Err(match locate::locate(text) {
+        Some(offset) => {
+            let (line, column) = locate::line_column(text, offset);
+            format!("{line}:{column}: parse error: {message}")
+        }
+        None => format!("parse error: {message}"),
+    })
 }
 
 /// Checks a query's text against the size and nesting limits before anything parses it.
