@@ -11,7 +11,8 @@ use opendata_common::sequence::SequenceAllocator;
 use opendata_log::serde::entry::{self, ChunkReader};
 use opendata_log::serde::{key_index, segment, segment_bytes};
 use opendata_timeseries::serde::{
-    bucket, chunk, dictionary, label_names, labels, metadata, postings, series, settings, wal,
+    bucket, chunk, dictionary, exemplar, label_names, labels, metadata, postings, series,
+    settings, wal,
 };
 use opendata_vector::serde::{self as vs, centroid, collection, posting, state, vector};
 
@@ -20,7 +21,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let dim = 1 + (pick as usize >> 5);
-    match pick % 32 {
+    match pick % 34 {
         0 => {
             if let Ok(mut k) = ParsedKey::parse(b) {
                 let _ = k.read_bytes();
@@ -73,6 +74,8 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
         }
-        _ => drop(vs::decode_u32(b)),
+        31 => drop(vs::decode_u32(b)),
+        32 => drop(exemplar::decode(b, 0)),
+        _ => drop(exemplar::decode_key(b)),
     }
 });

@@ -110,6 +110,7 @@ fn series_batch(name: &str, worker: usize, samples: &[i64]) -> WriteBatch {
     WriteBatch {
         series: (0..SERIES)
             .map(|i| SeriesSamples {
+                exemplars: Vec::new(),
                 labels: Labels::from_pairs([
                     ("__name__", name.to_string()),
                     ("job", format!("j{}", i % 10)),

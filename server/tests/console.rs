@@ -43,6 +43,7 @@ async fn write_series(api: &TestClient, end: i64) {
             .iter()
             .enumerate()
             .map(|(n, instance)| v1::TimeSeries {
+                exemplars: vec![],
                 labels: vec![
                     v1::Label {
                         name: "__name__".into(),
@@ -103,6 +104,7 @@ async fn write_load(api: &TestClient, end: i64) {
     let req = v1::WriteRequest {
         timeseries: (0..300)
             .map(|n| v1::TimeSeries {
+                exemplars: vec![],
                 labels: vec![
                     v1::Label {
                         name: "__name__".into(),

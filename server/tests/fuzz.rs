@@ -272,6 +272,7 @@ fn valid_v1(n: usize) -> Vec<u8> {
     v1::WriteRequest {
         timeseries: (0..n)
             .map(|i| v1::TimeSeries {
+                exemplars: vec![],
                 labels: vec![
                     v1::Label {
                         name: "__name__".into(),
@@ -305,6 +306,7 @@ fn valid_v2(n: usize) -> Vec<u8> {
         ],
         timeseries: (0..n)
             .map(|i| v2::TimeSeries {
+                exemplars: vec![],
                 labels_refs: vec![1, 2, 3, 4],
                 samples: vec![v2::Sample {
                     value: i as f64,

@@ -43,6 +43,7 @@ async fn write(api: &TestClient, series: &[SeriesSpec]) {
         timeseries: series
             .iter()
             .map(|(labels, samples)| v1::TimeSeries {
+                exemplars: vec![],
                 labels: labels
                     .iter()
                     .map(|(n, v)| v1::Label {
@@ -261,7 +262,7 @@ async fn should_format_and_parse_queries_and_answer_what_grafana_asks() {
         "parse error",
     );
 
-    // Exemplars: none are stored; `null` for a query without selectors.
+    // Exemplars: none for a series without them; `null` for a query without selectors.
     let (status, body) = get(
         &TestClient::with(&client, &base),
         "/api/v1/query_exemplars?query=up&start=0&end=10",

@@ -29,6 +29,7 @@ fn label(name: &str, value: &str) -> v1::Label {
 
 fn ts(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> v1::TimeSeries {
     v1::TimeSeries {
+        exemplars: vec![],
         labels: labels.iter().map(|(n, v)| label(n, v)).collect(),
         samples: samples
             .iter()
@@ -123,6 +124,7 @@ async fn should_take_remote_write_and_answer_the_metadata_api() {
             "celsius".into(),
         ],
         timeseries: vec![v2::TimeSeries {
+            exemplars: vec![],
             labels_refs: vec![1, 2, 3, 4],
             samples: vec![v2::Sample {
                 value: 21.5,
@@ -515,4 +517,115 @@ async fn should_keep_every_acknowledged_sample_after_sigkill_on_s3() {
         let args = s3_args_for(&storage).unwrap();
         kill_during_ingest(args, storage).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_store_remote_written_exemplars_and_serve_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data").display().to_string();
+    let args = ["--object-store", data.as_str()];
+    let server = ServerProcess::start(&args, &dir.path().join("server.log")).await;
+    let client = reqwest::Client::new();
+    let base = server.base.clone();
+    let api = TestClient::with(&client, &base);
+    let t = now_ms() - 60_000;
+    let labels = [("__name__", "rpc_seconds_count"), ("job", "api")];
+
+    // Remote write 1.0: the samples, then the exemplars in a series entry of their own,
+    // as Prometheus sends them.
+    let mut exemplars_only = ts(&labels, &[]);
+    exemplars_only.exemplars = vec![
+        v1::Exemplar {
+            labels: vec![label("trace_id", "4bf92f3577b34da6")],
+            value: 1.0,
+            timestamp: t,
+        },
+        // Refused alone (labels over 128 characters); the request still succeeds.
+        v1::Exemplar {
+            labels: vec![label("trace_id", &"f".repeat(140))],
+            value: 1.0,
+            timestamp: t,
+        },
+    ];
+    let (status, body) = post_write(
+        &api,
+        v1_body(vec![ts(&labels, &[(t, 1.0)]), exemplars_only]),
+    )
+    .await;
+    assert_eq!(status, 204, "{body}");
+
+    // Remote write 2.0: a sample with its exemplar; the answer counts it.
+    let v2req = v2::Request {
+        symbols: vec![
+            "".into(),
+            "__name__".into(),
+            "rpc_seconds_count".into(),
+            "job".into(),
+            "api".into(),
+            "trace_id".into(),
+            "00f067aa0ba902b7".into(),
+        ],
+        timeseries: vec![v2::TimeSeries {
+            exemplars: vec![v2::Exemplar {
+                labels_refs: vec![5, 6],
+                value: 2.0,
+                timestamp: t + 15_000,
+            }],
+            labels_refs: vec![1, 2, 3, 4],
+            samples: vec![v2::Sample {
+                value: 2.0,
+                timestamp: t + 15_000,
+            }],
+            metadata: None,
+        }],
+    };
+    let r = client
+        .post(format!("{base}/api/v1/write"))
+        .header(
+            "content-type",
+            "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+        )
+        .header("content-encoding", "snappy")
+        .header("x-prometheus-remote-write-version", "2.0.0")
+        .body(snappy(&v2req.encode_to_vec()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(
+        r.headers()["x-prometheus-remote-write-exemplars-written"],
+        "1"
+    );
+
+    let want = serde_json::json!([{
+        "seriesLabels": {"__name__": "rpc_seconds_count", "job": "api"},
+        "exemplars": [
+            {"labels": {"trace_id": "4bf92f3577b34da6"}, "value": "1", "timestamp": t as f64 / 1000.0},
+            {"labels": {"trace_id": "00f067aa0ba902b7"}, "value": "2", "timestamp": (t + 15_000) as f64 / 1000.0},
+        ],
+    }]);
+    let query = |q: &str| {
+        format!(
+            "/api/v1/query_exemplars?query={q}&start={}&end={}",
+            (t - 1_000) as f64 / 1000.0,
+            (t + 20_000) as f64 / 1000.0
+        )
+    };
+    let (status, body) = api
+        .get_json(&query(
+            "rate(rpc_seconds_count%7Bjob%3D%22api%22%7D%5B5m%5D)",
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"], want);
+    // Another series: none.
+    let (_, body) = api.get_json(&query("other_metric")).await;
+    assert_eq!(body["data"], serde_json::json!([]));
+
+    // They are durable: after a SIGKILL the restarted server serves the same.
+    server.kill();
+    let server = ServerProcess::start(&args, &dir.path().join("server2.log")).await;
+    let api = TestClient::with(&client, &server.base);
+    let (_, body) = api.get_json(&query("rpc_seconds_count")).await;
+    assert_eq!(body["data"], want);
 }

@@ -422,6 +422,7 @@ impl Workload {
     ) -> WriteBatch {
         let series = series
             .map(|s| SeriesSamples {
+                exemplars: Vec::new(),
                 labels: self.series[s].labels.clone(),
                 samples: scrapes.clone().map(|i| self.sample(s, i)).collect(),
             })

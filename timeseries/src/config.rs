@@ -30,6 +30,9 @@ pub struct TimeSeriesConfig {
     pub head_chunk_samples: usize,
     /// How many series ids are reserved per durable block record.
     pub series_id_block: u64,
+    /// Most exemplars kept per bucket (0: exemplars are not stored). Past it, a bucket's
+    /// further exemplars are refused (counted in the write's outcome), not its samples.
+    pub max_exemplars_per_bucket: u64,
     /// Limits and defaults of the PromQL engine (`[timeseries.query]`).
     pub query: QueryConfig,
 }
@@ -84,6 +87,7 @@ impl Default for TimeSeriesConfig {
             max_decoded_bytes: 256 * 1024 * 1024,
             head_chunk_samples: 120,
             series_id_block: 1 << 16,
+            max_exemplars_per_bucket: 100_000,
             query: QueryConfig::default(),
         }
     }

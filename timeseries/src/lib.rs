@@ -36,6 +36,7 @@
 //! let now = opendata_timeseries::storage::now_ms();
 //! db.write(WriteBatch {
 //!     series: vec![SeriesSamples {
+//!         exemplars: Vec::new(),
 //!         labels: Labels::from_pairs([("__name__", "up"), ("job", "api")]),
 //!         samples: vec![Sample { timestamp_ms: now, value: 1.0 }],
 //!     }],

@@ -105,6 +105,32 @@ pub struct SeriesSamples {
     pub labels: Labels,
     /// Its samples, in the order received.
     pub samples: Vec<Sample>,
+    /// Its exemplars: a sample's value with labels that point elsewhere (a trace id).
+    pub exemplars: Vec<Exemplar>,
+}
+
+/// Longest exemplar label set, in characters of names and values together (Prometheus's
+/// limit). Longer exemplars are refused, not the request.
+pub const MAX_EXEMPLAR_LABEL_CHARS: usize = 128;
+
+/// An exemplar of a series: a value at a time, with its own labels (usually a trace id).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exemplar {
+    /// Its labels, e.g. `trace_id`.
+    pub labels: Labels,
+    /// The value it exemplifies.
+    pub value: f64,
+    /// Milliseconds since the Unix epoch.
+    pub timestamp_ms: i64,
+}
+
+/// A series and its exemplars, as a query answers them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesExemplars {
+    /// The series' labels.
+    pub labels: Labels,
+    /// Its exemplars in time order.
+    pub exemplars: Vec<Exemplar>,
 }
 
 /// The type of a metric family.

@@ -131,6 +131,7 @@ fn runtime() -> &'static (tokio::runtime::Runtime, TimeSeriesDb) {
             let series = ["a", "b"]
                 .iter()
                 .map(|job| SeriesSamples {
+                    exemplars: Vec::new(),
                     labels: Labels::from_pairs([("__name__", "m"), ("job", job)]),
                     samples: (0..40)
                         .map(|k| Sample {

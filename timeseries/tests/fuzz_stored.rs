@@ -1,5 +1,5 @@
 //! Fuzzing the decoders of stored keys and values (write-ahead records, sample chunks,
-//! timestamp columns, label sets, index keys, bucket state, metadata): random bytes and
+//! timestamp columns, label sets, index keys, bucket state, metadata, exemplars): random bytes and
 //! mutated valid encodings. A corrupt record must be a `DecodeError`, never a panic or
 //! an allocation sized by the corrupt bytes.
 //!
@@ -9,9 +9,10 @@
 #![allow(clippy::unwrap_used)]
 
 use opendata_testing::fuzz::{Edit, mutate};
-use opendata_timeseries::model::{Labels, MetricMetadata, MetricType, Sample};
+use opendata_timeseries::model::{Exemplar, Labels, MetricMetadata, MetricType, Sample};
 use opendata_timeseries::serde::{
-    bucket, chunk, dictionary, label_names, labels, metadata, postings, series, settings, wal,
+    bucket, chunk, dictionary, exemplar, label_names, labels, metadata, postings, series, settings,
+    wal,
 };
 use proptest::prelude::*;
 
@@ -49,6 +50,7 @@ fn decode_values(bytes: &[u8]) {
     let _ = bucket::decode(bytes);
     let _ = settings::decode(bytes);
     let _ = metadata::decode("m".into(), bytes);
+    let _ = exemplar::decode(bytes, 0);
 }
 
 /// Every key decoder on `bytes`.
@@ -60,6 +62,7 @@ fn decode_keys(bytes: &[u8]) {
     let _ = label_names::decode_key(bytes);
     let _ = dictionary::decode_key(bytes);
     let _ = metadata::decode_key(bytes);
+    let _ = exemplar::decode_key(bytes);
 }
 
 proptest! {
@@ -100,6 +103,8 @@ proptest! {
             unit: "seconds".into(),
         };
         decode_values(&mutate(metadata::encode(&meta).to_vec(), &edits));
+        let e = Exemplar { labels: ls.clone(), value: samples[0].value, timestamp_ms: samples[0].timestamp_ms };
+        decode_values(&mutate(exemplar::encode(&e).to_vec(), &edits));
     }
 
     #[test]
@@ -121,6 +126,7 @@ proptest! {
             dictionary::key(bucket_id, seq, id),
             metadata::key(&name),
             bucket::key(bucket_id),
+            exemplar::key(bucket_id, id, seq as i64),
         ] {
             decode_keys(&mutate(key.to_vec(), &edits));
         }

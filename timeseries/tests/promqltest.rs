@@ -173,6 +173,7 @@ async fn load(
             .collect();
         expected_samples += samples.len();
         series.push(SeriesSamples {
+            exemplars: Vec::new(),
             labels: Labels::from_pairs(line.labels.iter().cloned()),
             samples,
         });

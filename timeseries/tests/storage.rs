@@ -5,9 +5,11 @@
 
 use opendata_common::{StorageConfig, StorageRoot};
 use opendata_timeseries::model::{
-    Labels, MatchKind, Matcher, MetricMetadata, MetricType, Sample, SeriesSamples, WriteBatch,
+    Exemplar, Labels, MatchKind, Matcher, MetricMetadata, MetricType, Sample, SeriesSamples,
+    WriteBatch,
 };
 use opendata_timeseries::storage::Config;
+use opendata_timeseries::storage::Querier;
 use opendata_timeseries::{Error, TimeSeriesConfig, TimeSeriesDb, TimeSeriesDbReader};
 
 const HOUR: i64 = 3_600_000;
@@ -31,6 +33,7 @@ fn config() -> TimeSeriesConfig {
 
 fn series(pairs: &[(&str, &str)], samples: &[(i64, f64)]) -> SeriesSamples {
     SeriesSamples {
+        exemplars: Vec::new(),
         labels: Labels::from_pairs(pairs.iter().copied()),
         samples: samples
             .iter()
@@ -507,5 +510,149 @@ async fn should_drop_buckets_older_than_retention() {
         1,
         "the dropped bucket stays dropped"
     );
+    db.close().await.unwrap();
+}
+
+fn exemplar(trace: &str, value: f64, t: i64) -> Exemplar {
+    Exemplar {
+        labels: Labels::from_pairs([("trace_id", trace)]),
+        value,
+        timestamp_ms: t,
+    }
+}
+
+async fn exemplars_of(q: &Querier, name: &str) -> Vec<(String, f64, i64)> {
+    q.exemplars(
+        &[Matcher::equal("__name__", name)],
+        i64::MIN / 4,
+        i64::MAX / 4,
+        1000,
+    )
+    .await
+    .unwrap()
+    .into_iter()
+    .flat_map(|s| s.exemplars)
+    .map(|e| {
+        (
+            e.labels.get("trace_id").unwrap().to_string(),
+            e.value,
+            e.timestamp_ms,
+        )
+    })
+    .collect()
+}
+
+#[tokio::test]
+async fn should_store_exemplars_with_their_samples_bounded_and_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = TimeSeriesConfig {
+        max_exemplars_per_bucket: 3,
+        ..config()
+    };
+    // Two minutes ago, with the next two seconds in the same hour bucket.
+    let mut t = now() - 120_000;
+    if (t + 2_000) / HOUR != t / HOUR {
+        t -= 5_000;
+    }
+    {
+        let db = open_local(dir.path(), cfg.clone()).await;
+        let mut s = series(&[("__name__", "req_total")], &[(t, 1.0), (t + 1_000, 2.0)]);
+        s.exemplars = vec![
+            exemplar("aa", 1.0, t),
+            // Over 128 characters of labels: refused alone.
+            exemplar(&"x".repeat(130), 1.5, t + 500),
+            exemplar("bb", 2.0, t + 1_000),
+        ];
+        // An exemplar for a series with no samples anywhere: refused.
+        let mut lonely = series(&[("__name__", "lonely")], &[]);
+        lonely.exemplars = vec![exemplar("cc", 3.0, t)];
+        let out = db.write(batch(vec![s, lonely])).await.unwrap();
+        assert_eq!(
+            (out.samples, out.exemplars, out.exemplars_refused),
+            (2, 2, 2)
+        );
+        // An exemplar-only series entry, as Prometheus sends them, for a known series.
+        let mut only = series(&[("__name__", "req_total")], &[]);
+        only.exemplars = vec![exemplar("dd", 2.5, t + 700)];
+        let out = db.write(batch(vec![only.clone()])).await.unwrap();
+        assert_eq!((out.exemplars, out.exemplars_refused), (1, 0));
+        // The bucket's allowance (3) is used up.
+        only.exemplars = vec![exemplar("ee", 2.6, t + 800)];
+        let out = db.write(batch(vec![only])).await.unwrap();
+        assert_eq!((out.exemplars, out.exemplars_refused), (0, 1));
+        let got = exemplars_of(&db.querier(), "req_total").await;
+        assert_eq!(
+            got,
+            [
+                ("aa".to_string(), 1.0, t),
+                ("dd".to_string(), 2.5, t + 700),
+                ("bb".to_string(), 2.0, t + 1_000)
+            ]
+        );
+        // A time range picks the exemplars inside it.
+        let some = db
+            .querier()
+            .exemplars(
+                &[Matcher::equal("__name__", "req_total")],
+                t + 1,
+                t + 1_000,
+                1000,
+            )
+            .await
+            .unwrap();
+        assert_eq!(some[0].exemplars.len(), 2);
+        // The limit cuts the answer.
+        let cut = db
+            .querier()
+            .exemplars(&[], i64::MIN / 4, i64::MAX / 4, 2)
+            .await
+            .unwrap();
+        assert_eq!(cut.iter().map(|s| s.exemplars.len()).sum::<usize>(), 2);
+        assert!(exemplars_of(&db.querier(), "lonely").await.is_empty());
+        db.close().await.unwrap();
+    }
+    // Reopened: the exemplars are there, and so is the count against the allowance.
+    let db = open_local(dir.path(), cfg).await;
+    assert_eq!(exemplars_of(&db.querier(), "req_total").await.len(), 3);
+    let mut more = series(&[("__name__", "req_total")], &[(t + 2_000, 3.0)]);
+    more.exemplars = vec![exemplar("ff", 3.0, t + 2_000)];
+    let out = db.write(batch(vec![more])).await.unwrap();
+    assert_eq!(
+        (out.samples, out.exemplars, out.exemplars_refused),
+        (1, 0, 1)
+    );
+    // After a flush of the head, the exemplars still read back.
+    db.flush_head().await.unwrap();
+    assert_eq!(exemplars_of(&db.querier(), "req_total").await.len(), 3);
+    db.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn should_serve_exemplars_from_a_replica() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = StorageConfig {
+        replica_poll_interval_ms: 50,
+        ..StorageConfig::local(dir.path())
+    };
+    let root = StorageRoot::new(storage).unwrap();
+    let db = TimeSeriesDb::open_in(&root, config()).await.unwrap();
+    let t = now() - 60_000;
+    let mut s = series(&[("__name__", "a")], &[(t, 1.0)]);
+    s.exemplars = vec![exemplar("r1", 1.0, t)];
+    db.write(batch(vec![s])).await.unwrap();
+    let replica = TimeSeriesDbReader::open_in(&root, config()).await.unwrap();
+    let mut s = series(&[("__name__", "a")], &[(t + 1_000, 2.0)]);
+    s.exemplars = vec![exemplar("r2", 2.0, t + 1_000)];
+    db.write(batch(vec![s])).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let got = exemplars_of(&replica.querier(), "a").await;
+        if got.len() == 2 {
+            assert_eq!(got[1], ("r2".to_string(), 2.0, t + 1_000));
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "replica saw {got:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     db.close().await.unwrap();
 }

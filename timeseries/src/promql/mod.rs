@@ -26,6 +26,7 @@
 //! let samples = (0..10).map(|i| Sample { timestamp_ms: now - 90_000 + i * 10_000, value: (i * 10) as f64 });
 //! db.write(WriteBatch {
 //!     series: vec![SeriesSamples {
+//!         exemplars: Vec::new(),
 //!         labels: Labels::from_pairs([("__name__", "requests_total"), ("job", "api")]),
 //!         samples: samples.collect(),
 //!     }],

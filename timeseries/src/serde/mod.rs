@@ -21,11 +21,13 @@
 //! | [`chunk`] | bucket | `0x20` | series id + flush sequence → compressed samples |
 //! | timestamp column ([`chunk`]) | bucket | `0x21` | column id → timestamps shared by many series |
 //! | [`wal`] | bucket | `0x30` | write sequence → one commit's new series and samples |
+//! | [`exemplar`] | bucket | `0x40` | series id + timestamp → exemplar value and labels |
 
 pub mod bits;
 pub mod bucket;
 pub mod chunk;
 pub mod dictionary;
+pub mod exemplar;
 pub mod label_names;
 pub mod labels;
 pub mod metadata;
@@ -67,6 +69,8 @@ pub const CHUNK: RecordType = RecordType::new(0x20);
 pub const TIMESTAMPS: RecordType = RecordType::new(0x21);
 /// Record type of write-ahead records.
 pub const WAL: RecordType = RecordType::new(0x30);
+/// Record type of exemplars.
+pub const EXEMPLAR: RecordType = RecordType::new(0x40);
 
 /// The merge operator of the time series database: index bitmaps are unions.
 pub fn merge_router() -> MergeRouter {

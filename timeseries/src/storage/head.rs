@@ -278,6 +278,8 @@ pub(crate) struct BucketData {
     pub(crate) frozen: Option<Arc<Frozen>>,
     /// Set when the bucket starts closing: no more samples are taken.
     pub(crate) closing: bool,
+    /// Exemplars stored in the bucket (counted up to `max_exemplars_per_bucket`).
+    pub(crate) exemplars: u64,
 }
 
 impl BucketData {

@@ -19,8 +19,8 @@ use super::head::{Head, HeadBucket, overlay};
 use super::select::{Postings, select};
 use super::{bucket_end, bucket_of, bucket_start};
 use crate::error::Result;
-use crate::model::{Labels, METRIC_NAME, Matcher, MetricMetadata, Sample, Series};
-use crate::serde::{chunk, label_names, labels, metadata, postings, series};
+use crate::model::{Labels, METRIC_NAME, Matcher, MetricMetadata, Sample, Series, SeriesExemplars};
+use crate::serde::{chunk, exemplar, label_names, labels, metadata, postings, series};
 
 /// Series read per batch when streaming samples.
 const READ_BATCH: usize = 512;
@@ -496,6 +496,49 @@ impl Querier {
             ready: Default::default(),
             total,
         })
+    }
+
+    /// Exemplars of the series matching every matcher, in `[start, end]` (ms,
+    /// inclusive): series in label order, each one's exemplars in time order, at most
+    /// `limit` exemplars in all (the series cut at the limit keeps the first ones).
+    pub async fn exemplars(
+        &self,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+        limit: usize,
+    ) -> Result<Vec<SeriesExemplars>> {
+        let resolved = self.resolve(matchers, start, end).await?;
+        let mut out = Vec::new();
+        let mut total = 0usize;
+        'series: for (labels, parts) in resolved {
+            let mut found = Vec::new();
+            for p in &parts {
+                let (lo, hi) = exemplar::range(p.bucket(), part_id(p), start, end);
+                let mut iter = self.shared.reader.scan(lo..hi).await?;
+                while let Some(kv) = iter.next().await? {
+                    if total >= limit {
+                        if !found.is_empty() {
+                            out.push(SeriesExemplars {
+                                labels,
+                                exemplars: found,
+                            });
+                        }
+                        break 'series;
+                    }
+                    let (_, ts) = exemplar::decode_key(&kv.key)?;
+                    found.push(exemplar::decode(&kv.value, ts)?);
+                    total += 1;
+                }
+            }
+            if !found.is_empty() {
+                out.push(SeriesExemplars {
+                    labels,
+                    exemplars: found,
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// Label sets of the series matching every matcher in any bucket overlapping

@@ -18,10 +18,10 @@ use super::read::{Querier, ReadShared};
 use super::{DATABASE, MAX_ABS_TIMESTAMP_MS, bucket_end, bucket_of, load, now_ms};
 use crate::config::TimeSeriesConfig;
 use crate::error::{Error, Result};
-use crate::model::{Labels, MetricMetadata, WriteBatch};
+use crate::model::{Exemplar, Labels, MAX_EXEMPLAR_LABEL_CHARS, MetricMetadata, WriteBatch};
 use crate::serde::labels::fingerprint;
 use crate::serde::wal::{self, WalBuilder};
-use crate::serde::{merge_router, metadata, sequences, settings};
+use crate::serde::{exemplar, merge_router, metadata, sequences, settings};
 
 /// Write sequences reserved per durable block record.
 const WRITE_SEQUENCE_BLOCK: u64 = 1 << 20;
@@ -39,6 +39,11 @@ pub struct WriteOutcome {
     pub out_of_bounds: usize,
     /// Why the first refused sample was refused.
     pub first_out_of_bounds: Option<String>,
+    /// Exemplars written.
+    pub exemplars: usize,
+    /// Exemplars refused: invalid, outside the window that takes samples, for a series
+    /// without samples in the exemplar's bucket, or past `max_exemplars_per_bucket`.
+    pub exemplars_refused: usize,
 }
 
 /// The time series database, opened for writing.
@@ -76,6 +81,15 @@ pub(crate) struct WriterState {
 }
 
 impl WriterState {
+    /// The id of an open bucket's series with `labels`, if there is one.
+    fn lookup(&self, labels: &Labels) -> Option<u32> {
+        self.series
+            .get(&fingerprint(labels))?
+            .iter()
+            .find(|(_, l)| **l == *labels)
+            .map(|(id, _)| *id)
+    }
+
     fn resolve(&mut self, labels: &Labels, ops: &mut WriteOps) -> Result<(u32, Arc<Labels>)> {
         let fp = fingerprint(labels);
         if let Some(ids) = self.series.get(&fp) {
@@ -157,6 +171,16 @@ impl TimeSeriesDb {
             bucket_ms,
         });
         let max_ts = load::load_all(&shared, config.head_chunk_samples).await?;
+        // What each open bucket already holds of its exemplar allowance.
+        for hb in shared.head.all() {
+            let (lo, hi) = exemplar::bucket_range(hb.bucket);
+            let mut iter = reader.scan(lo..hi).await?;
+            let mut n = 0u64;
+            while n < config.max_exemplars_per_bucket && iter.next().await?.is_some() {
+                n += 1;
+            }
+            hb.data.write().exemplars = n;
+        }
         // Series of the open buckets, for id lookups.
         let mut series: FastMap<u64, Vec<(u32, Arc<Labels>)>> = FastMap::default();
         let mut seen = std::collections::HashSet::new();
@@ -255,6 +279,16 @@ impl TimeSeriesDb {
         }
         if batch.series.is_empty() && batch.metadata.is_empty() {
             return Ok(WriteOutcome::default());
+        }
+        // Only exemplars, none of them storable: nothing to commit.
+        if batch.metadata.is_empty()
+            && batch.series.iter().all(|s| s.samples.is_empty())
+            && self.inner.config.max_exemplars_per_bucket == 0
+        {
+            return Ok(WriteOutcome {
+                exemplars_refused: batch.series.iter().map(|s| s.exemplars.len()).sum(),
+                ..Default::default()
+            });
         }
         let inner = self.inner.clone();
         let now = now_ms();
@@ -449,6 +483,26 @@ impl Inner {
                 ops.put(wal::key(w.bucket, seq), w.wal.finish());
             }
         }
+        // Exemplars, once every sample of the batch is in: an exemplar is kept for a series
+        // with samples in the open bucket of its timestamp, in the same write as those
+        // samples' records, so it is exactly as durable.
+        for s in &batch.series {
+            if s.exemplars.is_empty() {
+                continue;
+            }
+            let id = st.lookup(&s.labels);
+            for e in &s.exemplars {
+                let kept = id.is_some_and(|id| {
+                    exemplar_allowed(e, oldest, newest)
+                        && self.store_exemplar(id, e, ops, bucket_ms)
+                });
+                if kept {
+                    out.exemplars += 1;
+                } else {
+                    out.exemplars_refused += 1;
+                }
+            }
+        }
         st.max_ts = max_ts;
         // The oldest open bucket is the first to fall out of the out-of-order window.
         if let (Some(m), Some(&oldest)) = (max_ts, self.shared.head.buckets.read().keys().next())
@@ -465,6 +519,53 @@ impl Inner {
         }
         Ok(out)
     }
+}
+
+impl Inner {
+    /// Writes exemplar `e` of series `id` if its bucket is open, holds the series and has
+    /// room; answers whether it did.
+    fn store_exemplar(&self, id: u32, e: &Exemplar, ops: &mut WriteOps, bucket_ms: i64) -> bool {
+        let cap = self.config.max_exemplars_per_bucket;
+        let bucket = bucket_of(e.timestamp_ms, bucket_ms);
+        if cap == 0 || self.shared.closed.read().contains(&bucket) {
+            return false;
+        }
+        let Some(hb) = self.shared.head.buckets.read().get(&bucket).cloned() else {
+            return false;
+        };
+        let mut data = hb.data.write();
+        if data.closing || !data.contains(id) || data.exemplars >= cap {
+            return false;
+        }
+        data.exemplars += 1;
+        ops.put(
+            exemplar::key(bucket, id, e.timestamp_ms),
+            exemplar::encode(e),
+        );
+        true
+    }
+}
+
+/// Whether an exemplar may be stored: valid label names, at most
+/// [`MAX_EXEMPLAR_LABEL_CHARS`] characters of labels, a time in the window that takes
+/// samples.
+fn exemplar_allowed(e: &Exemplar, oldest: i64, newest: i64) -> bool {
+    let valid_name = |n: &str| {
+        let mut c = n.chars();
+        matches!(c.next(), Some(f) if f.is_ascii_alphabetic() || f == '_')
+            && c.all(|x| x.is_ascii_alphanumeric() || x == '_')
+    };
+    let chars: usize = e
+        .labels
+        .as_slice()
+        .iter()
+        .map(|l| l.name.chars().count() + l.value.chars().count())
+        .sum();
+    chars <= MAX_EXEMPLAR_LABEL_CHARS
+        && e.labels.as_slice().iter().all(|l| valid_name(&l.name))
+        && (-MAX_ABS_TIMESTAMP_MS..=MAX_ABS_TIMESTAMP_MS).contains(&e.timestamp_ms)
+        && e.timestamp_ms >= oldest
+        && e.timestamp_ms <= newest
 }
 
 /// `{__name__="x", ...}`, short.

@@ -13,7 +13,7 @@
 //! | `GET /api/v1/status/buildinfo` | version information |
 //! | `GET, POST /api/v1/query`, `/api/v1/query_range` | PromQL (see [`query`]) |
 //! | `GET, POST /api/v1/format_query`, `/api/v1/parse_query` | PromQL formatted, or as a JSON syntax tree |
-//! | `GET, POST /api/v1/query_exemplars` | exemplars (none are stored: always empty) |
+//! | `GET, POST /api/v1/query_exemplars` | the exemplars of the query's series |
 //! | `GET /api/v1/status/config`, `/flags`, `/runtimeinfo`; `/api/v1/rules`, `/api/v1/alerts` | small answers Prometheus clients such as Grafana expect |
 
 pub mod params;
@@ -182,7 +182,7 @@ async fn remote_write(
         );
         h.insert(
             "X-Prometheus-Remote-Write-Exemplars-Written",
-            HeaderValue::from(0),
+            HeaderValue::from(outcome.exemplars),
         );
     }
     Ok(response)

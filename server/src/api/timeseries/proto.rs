@@ -1,12 +1,13 @@
 //! Prometheus remote-write wire messages, declared with prost's derive (no code
 //! generator). Only the fields this database reads are declared; protobuf skips the rest
-//! (exemplars, native histograms) when decoding.
+//! (native histograms, created timestamps) when decoding.
 
 /// Remote write 1.0: `prometheus.WriteRequest`.
 ///
 /// ```proto
 /// message WriteRequest   { repeated TimeSeries timeseries = 1; reserved 2; repeated MetricMetadata metadata = 3; }
-/// message TimeSeries     { repeated Label labels = 1; repeated Sample samples = 2; }
+/// message TimeSeries     { repeated Label labels = 1; repeated Sample samples = 2; repeated Exemplar exemplars = 3; }
+/// message Exemplar       { repeated Label labels = 1; double value = 2; int64 timestamp = 3; }
 /// message Label          { string name = 1; string value = 2; }
 /// message Sample         { double value = 1; int64 timestamp = 2; }
 /// message MetricMetadata { MetricType type = 1; string metric_family_name = 2; string help = 4; string unit = 5; }
@@ -32,6 +33,23 @@ pub mod v1 {
         /// Samples.
         #[prost(message, repeated, tag = "2")]
         pub samples: Vec<Sample>,
+        /// Exemplars.
+        #[prost(message, repeated, tag = "3")]
+        pub exemplars: Vec<Exemplar>,
+    }
+
+    /// An exemplar.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Exemplar {
+        /// Its labels (e.g. `trace_id`).
+        #[prost(message, repeated, tag = "1")]
+        pub labels: Vec<Label>,
+        /// Value.
+        #[prost(double, tag = "2")]
+        pub value: f64,
+        /// Milliseconds since the Unix epoch.
+        #[prost(int64, tag = "3")]
+        pub timestamp: i64,
     }
 
     /// A label.
@@ -81,6 +99,7 @@ pub mod v1 {
 /// message TimeSeries { repeated uint32 labels_refs = 1; repeated Sample samples = 2; repeated Histogram histograms = 3;
 ///                      repeated Exemplar exemplars = 4; Metadata metadata = 5; int64 created_timestamp = 6; }
 /// message Sample     { double value = 1; int64 timestamp = 2; }
+/// message Exemplar   { repeated uint32 labels_refs = 1; double value = 2; int64 timestamp = 3; }
 /// message Metadata   { MetricType type = 1; uint32 help_ref = 3; uint32 unit_ref = 4; }
 /// ```
 pub mod v2 {
@@ -104,6 +123,9 @@ pub mod v2 {
         /// Samples.
         #[prost(message, repeated, tag = "2")]
         pub samples: Vec<Sample>,
+        /// Exemplars.
+        #[prost(message, repeated, tag = "4")]
+        pub exemplars: Vec<Exemplar>,
         /// Metadata of the series' metric.
         #[prost(message, optional, tag = "5")]
         pub metadata: Option<Metadata>,
@@ -117,6 +139,20 @@ pub mod v2 {
         pub value: f64,
         /// Milliseconds since the Unix epoch.
         #[prost(int64, tag = "2")]
+        pub timestamp: i64,
+    }
+
+    /// An exemplar.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Exemplar {
+        /// Label name and value references into `symbols`, in pairs.
+        #[prost(uint32, repeated, tag = "1")]
+        pub labels_refs: Vec<u32>,
+        /// Value.
+        #[prost(double, tag = "2")]
+        pub value: f64,
+        /// Milliseconds since the Unix epoch.
+        #[prost(int64, tag = "3")]
         pub timestamp: i64,
     }
 

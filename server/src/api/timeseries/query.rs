@@ -8,7 +8,7 @@
 //! | `GET, POST /api/v1/query_range` | `query`, `start`, `end`, `step`, `timeout`, `limit`, `lookback_delta`, `stats` | a matrix |
 //! | `GET, POST /api/v1/format_query` | `query` | the query pretty-printed |
 //! | `GET, POST /api/v1/parse_query` | `query` | the syntax tree as JSON (see [`ast_json`]) |
-//! | `GET, POST /api/v1/query_exemplars` | `query`, `start`, `end` | `[]` (no exemplars are stored) |
+//! | `GET, POST /api/v1/query_exemplars` | `query`, `start`, `end` | the exemplars of the query's selectors' series (at most 100,000), `null` for a query without selectors |
 //! | `GET /api/v1/status/config`, `/api/v1/status/flags`, `/api/v1/status/runtimeinfo` | | minimal answers |
 //! | `GET /api/v1/rules`, `GET /api/v1/alerts` | | no rules, no alerts |
 //!
@@ -29,9 +29,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
 use opendata_timeseries::TimeSeriesRead;
-use opendata_timeseries::model::Labels;
+use opendata_timeseries::model::{Exemplar, Labels, Matcher};
 use opendata_timeseries::promql::{
     Engine, QueryError, QueryOptions, QueryResult, Value, check_limits, format_float,
+    selector_matchers,
 };
 use promql_parser::label::Matcher as ParserMatcher;
 use promql_parser::parser::value::ValueType;
@@ -390,11 +391,73 @@ async fn query_exemplars(
     body: Bytes,
 ) -> ApiResult<Response> {
     let p = request_params(&method, &headers, raw, &body)?;
-    p.range()?;
-    let selects = with_parsed(&state, query_text(&p), has_selector).await?;
-    // Prometheus answers `null` for a query without selectors, else the exemplars of
-    // its series; none are stored here.
-    Ok(success(if selects { json!([]) } else { Json::Null }))
+    let (start, end) = p.range()?;
+    let selectors = with_parsed(&state, query_text(&p), |e| {
+        let mut found = Vec::new();
+        collect_selectors(e, &mut found);
+        found
+    })
+    .await?;
+    // Prometheus answers `null` for a query without selectors.
+    if selectors.is_empty() {
+        return Ok(success(Json::Null));
+    }
+    let querier = state.db.querier();
+    let mut by_series: std::collections::BTreeMap<Labels, Vec<Exemplar>> = Default::default();
+    let mut left = MAX_EXEMPLARS_PER_QUERY;
+    for sets in selectors {
+        for matchers in sets.map_err(ApiError::bad_data)? {
+            if left == 0 {
+                break;
+            }
+            for se in querier.exemplars(&matchers, start, end, left).await? {
+                if let std::collections::btree_map::Entry::Vacant(v) = by_series.entry(se.labels) {
+                    left -= se.exemplars.len();
+                    v.insert(se.exemplars);
+                }
+            }
+        }
+    }
+    let data: Vec<Json> = by_series
+        .into_iter()
+        .map(|(labels, exemplars)| {
+            json!({
+                "seriesLabels": super::labels_json(&labels),
+                "exemplars": exemplars.iter().map(|e| json!({
+                    "labels": super::labels_json(&e.labels),
+                    "value": format_float(e.value),
+                    "timestamp": e.timestamp_ms as f64 / 1000.0,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Ok(success(Json::Array(data)))
+}
+
+/// Most exemplars one `/api/v1/query_exemplars` answer holds.
+pub const MAX_EXEMPLARS_PER_QUERY: usize = 100_000;
+
+/// The matcher sets of every selector in `e`.
+fn collect_selectors(e: &Expr, out: &mut Vec<Result<Vec<Vec<Matcher>>, String>>) {
+    match e {
+        Expr::VectorSelector(vs) => out.push(selector_matchers(vs)),
+        Expr::MatrixSelector(ms) => out.push(selector_matchers(&ms.vs)),
+        Expr::Aggregate(a) => {
+            collect_selectors(&a.expr, out);
+            if let Some(p) = a.param.as_deref() {
+                collect_selectors(p, out);
+            }
+        }
+        Expr::Unary(u) => collect_selectors(&u.expr, out),
+        Expr::Binary(b) => {
+            collect_selectors(&b.lhs, out);
+            collect_selectors(&b.rhs, out);
+        }
+        Expr::Paren(p) => collect_selectors(&p.expr, out),
+        Expr::Subquery(s) => collect_selectors(&s.expr, out),
+        Expr::Call(c) => c.args.args.iter().for_each(|a| collect_selectors(a, out)),
+        Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
+    }
 }
 
 async fn status_config() -> Response {
@@ -487,20 +550,6 @@ fn format_rfc3339(ms: i64) -> String {
         tod % 60,
         ms.rem_euclid(1000)
     )
-}
-
-/// Whether an expression reads any series.
-fn has_selector(e: &Expr) -> bool {
-    match e {
-        Expr::VectorSelector(_) | Expr::MatrixSelector(_) => true,
-        Expr::Aggregate(a) => has_selector(&a.expr) || a.param.as_deref().is_some_and(has_selector),
-        Expr::Unary(u) => has_selector(&u.expr),
-        Expr::Binary(b) => has_selector(&b.lhs) || has_selector(&b.rhs),
-        Expr::Paren(p) => has_selector(&p.expr),
-        Expr::Subquery(s) => has_selector(&s.expr),
-        Expr::Call(c) => c.args.args.iter().any(|a| has_selector(a)),
-        Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => false,
-    }
 }
 
 /// The syntax tree as JSON, in the shape of Prometheus's `parse_query`: every node has
@@ -851,7 +900,11 @@ mod tests {
 
     #[test]
     fn should_find_selectors() {
-        let has = |q: &str| has_selector(&parser::parse(q).unwrap());
+        let has = |q: &str| {
+            let mut found = Vec::new();
+            collect_selectors(&parser::parse(q).unwrap(), &mut found);
+            !found.is_empty()
+        };
         assert!(has("up"));
         assert!(has("sum(rate(x[1m]))"));
         assert!(has("1 + topk(1, x)"));

@@ -12,6 +12,8 @@
 //! non-empty and match `[a-zA-Z_][a-zA-Z0-9_]*` (`__name__` values match
 //! `[a-zA-Z_:][a-zA-Z0-9_:]*`); names are sorted and unique; labels with empty values are
 //! dropped (Prometheus treats them as absent); 2.0 symbol references must be in range.
+//! Exemplars are decoded here and checked where they are stored: a bad exemplar (an
+//! invalid label name, labels over 128 characters) is refused alone, as Prometheus does.
 
 use std::collections::HashMap;
 
@@ -20,7 +22,8 @@ use prost::Message;
 use super::proto::{v1, v2};
 use opendata_timeseries::error::{Error, Result};
 use opendata_timeseries::model::{
-    Label, Labels, METRIC_NAME, MetricMetadata, MetricType, Sample, SeriesSamples, WriteBatch,
+    Exemplar, Label, Labels, METRIC_NAME, MetricMetadata, MetricType, Sample, SeriesSamples,
+    WriteBatch,
 };
 
 /// The remote-write protocol version of a request.
@@ -177,7 +180,22 @@ fn from_v1(req: v1::WriteRequest) -> Result<WriteBatch> {
                 value: s.value,
             })
             .collect();
-        series.push(SeriesSamples { labels, samples });
+        // Exemplars are checked where they are stored: a bad one is refused alone, as
+        // Prometheus does, not the request.
+        let exemplars = ts
+            .exemplars
+            .into_iter()
+            .map(|e| Exemplar {
+                labels: Labels::from_pairs(e.labels.into_iter().map(|l| (l.name, l.value))),
+                value: e.value,
+                timestamp_ms: e.timestamp,
+            })
+            .collect();
+        series.push(SeriesSamples {
+            labels,
+            samples,
+            exemplars,
+        });
     }
     let mut metadata = Vec::with_capacity(req.metadata.len());
     for (i, m) in req.metadata.into_iter().enumerate() {
@@ -247,7 +265,28 @@ fn from_v2(req: v2::Request) -> Result<WriteBatch> {
                 value: s.value,
             })
             .collect();
-        series.push(SeriesSamples { labels, samples });
+        let mut exemplars = Vec::with_capacity(ts.exemplars.len());
+        for e in &ts.exemplars {
+            if e.labels_refs.len() % 2 != 0 {
+                return Err(Error::BadData(format!(
+                    "series {i}: an exemplar's labels_refs has an odd length"
+                )));
+            }
+            let mut pairs = Vec::with_capacity(e.labels_refs.len() / 2);
+            for pair in e.labels_refs.chunks_exact(2) {
+                pairs.push((symbol(i, pair[0])?.clone(), symbol(i, pair[1])?.clone()));
+            }
+            exemplars.push(Exemplar {
+                labels: Labels::from_pairs(pairs),
+                value: e.value,
+                timestamp_ms: e.timestamp,
+            });
+        }
+        series.push(SeriesSamples {
+            labels,
+            samples,
+            exemplars,
+        });
     }
     let mut metadata: Vec<MetricMetadata> = metadata.into_values().collect();
     metadata.sort_by(|a, b| a.metric.cmp(&b.metric));
@@ -261,6 +300,23 @@ pub fn to_remote_write_v1(batch: &WriteBatch) -> v1::WriteRequest {
             .series
             .iter()
             .map(|s| v1::TimeSeries {
+                exemplars: s
+                    .exemplars
+                    .iter()
+                    .map(|e| v1::Exemplar {
+                        labels: e
+                            .labels
+                            .as_slice()
+                            .iter()
+                            .map(|l| v1::Label {
+                                name: l.name.clone(),
+                                value: l.value.clone(),
+                            })
+                            .collect(),
+                        value: e.value,
+                        timestamp: e.timestamp_ms,
+                    })
+                    .collect(),
                 labels: s
                     .labels
                     .as_slice()
@@ -313,6 +369,7 @@ mod tests {
 
     fn v1_series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> v1::TimeSeries {
         v1::TimeSeries {
+            exemplars: vec![],
             labels: labels
                 .iter()
                 .map(|(n, v)| v1::Label {
@@ -452,6 +509,7 @@ mod tests {
                 "Requests.".into(),
             ],
             timeseries: vec![v2::TimeSeries {
+                exemplars: vec![],
                 labels_refs: vec![1, 2, 3, 4],
                 samples: vec![v2::Sample {
                     value: 7.0,
@@ -530,6 +588,7 @@ mod tests {
         fn should_roundtrip_v1_and_v2(series in proptest::collection::vec(arb_series(), 0..4)) {
             let v1req = v1::WriteRequest {
                 timeseries: series.iter().map(|(labels, samples)| v1::TimeSeries {
+                    exemplars: vec![],
                     labels: labels.iter().map(|(n, v)| v1::Label { name: n.clone(), value: v.clone() }).collect(),
                     samples: samples.iter().map(|(t, bits)| v1::Sample { value: f64::from_bits(*bits), timestamp: *t }).collect(),
                 }).collect(),
@@ -542,6 +601,7 @@ mod tests {
                 *index.entry(s.to_string()).or_insert_with(|| { symbols.push(s.to_string()); (symbols.len() - 1) as u32 })
             };
             let timeseries: Vec<v2::TimeSeries> = series.iter().map(|(labels, samples)| v2::TimeSeries {
+                exemplars: vec![],
                 labels_refs: labels.iter().flat_map(|(n, v)| [sym(n), sym(v)]).collect(),
                 samples: samples.iter().map(|(t, bits)| v2::Sample { value: f64::from_bits(*bits), timestamp: *t }).collect(),
                 metadata: None,
