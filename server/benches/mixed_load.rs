@@ -111,6 +111,7 @@ fn series_batch(name: &str, worker: usize, samples: &[i64]) -> WriteBatch {
         series: (0..SERIES)
             .map(|i| SeriesSamples {
                 exemplars: Vec::new(),
+                created_timestamp_ms: None,
                 labels: Labels::from_pairs([
                     ("__name__", name.to_string()),
                     ("job", format!("j{}", i % 10)),

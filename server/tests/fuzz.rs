@@ -306,6 +306,7 @@ fn valid_v2(n: usize) -> Vec<u8> {
         ],
         timeseries: (0..n)
             .map(|i| v2::TimeSeries {
+                created_timestamp: 0,
                 exemplars: vec![],
                 labels_refs: vec![1, 2, 3, 4],
                 samples: vec![v2::Sample {

@@ -143,6 +143,7 @@ async fn should_answer_every_route_4xx_for_garbage_and_keep_the_data() {
     let batch = opendata_timeseries::model::WriteBatch {
         series: vec![opendata_timeseries::model::SeriesSamples {
             exemplars: Vec::new(),
+            created_timestamp_ms: None,
             labels: opendata_timeseries::model::Labels::from_pairs([("__name__", "up")]),
             samples: vec![opendata_timeseries::model::Sample {
                 timestamp_ms: now,
@@ -333,6 +334,7 @@ fn remote_write_body(series: std::ops::Range<usize>, samples: i64, t0: i64) -> V
         series: series
             .map(|i| SeriesSamples {
                 exemplars: Vec::new(),
+                created_timestamp_ms: None,
                 labels: Labels::from_pairs([
                     ("__name__", "m_total".to_string()),
                     ("i", i.to_string()),

@@ -443,6 +443,7 @@ async fn should_check_and_count_every_database_alike() {
     let batch = opendata_timeseries::model::WriteBatch {
         series: vec![opendata_timeseries::model::SeriesSamples {
             exemplars: Vec::new(),
+            created_timestamp_ms: None,
             labels: opendata_timeseries::model::Labels::from_pairs([("__name__", "up")]),
             samples: vec![opendata_timeseries::model::Sample {
                 timestamp_ms: now,

@@ -124,6 +124,7 @@ async fn should_take_remote_write_and_answer_the_metadata_api() {
             "celsius".into(),
         ],
         timeseries: vec![v2::TimeSeries {
+            created_timestamp: 0,
             exemplars: vec![],
             labels_refs: vec![1, 2, 3, 4],
             samples: vec![v2::Sample {
@@ -566,6 +567,7 @@ async fn should_store_remote_written_exemplars_and_serve_them() {
             "00f067aa0ba902b7".into(),
         ],
         timeseries: vec![v2::TimeSeries {
+            created_timestamp: 0,
             exemplars: vec![v2::Exemplar {
                 labels_refs: vec![5, 6],
                 value: 2.0,
@@ -628,4 +630,93 @@ async fn should_store_remote_written_exemplars_and_serve_them() {
     let api = TestClient::with(&client, &server.base);
     let (_, body) = api.get_json(&query("rpc_seconds_count")).await;
     assert_eq!(body["data"], want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_take_created_timestamps_as_a_zero_sample_when_enabled() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("opendata.toml");
+    std::fs::write(
+        &config,
+        "[timeseries]\nenable_features = [\"created-timestamp-zero-ingestion\"]\n",
+    )
+    .unwrap();
+    let args = [
+        "--object-store",
+        "memory://",
+        "--config",
+        config.to_str().unwrap(),
+    ];
+    let server = ServerProcess::start(&args, &dir.path().join("server.log")).await;
+    let client = reqwest::Client::new();
+    let api = TestClient::with(&client, &server.base);
+    let t = now_ms() - 60_000;
+    let v2req = v2::Request {
+        symbols: vec!["".into(), "__name__".into(), "jobs_done_total".into()],
+        timeseries: vec![v2::TimeSeries {
+            created_timestamp: t - 20_000,
+            exemplars: vec![],
+            labels_refs: vec![1, 2],
+            samples: vec![v2::Sample {
+                value: 4.0,
+                timestamp: t,
+            }],
+            metadata: None,
+        }],
+    };
+    let r = client
+        .post(format!("{}/api/v1/write", server.base))
+        .header(
+            "content-type",
+            "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+        )
+        .header("content-encoding", "snappy")
+        .header("x-prometheus-remote-write-version", "2.0.0")
+        .body(snappy(&v2req.encode_to_vec()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    // The header counts what the client sent, not the zero sample.
+    assert_eq!(
+        r.headers()["x-prometheus-remote-write-samples-written"],
+        "1"
+    );
+    let (status, body) = api
+        .get_json(&format!(
+            "/api/v1/query?query=jobs_done_total%5B1m%5D&time={}",
+            (t + 1_000) as f64 / 1000.0
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let values = &body["data"]["result"][0]["values"];
+    assert_eq!(
+        values,
+        &serde_json::json!([
+            [(t - 20_000) as f64 / 1000.0, "0"],
+            [t as f64 / 1000.0, "4"]
+        ])
+    );
+    // An unknown feature stops the server from starting, naming it.
+    std::fs::write(
+        &config,
+        "[timeseries]\nenable_features = [\"warp-drive\"]\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(opendata_testing::process::binary())
+        .args(["serve", "--object-store", "memory://", "--config"])
+        .arg(&config)
+        .arg("--listen")
+        .arg(format!(
+            "127.0.0.1:{}",
+            opendata_testing::process::free_port()
+        ))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("unknown feature \"warp-drive\""),
+        "{stderr}"
+    );
 }

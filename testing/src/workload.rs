@@ -423,6 +423,7 @@ impl Workload {
         let series = series
             .map(|s| SeriesSamples {
                 exemplars: Vec::new(),
+                created_timestamp_ms: None,
                 labels: self.series[s].labels.clone(),
                 samples: scrapes.clone().map(|i| self.sample(s, i)).collect(),
             })

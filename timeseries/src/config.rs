@@ -33,6 +33,9 @@ pub struct TimeSeriesConfig {
     /// Most exemplars kept per bucket (0: exemplars are not stored). Past it, a bucket's
     /// further exemplars are refused (counted in the write's outcome), not its samples.
     pub max_exemplars_per_bucket: u64,
+    /// Experimental features switched on, by Prometheus's `--enable-feature` names (see
+    /// [`FEATURES`]).
+    pub enable_features: Vec<String>,
     /// Limits and defaults of the PromQL engine (`[timeseries.query]`).
     pub query: QueryConfig,
 }
@@ -88,14 +91,37 @@ impl Default for TimeSeriesConfig {
             head_chunk_samples: 120,
             series_id_block: 1 << 16,
             max_exemplars_per_bucket: 100_000,
+            enable_features: Vec::new(),
             query: QueryConfig::default(),
         }
     }
 }
 
+/// The experimental features `enable_features` may name, as Prometheus names them.
+///
+/// | feature | what it does |
+/// |---|---|
+/// | `created-timestamp-zero-ingestion` | a remote-write 2.0 series' `created_timestamp` becomes a sample of 0 at that time, before its first sample, when nothing of the series is newer (as Prometheus does with the same flag) |
+pub const FEATURES: [&str; 1] = ["created-timestamp-zero-ingestion"];
+
 impl TimeSeriesConfig {
+    /// Whether the experimental feature `name` is switched on.
+    pub fn feature(&self, name: &str) -> bool {
+        self.enable_features.iter().any(|f| f == name)
+    }
+
     /// Checks the settings.
     pub fn validate(&self) -> Result<(), String> {
+        if let Some(f) = self
+            .enable_features
+            .iter()
+            .find(|f| !FEATURES.contains(&f.as_str()))
+        {
+            return Err(format!(
+                "timeseries.enable_features: unknown feature {f:?} (known: {})",
+                FEATURES.join(", ")
+            ));
+        }
         if self.bucket_secs < 60 {
             return Err("timeseries.bucket_secs must be at least 60".into());
         }

@@ -37,6 +37,7 @@
 //! db.write(WriteBatch {
 //!     series: vec![SeriesSamples {
 //!         exemplars: Vec::new(),
+//!         created_timestamp_ms: None,
 //!         labels: Labels::from_pairs([("__name__", "up"), ("job", "api")]),
 //!         samples: vec![Sample { timestamp_ms: now, value: 1.0 }],
 //!     }],

@@ -107,6 +107,10 @@ pub struct SeriesSamples {
     pub samples: Vec<Sample>,
     /// Its exemplars: a sample's value with labels that point elsewhere (a trace id).
     pub exemplars: Vec<Exemplar>,
+    /// When the series (a counter, a histogram or a summary) started counting, in ms
+    /// (remote write 2.0's `created_timestamp`). With the
+    /// `created-timestamp-zero-ingestion` feature it becomes a zero sample at that time.
+    pub created_timestamp_ms: Option<i64>,
 }
 
 /// Longest exemplar label set, in characters of names and values together (Prometheus's

@@ -132,6 +132,7 @@ fn runtime() -> &'static (tokio::runtime::Runtime, TimeSeriesDb) {
                 .iter()
                 .map(|job| SeriesSamples {
                     exemplars: Vec::new(),
+                    created_timestamp_ms: None,
                     labels: Labels::from_pairs([("__name__", "m"), ("job", job)]),
                     samples: (0..40)
                         .map(|k| Sample {

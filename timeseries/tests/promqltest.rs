@@ -174,6 +174,7 @@ async fn load(
         expected_samples += samples.len();
         series.push(SeriesSamples {
             exemplars: Vec::new(),
+            created_timestamp_ms: None,
             labels: Labels::from_pairs(line.labels.iter().cloned()),
             samples,
         });

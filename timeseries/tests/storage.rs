@@ -34,6 +34,7 @@ fn config() -> TimeSeriesConfig {
 fn series(pairs: &[(&str, &str)], samples: &[(i64, f64)]) -> SeriesSamples {
     SeriesSamples {
         exemplars: Vec::new(),
+        created_timestamp_ms: None,
         labels: Labels::from_pairs(pairs.iter().copied()),
         samples: samples
             .iter()
@@ -655,4 +656,95 @@ async fn should_serve_exemplars_from_a_replica() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     db.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn should_write_a_zero_at_the_created_timestamp_when_the_feature_is_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = now() - 120_000;
+    if (t + 2_000) / HOUR != t / HOUR || (t - 30_000) / HOUR != t / HOUR {
+        t -= 40_000;
+    }
+    let with_ct = |name: &str, ct: i64, samples: &[(i64, f64)]| {
+        let mut s = series(&[("__name__", name)], samples);
+        s.created_timestamp_ms = Some(ct);
+        s
+    };
+    // Off (the default): the created timestamp is ignored.
+    {
+        let db = open_local(dir.path(), config()).await;
+        let out = db
+            .write(batch(vec![with_ct("off_total", t - 30_000, &[(t, 5.0)])]))
+            .await
+            .unwrap();
+        assert_eq!(out.samples, 1);
+        let got = read_all(&db, &[Matcher::equal("__name__", "off_total")]).await;
+        assert_eq!(got[0].1, vec![(t, 5f64.to_bits())]);
+        db.close().await.unwrap();
+    }
+    let cfg = TimeSeriesConfig {
+        enable_features: vec!["created-timestamp-zero-ingestion".into()],
+        ..config()
+    };
+    let db = open_local(dir.path(), cfg.clone()).await;
+    let out = db
+        .write(batch(vec![with_ct(
+            "req_total",
+            t - 30_000,
+            &[(t, 5.0), (t + 1_000, 6.0)],
+        )]))
+        .await
+        .unwrap();
+    // The zero sample is not one the client sent: not counted.
+    assert_eq!((out.samples, out.out_of_bounds), (2, 0));
+    let want = vec![
+        (t - 30_000, 0f64.to_bits()),
+        (t, 5f64.to_bits()),
+        (t + 1_000, 6f64.to_bits()),
+    ];
+    let got = read_all(&db, &[Matcher::equal("__name__", "req_total")]).await;
+    assert_eq!(got[0].1, want);
+    // The same created timestamp again, with a later sample: the series already has
+    // newer samples, so no second zero (nothing is overwritten).
+    db.write(batch(vec![with_ct(
+        "req_total",
+        t - 30_000,
+        &[(t + 2_000, 7.0)],
+    )]))
+    .await
+    .unwrap();
+    let got = read_all(&db, &[Matcher::equal("__name__", "req_total")]).await;
+    assert_eq!(got[0].1.len(), 4);
+    assert_eq!(got[0].1[1], (t, 5f64.to_bits()));
+    // A created timestamp at or after the first sample, or past retention, is ignored
+    // without refusing anything.
+    let out = db
+        .write(batch(vec![
+            with_ct("late_total", t, &[(t, 1.0)]),
+            with_ct("ancient_total", i64::MIN / 8, &[(t, 1.0)]),
+        ]))
+        .await
+        .unwrap();
+    assert_eq!((out.samples, out.out_of_bounds), (2, 0));
+    assert_eq!(
+        read_all(&db, &[Matcher::equal("__name__", "ancient_total")]).await[0].1,
+        vec![(t, 1f64.to_bits())]
+    );
+    db.close().await.unwrap();
+    // The zero sample is durable like the others.
+    let db = open_local(dir.path(), cfg).await;
+    let got = read_all(&db, &[Matcher::equal("__name__", "req_total")]).await;
+    assert_eq!(got[0].1[0], (t - 30_000, 0f64.to_bits()));
+    db.close().await.unwrap();
+}
+
+#[test]
+fn should_refuse_an_unknown_feature() {
+    let cfg = TimeSeriesConfig {
+        enable_features: vec!["time-travel".into()],
+        ..config()
+    };
+    let err = cfg.validate().unwrap_err();
+    assert!(err.contains("unknown feature \"time-travel\""), "{err}");
+    assert!(err.contains("created-timestamp-zero-ingestion"), "{err}");
 }

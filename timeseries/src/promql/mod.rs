@@ -27,6 +27,7 @@
 //! db.write(WriteBatch {
 //!     series: vec![SeriesSamples {
 //!         exemplars: Vec::new(),
+//!         created_timestamp_ms: None,
 //!         labels: Labels::from_pairs([("__name__", "requests_total"), ("job", "api")]),
 //!         samples: samples.collect(),
 //!     }],

@@ -61,6 +61,11 @@ impl SeriesData {
         }
     }
 
+    /// Timestamp of the newest sample (every overwrite is at or before it).
+    pub(crate) fn last_ts(&self) -> Option<i64> {
+        self.last_ts
+    }
+
     /// Number of samples held (overwrites included).
     fn len_hint(&self) -> usize {
         self.sealed.len() * 120 + self.tail.len() + self.overwrites.len()

@@ -18,7 +18,9 @@ use super::read::{Querier, ReadShared};
 use super::{DATABASE, MAX_ABS_TIMESTAMP_MS, bucket_end, bucket_of, load, now_ms};
 use crate::config::TimeSeriesConfig;
 use crate::error::{Error, Result};
-use crate::model::{Exemplar, Labels, MAX_EXEMPLAR_LABEL_CHARS, MetricMetadata, WriteBatch};
+use crate::model::{
+    Exemplar, Labels, MAX_EXEMPLAR_LABEL_CHARS, MetricMetadata, Sample, SeriesSamples, WriteBatch,
+};
 use crate::serde::labels::fingerprint;
 use crate::serde::wal::{self, WalBuilder};
 use crate::serde::{exemplar, merge_router, metadata, sequences, settings};
@@ -366,6 +368,9 @@ impl Inner {
         let mut out = WriteOutcome::default();
         let mut wals: Vec<BucketWal> = Vec::with_capacity(2);
         let refuse = |out: &mut WriteOutcome, n: usize, why: String| {
+            if n == 0 {
+                return;
+            }
             out.out_of_bounds += n;
             if out.first_out_of_bounds.is_none() {
                 out.first_out_of_bounds = Some(why);
@@ -377,9 +382,24 @@ impl Inner {
                 continue;
             }
             let (id, labels) = st.resolve(&s.labels, ops)?;
-            let samples = &s.samples;
+            // A created timestamp's zero sample goes first, and counts nowhere: it is
+            // only written where it cannot be refused, and is never reported.
+            let zero = self.created_zero(s, id, max_before, oldest, newest);
+            let with_zero: Vec<Sample>;
+            let samples: &[Sample] = match zero {
+                Some(z) => {
+                    with_zero = std::iter::once(z)
+                        .chain(s.samples.iter().copied())
+                        .collect();
+                    &with_zero
+                }
+                None => &s.samples,
+            };
             let mut i = 0;
             while i < samples.len() {
+                let run_start = i;
+                // The run's samples that the client sent (the zero sample excluded).
+                let sent = |n: usize| n - usize::from(zero.is_some() && run_start == 0);
                 let bucket = bucket_of(samples[i].timestamp_ms, bucket_ms);
                 let mut j = i + 1;
                 while j < samples.len() && bucket_of(samples[j].timestamp_ms, bucket_ms) == bucket {
@@ -393,7 +413,7 @@ impl Inner {
                 {
                     refuse(
                         &mut out,
-                        run.len(),
+                        sent(run.len()),
                         format!(
                             "sample at {} ms of series {} is older than the out-of-order window \
                              ({} s before the newest sample, {} ms)",
@@ -406,8 +426,13 @@ impl Inner {
                     continue;
                 }
                 accepted.clear();
-                for sample in run {
-                    if sample.timestamp_ms < oldest {
+                let mut zero_taken = false;
+                for (k, sample) in run.iter().enumerate() {
+                    if zero.is_some() && run_start == 0 && k == 0 {
+                        // Checked against the same bounds by `created_zero`.
+                        accepted.push(*sample);
+                        zero_taken = true;
+                    } else if sample.timestamp_ms < oldest {
                         refuse(
                             &mut out,
                             1,
@@ -452,7 +477,7 @@ impl Inner {
                     drop(data);
                     refuse(
                         &mut out,
-                        accepted.len(),
+                        accepted.len() - usize::from(zero_taken),
                         format!(
                             "sample at {} ms of series {} falls in a bucket that is closing",
                             accepted[0].timestamp_ms,
@@ -473,7 +498,7 @@ impl Inner {
                 data.last_seq = seq;
                 drop(data);
                 w.wal.samples(id, &accepted);
-                out.samples += accepted.len();
+                out.samples += accepted.len() - usize::from(zero_taken);
                 let run_max = accepted.iter().map(|s| s.timestamp_ms).max();
                 max_ts = max_ts.max(run_max);
             }
@@ -522,6 +547,56 @@ impl Inner {
 }
 
 impl Inner {
+    /// The zero sample at series `s`'s created timestamp, with the
+    /// `created-timestamp-zero-ingestion` feature: when the created timestamp is before
+    /// the series' first sample in the batch, nothing stored of the series is at or after
+    /// it, and its bucket takes samples. Otherwise none (as Prometheus, which ignores a
+    /// created timestamp it cannot use).
+    fn created_zero(
+        &self,
+        s: &SeriesSamples,
+        id: u32,
+        max_before: Option<i64>,
+        oldest: i64,
+        newest: i64,
+    ) -> Option<Sample> {
+        let ct = s.created_timestamp_ms?;
+        if !self.config.feature("created-timestamp-zero-ingestion") {
+            return None;
+        }
+        let first = s.samples.iter().map(|x| x.timestamp_ms).min()?;
+        let bucket_ms = self.shared.bucket_ms;
+        let ooo_ms = (self.config.out_of_order_secs * 1000) as i64;
+        let bucket = bucket_of(ct, bucket_ms);
+        let end = bucket_end(bucket, bucket_ms);
+        if ct >= first
+            || ct < oldest
+            || ct > newest
+            || !(-MAX_ABS_TIMESTAMP_MS..=MAX_ABS_TIMESTAMP_MS).contains(&ct)
+            || self.shared.closed.read().contains(&bucket)
+            || max_before.is_some_and(|m| end.saturating_add(ooo_ms) <= m)
+        {
+            return None;
+        }
+        for hb in self.shared.head.range(bucket, u32::MAX) {
+            let data = hb.data.read();
+            if hb.bucket == bucket && data.closing {
+                return None;
+            }
+            if data
+                .series
+                .get(&id)
+                .is_some_and(|hs| hs.data.last_ts().is_some_and(|t| t >= ct))
+            {
+                return None;
+            }
+        }
+        Some(Sample {
+            timestamp_ms: ct,
+            value: 0.0,
+        })
+    }
+
     /// Writes exemplar `e` of series `id` if its bucket is open, holds the series and has
     /// room; answers whether it did.
     fn store_exemplar(&self, id: u32, e: &Exemplar, ops: &mut WriteOps, bucket_ms: i64) -> bool {

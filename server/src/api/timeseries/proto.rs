@@ -1,6 +1,6 @@
 //! Prometheus remote-write wire messages, declared with prost's derive (no code
 //! generator). Only the fields this database reads are declared; protobuf skips the rest
-//! (native histograms, created timestamps) when decoding.
+//! (native histograms) when decoding.
 
 /// Remote write 1.0: `prometheus.WriteRequest`.
 ///
@@ -129,6 +129,9 @@ pub mod v2 {
         /// Metadata of the series' metric.
         #[prost(message, optional, tag = "5")]
         pub metadata: Option<Metadata>,
+        /// When the series started counting (ms; 0: not given).
+        #[prost(int64, tag = "6")]
+        pub created_timestamp: i64,
     }
 
     /// A sample.

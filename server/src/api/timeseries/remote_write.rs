@@ -195,6 +195,7 @@ fn from_v1(req: v1::WriteRequest) -> Result<WriteBatch> {
             labels,
             samples,
             exemplars,
+            created_timestamp_ms: None,
         });
     }
     let mut metadata = Vec::with_capacity(req.metadata.len());
@@ -286,6 +287,8 @@ fn from_v2(req: v2::Request) -> Result<WriteBatch> {
             labels,
             samples,
             exemplars,
+            // 0 is "not set" in protobuf.
+            created_timestamp_ms: (ts.created_timestamp != 0).then_some(ts.created_timestamp),
         });
     }
     let mut metadata: Vec<MetricMetadata> = metadata.into_values().collect();
@@ -509,6 +512,7 @@ mod tests {
                 "Requests.".into(),
             ],
             timeseries: vec![v2::TimeSeries {
+                created_timestamp: 0,
                 exemplars: vec![],
                 labels_refs: vec![1, 2, 3, 4],
                 samples: vec![v2::Sample {
@@ -601,6 +605,7 @@ mod tests {
                 *index.entry(s.to_string()).or_insert_with(|| { symbols.push(s.to_string()); (symbols.len() - 1) as u32 })
             };
             let timeseries: Vec<v2::TimeSeries> = series.iter().map(|(labels, samples)| v2::TimeSeries {
+                created_timestamp: 0,
                 exemplars: vec![],
                 labels_refs: labels.iter().flat_map(|(n, v)| [sym(n), sym(v)]).collect(),
                 samples: samples.iter().map(|(t, bits)| v2::Sample { value: f64::from_bits(*bits), timestamp: *t }).collect(),
