@@ -14,12 +14,14 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use opendata_server::api::timeseries::proto::v1;
+use opendata_server::api::timeseries::remote_write::encode_v1;
 use opendata_testing::browser::{Browser, chromium};
 use opendata_testing::now_ms;
-use prost::Message;
+use opendata_timeseries::model::{
+    Labels, MetricMetadata, MetricType, Sample, SeriesSamples, WriteBatch,
+};
 use serde_json::{Value, json};
-use support::{ServerProcess, TestClient, b64};
+use support::{ServerProcess, TestClient, b64, urlencode};
 
 const WAIT: Duration = Duration::from_secs(20);
 const SERIES: [&str; 3] = ["a", "b", "c"];
@@ -36,48 +38,53 @@ fn value(instance: usize, i: i64) -> f64 {
     (i * (instance as i64 + 1)) as f64
 }
 
-/// Writes three counters and their metadata, ending at `end` ms.
-async fn write_series(api: &TestClient, end: i64) {
-    let req = v1::WriteRequest {
-        timeseries: SERIES
-            .iter()
-            .enumerate()
-            .map(|(n, instance)| v1::TimeSeries {
-                exemplars: vec![],
-                labels: vec![
-                    v1::Label {
-                        name: "__name__".into(),
-                        value: "console_requests_total".into(),
-                    },
-                    v1::Label {
-                        name: "instance".into(),
-                        value: (*instance).into(),
-                    },
-                    v1::Label {
-                        name: "job".into(),
-                        value: "api".into(),
-                    },
-                ],
-                samples: (0..=120)
-                    .map(|i| v1::Sample {
-                        value: value(n, i),
-                        timestamp: end - (120 - i) * 15_000,
-                    })
-                    .collect(),
-            })
-            .collect(),
-        metadata: vec![v1::MetricMetadata {
-            r#type: 1,
-            metric_family_name: "console_requests_total".into(),
-            help: "Requests served, for the console test.".into(),
-            unit: String::new(),
-        }],
-    };
-    let body = snap::raw::Encoder::new()
-        .compress_vec(&req.encode_to_vec())
-        .unwrap();
-    let (status, text) = api.remote_write(body, "application/x-protobuf").await;
+/// 121 samples, every 15 s up to `end` ms, the i-th of value `f(i)`.
+fn samples(end: i64, f: impl Fn(i64) -> f64) -> Vec<Sample> {
+    (0..=120)
+        .map(|i| Sample {
+            timestamp_ms: end - (120 - i) * 15_000,
+            value: f(i),
+        })
+        .collect()
+}
+
+fn counter(labels: Labels, samples: Vec<Sample>) -> SeriesSamples {
+    SeriesSamples {
+        labels,
+        samples,
+        exemplars: Vec::new(),
+        created_timestamp_ms: None,
+    }
+}
+
+async fn remote_write(api: &TestClient, batch: &WriteBatch) {
+    let (status, text) = api
+        .remote_write(encode_v1(batch), "application/x-protobuf")
+        .await;
     assert_eq!(status, 204, "{text}");
+}
+
+/// Three counters and their metadata, ending at `end` ms.
+async fn write_series(api: &TestClient, end: i64) {
+    let series = SERIES
+        .iter()
+        .enumerate()
+        .map(|(n, instance)| {
+            let labels = Labels::from_pairs([
+                ("__name__", "console_requests_total"),
+                ("instance", instance),
+                ("job", "api"),
+            ]);
+            counter(labels, samples(end, |i| value(n, i)))
+        })
+        .collect();
+    let metadata = vec![MetricMetadata {
+        metric: "console_requests_total".into(),
+        metric_type: MetricType::Counter,
+        help: "Requests served, for the console test.".into(),
+        unit: String::new(),
+    }];
+    remote_write(api, &WriteBatch { series, metadata }).await;
 }
 
 async fn append(api: &TestClient, key: &str, values: &[&str]) {
@@ -101,35 +108,23 @@ fn vector_of(i: usize) -> Vec<f32> {
 
 /// 300 more series, for the large-result check.
 async fn write_load(api: &TestClient, end: i64) {
-    let req = v1::WriteRequest {
-        timeseries: (0..300)
-            .map(|n| v1::TimeSeries {
-                exemplars: vec![],
-                labels: vec![
-                    v1::Label {
-                        name: "__name__".into(),
-                        value: "console_load_total".into(),
-                    },
-                    v1::Label {
-                        name: "shard".into(),
-                        value: format!("{n:03}"),
-                    },
-                ],
-                samples: (0..=120)
-                    .map(|i| v1::Sample {
-                        value: (i * n) as f64,
-                        timestamp: end - (120 - i) * 15_000,
-                    })
-                    .collect(),
-            })
-            .collect(),
-        metadata: vec![],
-    };
-    let body = snap::raw::Encoder::new()
-        .compress_vec(&req.encode_to_vec())
-        .unwrap();
-    let (status, text) = api.remote_write(body, "application/x-protobuf").await;
-    assert_eq!(status, 204, "{text}");
+    let series = (0..300)
+        .map(|n| {
+            let labels = Labels::from_pairs([
+                ("__name__", "console_load_total".to_string()),
+                ("shard", format!("{n:03}")),
+            ]);
+            counter(labels, samples(end, |i| (i * n) as f64))
+        })
+        .collect();
+    remote_write(
+        api,
+        &WriteBatch {
+            series,
+            metadata: vec![],
+        },
+    )
+    .await;
 }
 
 async fn load(api: &TestClient) {
@@ -658,15 +653,4 @@ async fn should_serve_a_console_that_works_in_a_real_browser() {
     .await;
     settle(&b, "overview with a token").await;
     eprintln!("console screenshots: {}", out.display());
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

@@ -8,7 +8,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{ServerProcess, TestClient, memory_server};
+use support::{ServerProcess, TestClient, memory_server, urlencode};
 
 /// `/-/healthy` answers, and quickly.
 async fn assert_healthy(api: &TestClient) {
@@ -314,18 +314,6 @@ async fn should_answer_every_route_4xx_for_garbage_and_keep_the_data() {
 
     // Nothing stored changed.
     assert_eq!(stored(&api).await, before);
-}
-
-/// Percent-encodes a query parameter value.
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn remote_write_body(series: std::ops::Range<usize>, samples: i64, t0: i64) -> Vec<u8> {

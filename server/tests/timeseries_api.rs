@@ -63,6 +63,22 @@ async fn post_write_as(api: &TestClient, body: Vec<u8>, content_type: &str) -> (
     api.remote_write(body, content_type).await
 }
 
+/// Posts a remote-write 2.0 request as Prometheus sends it.
+async fn post_v2(client: &reqwest::Client, base: &str, req: &v2::Request) -> reqwest::Response {
+    client
+        .post(format!("{base}/api/v1/write"))
+        .header(
+            "content-type",
+            "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+        )
+        .header("content-encoding", "snappy")
+        .header("x-prometheus-remote-write-version", "2.0.0")
+        .body(snappy(&req.encode_to_vec()))
+        .send()
+        .await
+        .unwrap()
+}
+
 /// `GET url` (a whole URL), answered in JSON.
 async fn get_json(client: &reqwest::Client, url: String) -> (u16, Value) {
     TestClient::with(client, "").get_json(&url).await
@@ -138,18 +154,7 @@ async fn should_take_remote_write_and_answer_the_metadata_api() {
             }),
         }],
     };
-    let r = client
-        .post(format!("{base}/api/v1/write"))
-        .header(
-            "content-type",
-            "application/x-protobuf;proto=io.prometheus.write.v2.Request",
-        )
-        .header("content-encoding", "snappy")
-        .header("x-prometheus-remote-write-version", "2.0.0")
-        .body(snappy(&v2req.encode_to_vec()))
-        .send()
-        .await
-        .unwrap();
+    let r = post_v2(&client, &base, &v2req).await;
     assert_eq!(r.status(), 204);
     assert_eq!(
         r.headers()["x-prometheus-remote-write-samples-written"],
@@ -581,18 +586,7 @@ async fn should_store_remote_written_exemplars_and_serve_them() {
             metadata: None,
         }],
     };
-    let r = client
-        .post(format!("{base}/api/v1/write"))
-        .header(
-            "content-type",
-            "application/x-protobuf;proto=io.prometheus.write.v2.Request",
-        )
-        .header("content-encoding", "snappy")
-        .header("x-prometheus-remote-write-version", "2.0.0")
-        .body(snappy(&v2req.encode_to_vec()))
-        .send()
-        .await
-        .unwrap();
+    let r = post_v2(&client, &base, &v2req).await;
     assert_eq!(r.status(), 204);
     assert_eq!(
         r.headers()["x-prometheus-remote-write-exemplars-written"],
@@ -664,18 +658,7 @@ async fn should_take_created_timestamps_as_a_zero_sample_when_enabled() {
             metadata: None,
         }],
     };
-    let r = client
-        .post(format!("{}/api/v1/write", server.base))
-        .header(
-            "content-type",
-            "application/x-protobuf;proto=io.prometheus.write.v2.Request",
-        )
-        .header("content-encoding", "snappy")
-        .header("x-prometheus-remote-write-version", "2.0.0")
-        .body(snappy(&v2req.encode_to_vec()))
-        .send()
-        .await
-        .unwrap();
+    let r = post_v2(&client, &server.base, &v2req).await;
     assert_eq!(r.status(), 204);
     // The header counts what the client sent, not the zero sample.
     assert_eq!(

@@ -113,6 +113,13 @@ pub struct SeriesSamples {
     pub created_timestamp_ms: Option<i64>,
 }
 
+/// Whether `name` is a valid label name: `[a-zA-Z_][a-zA-Z0-9_]*`.
+pub fn valid_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 /// Longest exemplar label set, in characters of names and values together (Prometheus's
 /// limit). Longer exemplars are refused, not the request.
 pub const MAX_EXEMPLAR_LABEL_CHARS: usize = 128;

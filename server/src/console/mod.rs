@@ -70,20 +70,13 @@ static ETAGS: LazyLock<Vec<HeaderValue>> = LazyLock::new(|| {
     ASSETS
         .iter()
         .map(|a| {
-            let h = fnv1a(a.body.as_bytes());
+            let mut hasher = std::hash::DefaultHasher::new();
+            std::hash::Hasher::write(&mut hasher, a.body.as_bytes());
+            let h = std::hash::Hasher::finish(&hasher);
             HeaderValue::from_str(&format!("\"{h:016x}\"")).expect("hex is a valid header")
         })
         .collect()
 });
-
-fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
-}
 
 /// Whether `path` is one of the console's files (served without a token).
 pub fn is_asset(path: &str) -> bool {

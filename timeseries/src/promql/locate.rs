@@ -18,15 +18,24 @@ const OPERANDS: [&str; 11] = [
     "", " x", " 1", "x[5m]", " (x)", "5m]", " 5m", "\"\"", " (a)", "=\"\"", "a=\"\"",
 ];
 
-/// Byte offsets `(start, end)` of each token: names, numbers and durations, strings,
-/// operators and brackets (comments and spaces between them).
-fn tokens(text: &str) -> Vec<(usize, usize)> {
+/// A token's byte offsets, and whether it is a string left unterminated.
+#[derive(Debug, Clone, Copy)]
+struct Token {
+    start: usize,
+    end: usize,
+    open_string: bool,
+}
+
+/// The tokens of `text`: names, numbers and durations, strings, operators and brackets
+/// (comments and spaces between them).
+fn tokens(text: &str) -> Vec<Token> {
     let b = text.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
     while i < b.len() {
         let c = b[i];
         let start = i;
+        let mut open_string = false;
         if c.is_ascii_whitespace() {
             i += 1;
             continue;
@@ -45,6 +54,7 @@ fn tokens(text: &str) -> Vec<(usize, usize)> {
                 }
                 i += 1;
             }
+            open_string = i >= b.len();
             i = (i + 1).min(b.len());
         } else if c.is_ascii_alphanumeric() || c == b'_' || c == b':' || c == b'.' {
             while i < b.len() && (b[i].is_ascii_alphanumeric() || b"_:.".contains(&b[i])) {
@@ -58,7 +68,11 @@ fn tokens(text: &str) -> Vec<(usize, usize)> {
             // One character (a multi-byte one whole).
             i += text[i..].chars().next().map_or(1, char::len_utf8);
         }
-        out.push((start, i));
+        out.push(Token {
+            start,
+            end: i,
+            open_string,
+        });
     }
     out
 }
@@ -69,35 +83,15 @@ fn closers(prefix: &str) -> (String, Option<usize>) {
     let b = prefix.as_bytes();
     let mut stack: Vec<(u8, usize)> = Vec::new();
     let mut quote = None;
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        match c {
-            b'"' | b'\'' | b'`' => {
-                let mut j = i + 1;
-                while j < b.len() && b[j] != c {
-                    if b[j] == b'\\' && c != b'`' {
-                        j += 1;
-                    }
-                    j += 1;
-                }
-                if j >= b.len() {
-                    quote = Some(c);
-                }
-                i = j;
-            }
-            b'#' => {
-                while i < b.len() && b[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            b'(' | b'[' | b'{' => stack.push((c, i)),
+    for t in tokens(prefix) {
+        match b[t.start] {
+            q if t.open_string => quote = Some(q),
+            c @ (b'(' | b'[' | b'{') => stack.push((c, t.start)),
             b')' | b']' | b'}' => {
                 stack.pop();
             }
             _ => {}
         }
-        i += 1;
     }
     let mut out = String::new();
     if let Some(q) = quote {
@@ -141,18 +135,18 @@ pub fn locate(text: &str) -> Option<usize> {
     }
     // The first token whose prefix is not viable: `lo` viable (or none), `hi` not.
     let (mut lo, mut hi) = (0usize, toks.len() - 1);
-    if !viable(&text[..toks[0].1]) {
-        return Some(toks[0].0);
+    if !viable(&text[..toks[0].end]) {
+        return Some(toks[0].start);
     }
     while hi - lo > 1 {
         let mid = (lo + hi) / 2;
-        if viable(&text[..toks[mid].1]) {
+        if viable(&text[..toks[mid].end]) {
             lo = mid;
         } else {
             hi = mid;
         }
     }
-    Some(toks[hi].0)
+    Some(toks[hi].start)
 }
 
 /// 1-based line and column (in characters) of byte `offset` in `text`.

@@ -511,31 +511,29 @@ impl Querier {
         let resolved = self.resolve(matchers, start, end).await?;
         let mut out = Vec::new();
         let mut total = 0usize;
-        'series: for (labels, parts) in resolved {
+        for (labels, parts) in resolved {
             let mut found = Vec::new();
-            for p in &parts {
+            'parts: for p in &parts {
                 let (lo, hi) = exemplar::range(p.bucket(), part_id(p), start, end);
                 let mut iter = self.shared.reader.scan(lo..hi).await?;
-                while let Some(kv) = iter.next().await? {
-                    if total >= limit {
-                        if !found.is_empty() {
-                            out.push(SeriesExemplars {
-                                labels,
-                                exemplars: found,
-                            });
-                        }
-                        break 'series;
-                    }
+                while total < limit {
+                    let Some(kv) = iter.next().await? else {
+                        continue 'parts;
+                    };
                     let (_, ts) = exemplar::decode_key(&kv.key)?;
                     found.push(exemplar::decode(&kv.value, ts)?);
                     total += 1;
                 }
+                break;
             }
             if !found.is_empty() {
                 out.push(SeriesExemplars {
                     labels,
                     exemplars: found,
                 });
+            }
+            if total >= limit {
+                break;
             }
         }
         Ok(out)

@@ -20,6 +20,7 @@ use crate::config::TimeSeriesConfig;
 use crate::error::{Error, Result};
 use crate::model::{
     Exemplar, Labels, MAX_EXEMPLAR_LABEL_CHARS, MetricMetadata, Sample, SeriesSamples, WriteBatch,
+    valid_label_name,
 };
 use crate::serde::labels::fingerprint;
 use crate::serde::wal::{self, WalBuilder};
@@ -281,16 +282,6 @@ impl TimeSeriesDb {
         }
         if batch.series.is_empty() && batch.metadata.is_empty() {
             return Ok(WriteOutcome::default());
-        }
-        // Only exemplars, none of them storable: nothing to commit.
-        if batch.metadata.is_empty()
-            && batch.series.iter().all(|s| s.samples.is_empty())
-            && self.inner.config.max_exemplars_per_bucket == 0
-        {
-            return Ok(WriteOutcome {
-                exemplars_refused: batch.series.iter().map(|s| s.exemplars.len()).sum(),
-                ..Default::default()
-            });
         }
         let inner = self.inner.clone();
         let now = now_ms();
@@ -625,11 +616,6 @@ impl Inner {
 /// [`MAX_EXEMPLAR_LABEL_CHARS`] characters of labels, a time in the window that takes
 /// samples.
 fn exemplar_allowed(e: &Exemplar, oldest: i64, newest: i64) -> bool {
-    let valid_name = |n: &str| {
-        let mut c = n.chars();
-        matches!(c.next(), Some(f) if f.is_ascii_alphabetic() || f == '_')
-            && c.all(|x| x.is_ascii_alphanumeric() || x == '_')
-    };
     let chars: usize = e
         .labels
         .as_slice()
@@ -637,7 +623,10 @@ fn exemplar_allowed(e: &Exemplar, oldest: i64, newest: i64) -> bool {
         .map(|l| l.name.chars().count() + l.value.chars().count())
         .sum();
     chars <= MAX_EXEMPLAR_LABEL_CHARS
-        && e.labels.as_slice().iter().all(|l| valid_name(&l.name))
+        && e.labels
+            .as_slice()
+            .iter()
+            .all(|l| valid_label_name(&l.name))
         && (-MAX_ABS_TIMESTAMP_MS..=MAX_ABS_TIMESTAMP_MS).contains(&e.timestamp_ms)
         && e.timestamp_ms >= oldest
         && e.timestamp_ms <= newest

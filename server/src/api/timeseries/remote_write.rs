@@ -23,7 +23,7 @@ use super::proto::{v1, v2};
 use opendata_timeseries::error::{Error, Result};
 use opendata_timeseries::model::{
     Exemplar, Label, Labels, METRIC_NAME, MetricMetadata, MetricType, Sample, SeriesSamples,
-    WriteBatch,
+    WriteBatch, valid_label_name,
 };
 
 /// The remote-write protocol version of a request.
@@ -103,12 +103,6 @@ pub fn decode(
             from_v2(req)
         }
     }
-}
-
-fn valid_label_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 fn valid_metric_name(name: &str) -> bool {
@@ -228,19 +222,21 @@ fn from_v2(req: v2::Request) -> Result<WriteBatch> {
             ))
         })
     };
+    // (name, value) pairs from references in pairs; `what` names them in errors.
+    let pairs = |i: usize, refs: &[u32], what: &str| -> Result<Vec<(String, String)>> {
+        if !refs.len().is_multiple_of(2) {
+            return Err(Error::BadData(format!(
+                "series {i}: {what} has an odd length"
+            )));
+        }
+        refs.chunks_exact(2)
+            .map(|p| Ok((symbol(i, p[0])?.clone(), symbol(i, p[1])?.clone())))
+            .collect()
+    };
     let mut series = Vec::with_capacity(req.timeseries.len());
     let mut metadata: HashMap<String, MetricMetadata> = HashMap::new();
     for (i, ts) in req.timeseries.iter().enumerate() {
-        if ts.labels_refs.len() % 2 != 0 {
-            return Err(Error::BadData(format!(
-                "series {i}: labels_refs has an odd length"
-            )));
-        }
-        let mut pairs = Vec::with_capacity(ts.labels_refs.len() / 2);
-        for pair in ts.labels_refs.chunks_exact(2) {
-            pairs.push((symbol(i, pair[0])?.clone(), symbol(i, pair[1])?.clone()));
-        }
-        let labels = validate_labels(i, pairs)?;
+        let labels = validate_labels(i, pairs(i, &ts.labels_refs, "labels_refs")?)?;
         if let Some(md) = &ts.metadata {
             let metric_type = MetricType::from_wire(md.r#type);
             let help = symbol(i, md.help_ref)?.clone();
@@ -268,17 +264,8 @@ fn from_v2(req: v2::Request) -> Result<WriteBatch> {
             .collect();
         let mut exemplars = Vec::with_capacity(ts.exemplars.len());
         for e in &ts.exemplars {
-            if e.labels_refs.len() % 2 != 0 {
-                return Err(Error::BadData(format!(
-                    "series {i}: an exemplar's labels_refs has an odd length"
-                )));
-            }
-            let mut pairs = Vec::with_capacity(e.labels_refs.len() / 2);
-            for pair in e.labels_refs.chunks_exact(2) {
-                pairs.push((symbol(i, pair[0])?.clone(), symbol(i, pair[1])?.clone()));
-            }
             exemplars.push(Exemplar {
-                labels: Labels::from_pairs(pairs),
+                labels: Labels::from_pairs(pairs(i, &e.labels_refs, "an exemplar's labels_refs")?),
                 value: e.value,
                 timestamp_ms: e.timestamp,
             });

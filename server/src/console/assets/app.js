@@ -156,18 +156,20 @@ async function api(path, opts) {
     init.body = JSON.stringify(opts.json);
   }
   const resp = await fetch(path, init);
-  const text = opts.text ? await resp.text() : null;
-  let body = null;
-  if (!opts.text) {
-    const raw = await resp.text();
-    try { body = raw ? JSON.parse(raw) : null; } catch (_) { body = { error: raw }; }
-  }
-  if (!resp.ok) {
-    const message = (body && (body.error || body.message)) || text || resp.statusText;
-    if (resp.status === 401 || resp.status === 403) askToken(message);
-    throw new ApiError(resp.status, `${resp.status}: ${message}`);
-  }
-  return opts.text ? text : body;
+  if (!resp.ok) throw await failure(resp);
+  const raw = await resp.text();
+  if (opts.text) return raw;
+  try { return raw ? JSON.parse(raw) : null; } catch (_) { return { error: raw }; }
+}
+
+// The error a failed answer stands for: the server's JSON `error` when there is one.
+// A 401 or 403 also asks for a token.
+async function failure(resp) {
+  const raw = await resp.text();
+  let message = raw || resp.statusText;
+  try { const body = JSON.parse(raw); message = body.error || body.message || message; } catch (_) { /* not JSON */ }
+  if (resp.status === 401 || resp.status === 403) askToken(message);
+  return new ApiError(resp.status, `${resp.status}: ${message}`);
 }
 
 // Prometheus-style answers wrap their data: {"status":"success","data":...}.
@@ -1041,12 +1043,7 @@ async function explore(out, useMetric) {
 // cannot do). Calls onEvent(type, data, id) per event until aborted or closed.
 async function sse(path, signal, onEvent) {
   const resp = await fetch(path, { headers: authHeaders({ Accept: 'text/event-stream' }), signal });
-  if (!resp.ok) {
-    let message = resp.statusText;
-    try { message = JSON.parse(await resp.text()).error; } catch (_) { /* keep the status text */ }
-    if (resp.status === 401 || resp.status === 403) askToken(message);
-    throw new ApiError(resp.status, `${resp.status}: ${message}`);
-  }
+  if (!resp.ok) throw await failure(resp);
   const reader = resp.body.getReader();
   const decoder = new TextDecoder();
   let buf = '';
