@@ -272,7 +272,14 @@ fn valid_v1(n: usize) -> Vec<u8> {
     v1::WriteRequest {
         timeseries: (0..n)
             .map(|i| v1::TimeSeries {
-                exemplars: vec![],
+                exemplars: vec![v1::Exemplar {
+                    labels: vec![v1::Label {
+                        name: "trace_id".into(),
+                        value: format!("t{i}"),
+                    }],
+                    value: i as f64,
+                    timestamp: now_ms(),
+                }],
                 labels: vec![
                     v1::Label {
                         name: "__name__".into(),
@@ -306,8 +313,12 @@ fn valid_v2(n: usize) -> Vec<u8> {
         ],
         timeseries: (0..n)
             .map(|i| v2::TimeSeries {
-                created_timestamp: 0,
-                exemplars: vec![],
+                created_timestamp: now_ms() - 60_000,
+                exemplars: vec![v2::Exemplar {
+                    labels_refs: vec![3, 4],
+                    value: i as f64,
+                    timestamp: now_ms(),
+                }],
                 labels_refs: vec![1, 2, 3, 4],
                 samples: vec![v2::Sample {
                     value: i as f64,

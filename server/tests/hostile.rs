@@ -194,6 +194,10 @@ async fn should_answer_every_route_4xx_for_garbage_and_keep_the_data() {
         "/api/v1/vector/collections/docs/get",
         "/api/v1/vector/collections/docs/search",
         "/api/v1/vector/collections/docs/search/batch",
+        // Routes that take no body: the console's files and the server status.
+        "/",
+        "/console/app.js",
+        "/api/v1/server/status",
     ];
     let deep_json = "[".repeat(100_000).into_bytes();
     let huge_string = format!("{{\"name\":\"{}\"}}", "a".repeat(900_000)).into_bytes();
@@ -287,6 +291,8 @@ async fn should_answer_every_route_4xx_for_garbage_and_keep_the_data() {
         "/api/v1/labels?limit=-1".into(),
         "/api/v1/label/%FF/values".into(),
         "/api/v1/metadata?limit=NaN".into(),
+        "/api/v1/query_exemplars?query=up&start=NaN".into(),
+        format!("/api/v1/query_exemplars?query={}", urlencode(&regex_bomb)),
         format!("/api/v1/vector/collections/{}", "x".repeat(10_000)),
         "/api/v1/vector/collections/docs/vectors/".into(),
         format!(
