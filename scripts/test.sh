@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Runs the whole test suite, doing its own setup:
-#   1. a Python virtual environment (.venv) with the pinned S3 emulator (moto),
+#   1. a Python virtual environment (.venv) with the pinned S3 emulator (moto) and
+#      PostgreSQL driver (psycopg) for the SQL tests,
 #   2. the emulator on 127.0.0.1 with a test bucket,
 #   3. a real Prometheus server binary (Debian's `prometheus` package, installed with
-#      apt-get when missing) for the remote-write test, and headless Chromium (Debian's
+#      apt-get when missing) for the remote-write test, psql (Debian's
+#      `postgresql-client`) for the SQL tests, and headless Chromium (Debian's
 #      `chromium` and `chromium-driver`) for the web console's browser test,
 #   4. every cargo test in the workspace, with the emulator's address exported so the
 #      storage, fencing and server tests run against real S3 semantics.
@@ -28,6 +30,7 @@ fi
 # Debian packages the tests need, installed when missing.
 PACKAGES=()
 command -v prometheus >/dev/null 2>&1 || PACKAGES+=(prometheus)
+command -v psql >/dev/null 2>&1 || PACKAGES+=(postgresql-client)
 command -v chromium >/dev/null 2>&1 || PACKAGES+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || PACKAGES+=(chromium-driver)
 if [ ${#PACKAGES[@]} -gt 0 ]; then
@@ -64,6 +67,8 @@ export AWS_REGION=us-east-1
 export AWS_ALLOW_HTTP=true
 export OPENDATA_TEST_S3_ENDPOINT="http://127.0.0.1:$PORT"
 export OPENDATA_TEST_S3_BUCKET=opendata-test
+# The SQL tests' PostgreSQL driver (psycopg) lives in the virtual environment.
+export OPENDATA_TEST_PYTHON="$VENV/bin/python"
 curl -fsS -X PUT "$OPENDATA_TEST_S3_ENDPOINT/$OPENDATA_TEST_S3_BUCKET" >/dev/null
 
 log "running cargo test"

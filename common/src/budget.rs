@@ -126,6 +126,13 @@ impl Reservation {
         Ok(())
     }
 
+    /// Reserves `bytes` more even past the budget: for memory that is already held
+    /// (the budget then refuses others until it is returned).
+    pub fn force_grow(&mut self, bytes: u64) {
+        self.budget.0.used.fetch_add(bytes, Ordering::Relaxed);
+        self.bytes += bytes;
+    }
+
     /// Returns `bytes` of the reservation.
     pub fn shrink(&mut self, bytes: u64) {
         let bytes = bytes.min(self.bytes);

@@ -22,6 +22,10 @@
 //! [vector]                # settings of the vector database (opendata_vector::VectorConfig)
 //! default_nprobe = 16
 //! quantize = true
+//!
+//! [sql]                   # SQL over the PostgreSQL wire protocol; off without listen
+//! listen = "127.0.0.1:5432"
+//! statement_timeout_secs = 300
 //! ```
 
 use std::net::SocketAddr;
@@ -53,7 +57,7 @@ pub struct ServerConfig {
     /// The vector database.
     pub vector: opendata_vector::VectorConfig,
     /// The work pools CPU-heavy requests run on (`[pools.query]`, `[pools.ingest]`,
-    /// `[pools.vector]`, `[pools.log]`).
+    /// `[pools.vector]`, `[pools.log]`, `[pools.sql]`).
     pub pools: crate::server::pool::PoolsConfig,
     /// Connections and requests (`[http]`).
     pub http: HttpConfig,
@@ -63,6 +67,8 @@ pub struct ServerConfig {
     pub auth: AuthConfig,
     /// Process-wide limits (`[limits]`).
     pub limits: LimitsConfig,
+    /// SQL over the PostgreSQL wire protocol (`[sql]`; off unless `sql.listen` is set).
+    pub sql: crate::api::sql::SqlServerConfig,
 }
 
 /// Process-wide limits.
@@ -164,6 +170,7 @@ impl Default for ServerConfig {
             tls: None,
             auth: AuthConfig::default(),
             limits: LimitsConfig::default(),
+            sql: crate::api::sql::SqlServerConfig::default(),
         }
     }
 }
@@ -201,6 +208,7 @@ impl ServerConfig {
             ));
         }
         crate::server::auth::Tokens::new(&self.auth).map_err(ServerError::Config)?;
+        self.sql.validate().map_err(ServerError::Config)?;
         Ok(())
     }
 }

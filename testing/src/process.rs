@@ -164,14 +164,11 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// The Prometheus binary (`$OPENDATA_TEST_PROMETHEUS`, else `prometheus` on the path),
-/// or `None` outside CI when it is not installed. Under CI (`CI` set) a missing
-/// Prometheus fails the test: the test command installs Debian's package.
-pub fn prometheus_binary() -> Option<String> {
-    let candidate =
-        std::env::var("OPENDATA_TEST_PROMETHEUS").unwrap_or_else(|_| "prometheus".to_string());
+/// `candidate` if running it with `probe` succeeds; else `None` outside CI (with a
+/// notice) and a panic under CI (`CI` set), where the test command installs it.
+fn required_tool(candidate: String, probe: &[&str], what: &str, hint: &str) -> Option<String> {
     let found = Command::new(&candidate)
-        .arg("--version")
+        .args(probe)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -181,11 +178,43 @@ pub fn prometheus_binary() -> Option<String> {
     }
     let in_ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
     if in_ci {
-        panic!(
-            "this test needs Prometheus ('{candidate}' not found): scripts/test.sh installs \
-             Debian's prometheus package"
-        );
+        panic!("this test needs {what} ('{candidate}' not usable): {hint}");
     }
-    eprintln!("skipping: Prometheus is not installed (run scripts/test.sh)");
+    eprintln!("skipping: {what} is not installed (run scripts/test.sh)");
     None
+}
+
+/// The Prometheus binary (`$OPENDATA_TEST_PROMETHEUS`, else `prometheus` on the path),
+/// or `None` outside CI when it is not installed. Under CI (`CI` set) a missing
+/// Prometheus fails the test: the test command installs Debian's package.
+pub fn prometheus_binary() -> Option<String> {
+    required_tool(
+        std::env::var("OPENDATA_TEST_PROMETHEUS").unwrap_or_else(|_| "prometheus".to_string()),
+        &["--version"],
+        "Prometheus",
+        "scripts/test.sh installs Debian's prometheus package",
+    )
+}
+
+/// PostgreSQL's `psql` (`$OPENDATA_TEST_PSQL`, else `psql` on the path), or `None`
+/// outside CI when it is not installed; under CI a missing `psql` fails the test.
+pub fn psql_binary() -> Option<String> {
+    required_tool(
+        std::env::var("OPENDATA_TEST_PSQL").unwrap_or_else(|_| "psql".to_string()),
+        &["--version"],
+        "psql",
+        "scripts/test.sh installs Debian's postgresql-client package",
+    )
+}
+
+/// A Python with the psycopg driver (`$OPENDATA_TEST_PYTHON`, which scripts/test.sh
+/// points at its virtual environment, else `python3`), or `None` outside CI when it
+/// lacks psycopg; under CI that fails the test.
+pub fn psycopg_python() -> Option<String> {
+    required_tool(
+        std::env::var("OPENDATA_TEST_PYTHON").unwrap_or_else(|_| "python3".to_string()),
+        &["-c", "import psycopg"],
+        "Python with psycopg",
+        "scripts/test.sh installs psycopg into its virtual environment",
+    )
 }

@@ -407,6 +407,33 @@ impl VectorDb {
         self.collection(collection)?.get(ids, fields).await
     }
 
+    /// The names of the collections, sorted (cheap; no storage read).
+    pub fn collection_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.inner.collections.read().keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// Live records of a collection in the order they were first written (an upsert
+    /// moves a record to the end), after the cursor `after` (exclusive), at most `limit`,
+    /// only those matching `filter` if given. Returns the records and the cursor of the
+    /// next page (`None` after the last).
+    pub async fn scan(
+        &self,
+        collection: &str,
+        after: Option<u32>,
+        limit: usize,
+        fields: &FieldSelection,
+        filter: Option<&Filter>,
+    ) -> Result<(Vec<VectorRecord>, Option<u32>)> {
+        let c = self.collection(collection)?;
+        let only = match filter {
+            Some(f) => Some(c.evaluate(f).await?),
+            None => None,
+        };
+        c.scan(after, limit, fields, only.as_ref()).await
+    }
+
     /// Nearest neighbours.
     pub async fn search(&self, collection: &str, request: SearchRequest) -> Result<SearchResponse> {
         let c = self.collection(collection)?;

@@ -7,6 +7,7 @@
 //! | [`log`] | `/api/v1/log/...` |
 //! | [`timeseries`] | Prometheus remote write and the Prometheus HTTP API (`/api/v1/write`, `/api/v1/query`, ...) |
 //! | [`vector`] | `/api/v1/vector/collections/...` |
+//! | [`sql`] | SQL over the PostgreSQL wire protocol, on its own listener (`[sql] listen`) |
 //!
 //! [`Apis::routes`] is every database's routes, as the server mounts them. A new
 //! protocol is a module here (its wire types, its routes or listener), mapping its
@@ -15,6 +16,7 @@
 pub mod error;
 pub mod log;
 pub mod negotiate;
+pub mod sql;
 pub mod timeseries;
 pub mod vector;
 

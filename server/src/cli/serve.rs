@@ -35,6 +35,11 @@ pub struct ServeArgs {
     #[arg(long, env = "OPENDATA_S3_REGION", value_name = "REGION")]
     pub s3_region: Option<String>,
 
+    /// Serve SQL over the PostgreSQL wire protocol on this address (e.g.
+    /// 127.0.0.1:5432) [default: off].
+    #[arg(long, env = "OPENDATA_SQL_LISTEN", value_name = "ADDR")]
+    pub sql_listen: Option<SocketAddr>,
+
     /// Run a read-only replica that follows the writer through the object store.
     #[arg(long, env = "OPENDATA_READ_ONLY")]
     pub read_only: bool,
@@ -94,6 +99,9 @@ impl ServeArgs {
         }
         if self.read_only {
             config.read_only = true;
+        }
+        if let Some(addr) = self.sql_listen {
+            config.sql.listen = Some(addr);
         }
         if let Some(v) = self.max_body_bytes {
             config.max_body_bytes = v;

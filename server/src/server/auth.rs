@@ -41,7 +41,8 @@ pub enum Access {
 }
 
 impl Access {
-    fn name(self) -> &'static str {
+    /// The scope suffix: `read`, `write` or `admin`.
+    pub fn name(self) -> &'static str {
         match self {
             Access::Read => "read",
             Access::Write => "write",
@@ -144,6 +145,22 @@ struct Token {
     scopes: Vec<Scope>,
 }
 
+/// What one token may do, for protocols that authenticate once per connection (the
+/// PostgreSQL wire protocol, where the token is the password).
+#[derive(Debug, Clone)]
+pub struct Grant {
+    /// The token's name (never its secret).
+    pub name: String,
+    scopes: Vec<Scope>,
+}
+
+impl Grant {
+    /// True when the token has `access` (or more) on `database`.
+    pub fn allows(&self, database: &str, access: Access) -> bool {
+        self.scopes.iter().any(|s| s.allows(database, access))
+    }
+}
+
 /// The configured tokens.
 #[derive(Debug, Clone, Default)]
 pub struct Tokens(Vec<Token>);
@@ -198,6 +215,14 @@ impl Tokens {
             }
         }
         found
+    }
+
+    /// The grant of the token whose secret is `secret`, if any.
+    pub fn grant(&self, secret: &[u8]) -> Option<Grant> {
+        self.find(secret).map(|t| Grant {
+            name: t.name.clone(),
+            scopes: t.scopes.clone(),
+        })
     }
 
     /// Decides a request: `Ok` or the error to answer with.

@@ -26,8 +26,14 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use crate::config::{HttpConfig, TlsConfig};
 use crate::error::{Result, ServerError};
 
-/// Reads a certificate chain and key into a TLS acceptor.
+/// Reads a certificate chain and key into a TLS acceptor for HTTP.
 pub fn tls_acceptor(config: &TlsConfig) -> Result<TlsAcceptor> {
+    tls_acceptor_for(config, b"http/1.1")
+}
+
+/// Reads a certificate chain and key into a TLS acceptor for `protocol` (its ALPN
+/// name: `http/1.1`, or `postgresql` for the SQL listener).
+pub fn tls_acceptor_for(config: &TlsConfig, protocol: &[u8]) -> Result<TlsAcceptor> {
     let bad =
         |what: &str, e: &dyn std::fmt::Display| ServerError::Config(format!("tls.{what}: {e}"));
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&config.cert_file)
@@ -46,7 +52,7 @@ pub fn tls_acceptor(config: &TlsConfig) -> Result<TlsAcceptor> {
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .map_err(|e| bad("cert_file", &e))?;
-    server.alpn_protocols = vec![b"http/1.1".to_vec()];
+    server.alpn_protocols = vec![protocol.to_vec()];
     Ok(TlsAcceptor::from(Arc::new(server)))
 }
 

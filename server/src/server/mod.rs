@@ -30,6 +30,8 @@ pub struct Server {
     state: AppState,
     shutdown: watch::Sender<bool>,
     serve: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// The SQL listener's address and task, when `[sql] listen` is set.
+    sql: Option<(SocketAddr, tokio::task::JoinHandle<()>)>,
     shutdown_timeout: Duration,
 }
 
@@ -58,6 +60,21 @@ impl Server {
             );
         }
         let listener = listener::ServerListener::start(tcp, tls, &config.http)?;
+        let (shutdown, mut rx) = watch::channel(false);
+        let (sql_service, sql) = match config.sql.listen {
+            None => (None, None),
+            Some(at) => {
+                let (service, addr, task) = start_sql(
+                    &config,
+                    &databases,
+                    tokens.clone(),
+                    at,
+                    shutdown.subscribe(),
+                )
+                .await?;
+                (Some(service), Some((addr, task)))
+            }
+        };
         let state = AppState {
             root,
             databases: Arc::new(databases),
@@ -65,9 +82,9 @@ impl Server {
             started: Instant::now(),
             read_only: config.read_only,
             usage: Default::default(),
+            sql: sql_service,
         };
         let app = build_router(state.clone(), &config, tokens);
-        let (shutdown, mut rx) = watch::channel(false);
         let serve = tokio::spawn(async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(async move {
@@ -80,6 +97,7 @@ impl Server {
             read_only = config.read_only,
             tls = config.tls.is_some(),
             tokens = config.auth.tokens.len(),
+            sql = ?sql.as_ref().map(|(a, _)| *a),
             "opendata is serving"
         );
         Ok(Self {
@@ -87,6 +105,7 @@ impl Server {
             state,
             shutdown,
             serve,
+            sql,
             shutdown_timeout: Duration::from_secs(config.shutdown_timeout_secs),
         })
     }
@@ -94,6 +113,11 @@ impl Server {
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address of the SQL (PostgreSQL protocol) listener, when `[sql] listen` is set.
+    pub fn sql_addr(&self) -> Option<SocketAddr> {
+        self.sql.as_ref().map(|(a, _)| *a)
     }
 
     /// The open databases.
@@ -122,10 +146,60 @@ impl Server {
                 serve.abort();
             }
         }
+        if let Some((_, sql)) = self.sql {
+            // The listener stops accepting and closes its connections.
+            let _ = sql.await;
+        }
         self.state.databases.close().await?;
         tracing::info!("every database flushed and closed");
         Ok(())
     }
+}
+
+/// Starts the SQL service and its PostgreSQL listener on `at`.
+async fn start_sql(
+    config: &ServerConfig,
+    databases: &Databases,
+    tokens: Arc<auth::Tokens>,
+    at: SocketAddr,
+    stop: watch::Receiver<bool>,
+) -> Result<(
+    crate::api::sql::SqlService,
+    SocketAddr,
+    tokio::task::JoinHandle<()>,
+)> {
+    let apis = databases.apis();
+    let engine = opendata_sql::SqlEngine::new(
+        opendata_sql::Sources {
+            log: apis.log.clone(),
+            timeseries: apis.timeseries.clone(),
+            promql: apis.query_engine.clone(),
+            vector: apis.vector.clone(),
+        },
+        config.sql.engine(),
+        apis.budget.clone(),
+    )
+    .map_err(|e| ServerError::Config(format!("[sql] {e}")))?;
+    let tls = config
+        .tls
+        .as_ref()
+        .map(|t| listener::tls_acceptor_for(t, b"postgresql"))
+        .transpose()?;
+    let tcp = TcpListener::bind(at)
+        .await
+        .map_err(|e| ServerError::Config(format!("cannot listen on {at} (sql.listen): {e}")))?;
+    let addr = tcp.local_addr()?;
+    if tokens.is_empty() && !addr.ip().is_loopback() {
+        tracing::warn!(
+            %addr,
+            "SQL LISTENING BEYOND LOOPBACK WITHOUT AUTHENTICATION: configure [[auth.tokens]] \
+             (and [tls]) or listen on 127.0.0.1"
+        );
+    }
+    let service =
+        crate::api::sql::SqlService::new(engine, apis.pools.sql.clone(), tokens, &config.sql);
+    let task = service.listen(tcp, tls, config.sql.max_connections, stop);
+    Ok((service, addr, task))
 }
 
 async fn wait_for_signal() {

@@ -26,6 +26,11 @@ use crate::api::ApiError;
 /// depth the query limits bound.
 const STACK_BYTES: usize = 16 * 1024 * 1024;
 
+/// Stack size of the `sql` pool's threads: SQL planning recurses along expressions (at
+/// most `opendata_sql::MAX_OPERATORS` deep) several times over, about 6 KiB a level
+/// in unoptimized builds. Untouched stack costs no memory.
+const SQL_STACK_BYTES: usize = 64 * 1024 * 1024;
+
 /// Settings of one pool (`[pools.<database>]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -76,6 +81,8 @@ pub struct PoolsConfig {
     pub vector: PoolConfig,
     /// Decoding large log append bodies.
     pub log: PoolConfig,
+    /// SQL statements (planning, scans, joins, aggregations).
+    pub sql: PoolConfig,
 }
 
 impl PoolsConfig {
@@ -84,7 +91,8 @@ impl PoolsConfig {
         self.query.validate("query")?;
         self.ingest.validate("ingest")?;
         self.vector.validate("vector")?;
-        self.log.validate("log")
+        self.log.validate("log")?;
+        self.sql.validate("sql")
     }
 }
 
@@ -99,6 +107,8 @@ pub struct Pools {
     pub vector: Arc<WorkPool>,
     /// Large log append bodies.
     pub log: Arc<WorkPool>,
+    /// SQL statements.
+    pub sql: Arc<WorkPool>,
 }
 
 impl Pools {
@@ -109,12 +119,26 @@ impl Pools {
             ingest: Arc::new(WorkPool::new("ingest", config.ingest.clone())?),
             vector: Arc::new(WorkPool::new("vector", config.vector.clone())?),
             log: Arc::new(WorkPool::new("log", config.log.clone())?),
+            sql: Arc::new(WorkPool::with_stack(
+                "sql",
+                config.sql.clone(),
+                SQL_STACK_BYTES,
+            )?),
         })
     }
 
     /// Every pool's metrics in the Prometheus text format.
     pub fn render(&self, out: &mut String) {
-        WorkPool::render(&[&self.query, &self.ingest, &self.vector, &self.log], out);
+        WorkPool::render(
+            &[
+                &self.query,
+                &self.ingest,
+                &self.vector,
+                &self.log,
+                &self.sql,
+            ],
+            out,
+        );
     }
 }
 
@@ -186,6 +210,15 @@ impl Drop for AbortOnDrop {
 impl WorkPool {
     /// Starts the pool's threads, named `<name>-N`.
     pub fn new(name: &'static str, config: PoolConfig) -> std::io::Result<Self> {
+        Self::with_stack(name, config, STACK_BYTES)
+    }
+
+    /// Starts the pool's threads with stacks of `stack_bytes`.
+    pub fn with_stack(
+        name: &'static str,
+        config: PoolConfig,
+        stack_bytes: usize,
+    ) -> std::io::Result<Self> {
         let threads = if config.threads == 0 {
             std::thread::available_parallelism().map_or(2, |n| n.get())
         } else {
@@ -193,7 +226,7 @@ impl WorkPool {
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
-            .thread_stack_size(STACK_BYTES)
+            .thread_stack_size(stack_bytes)
             .thread_name(format!("{name}-pool"))
             .enable_all()
             .build()?;

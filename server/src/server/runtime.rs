@@ -30,6 +30,8 @@ pub struct AppState {
     pub(crate) started: Instant,
     pub(crate) read_only: bool,
     pub(crate) usage: Arc<tokio::sync::Mutex<Option<UsageListing>>>,
+    /// The SQL service, when `[sql] listen` is set.
+    pub(crate) sql: Option<crate::api::sql::SqlService>,
 }
 
 /// The last listing of every database's objects, and when it was made.
@@ -396,6 +398,9 @@ async fn metrics(State(state): State<AppState>) -> Response {
     state.http.render(&mut out);
     state.databases.apis().pools.render(&mut out);
     crate::server::memory::render(&state.databases.apis().budget, &mut out);
+    if let Some(sql) = &state.sql {
+        sql.render(&mut out);
+    }
     state.root.metrics().render(&mut out);
     (
         [(

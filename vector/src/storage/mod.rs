@@ -315,6 +315,63 @@ impl Collection {
         try_join_all(futs).await
     }
 
+    /// Live records in internal-id order (the order they were first written), after
+    /// internal id `after` (exclusive), at most `limit`; with `only`, just those ids.
+    /// Returns the records and the internal id to continue after (`None` at the end).
+    pub async fn scan(
+        &self,
+        after: Option<u32>,
+        limit: usize,
+        fields: &FieldSelection,
+        only: Option<&RoaringBitmap>,
+    ) -> Result<(Vec<VectorRecord>, Option<u32>)> {
+        let limit = limit.max(1);
+        let from = match after {
+            Some(u32::MAX) => return Ok((Vec::new(), None)),
+            Some(a) => a + 1,
+            None => 0,
+        };
+        let dim = self.spec.dimension as usize;
+        let to_record = |rec: vector::StoredVector| VectorRecord {
+            id: rec.id,
+            vector: if fields.vector {
+                rec.vector
+            } else {
+                Vec::new()
+            },
+            attributes: fields.select(rec.attributes),
+        };
+        if let Some(only) = only {
+            // A filtered scan reads just the matching records.
+            let mut ids: Vec<u32> = {
+                let live = self.live.read();
+                let mut wanted = only & &*live;
+                wanted.remove_range(..from);
+                wanted.iter().take(limit + 1).collect()
+            };
+            let more = ids.len() > limit;
+            ids.truncate(limit);
+            let next = if more { ids.last().copied() } else { None };
+            let records = self.load_records(&ids).await?;
+            return Ok((records.into_iter().flatten().map(to_record).collect(), next));
+        }
+        let (_, end) = keys::type_range(self.id, keys::VECTOR);
+        let start = keys::vector_key(self.id, from);
+        let mut iter = self.reader.scan(start..end).await?;
+        let mut out = Vec::new();
+        while let Some(kv) = iter.next().await.map_err(opendata_common::Error::from)? {
+            let id = keys::key_u32(&kv.key)?;
+            if !self.live.read().contains(id) {
+                continue;
+            }
+            out.push(to_record(vector::decode(&kv.value, dim)?));
+            if out.len() >= limit {
+                return Ok((out, Some(id)));
+            }
+        }
+        Ok((out, None))
+    }
+
     /// Records by external id.
     pub async fn get(
         &self,
