@@ -17,7 +17,6 @@ import time
 import duckdb
 
 KEYS = 100
-HOURS = 100
 
 parser = argparse.ArgumentParser()
 parser.add_argument("dir")
@@ -27,6 +26,8 @@ args = parser.parse_args()
 
 with open(os.path.join(args.dir, "t0")) as f:
     t0 = int(f.read().strip())
+with open(os.path.join(args.dir, "hours")) as f:
+    hours = int(f.read().strip())
 path = os.path.join(args.dir, "duckdb.db")
 fresh = not os.path.exists(path)
 con = duckdb.connect(path)
@@ -50,11 +51,11 @@ if fresh:
     print(json.dumps({"engine": "duckdb", "load_seconds": time.monotonic() - started}), flush=True)
 
 entries = con.execute("SELECT count(*) FROM entries").fetchone()[0]
-hour_start = t0 + 50 * 3_600_000
+hour_start = t0 + hours // 2 * 3_600_000
 hour_end = hour_start + 3_600_000
 queries = [
     ("group_by_key", "SELECT key, count(*) FROM entries GROUP BY key"),
-    ("one_key", "SELECT count(*), sum(length(value)) FROM entries WHERE key = 'k042'"),
+    ("one_key", "SELECT count(*), sum(octet_length(value)) FROM entries WHERE key = 'k042'"),
     (
         "key_sequence_range",
         f"SELECT key, count(*) FROM entries WHERE sequence BETWEEN {entries // 2} "

@@ -5,14 +5,16 @@
 //!    timestamp_ms, value) to `SQL_BENCH_DIR` (default `data/sql-bench`).
 //! 2. Loads the same rows into a log and a time series database under that directory:
 //!    `SQL_BENCH_ENTRIES` log entries (default 10,000,000) over 100 keys, and 200
-//!    series of one sample every 15 s over 100 hours ending an hour ago (4,800,000
-//!    samples).
+//!    series of one sample every 15 s over `SQL_BENCH_HOURS` hours (default 100,
+//!    4,800,000 samples) ending an hour ago.
 //! 3. Runs each query `SQL_BENCH_RUNS` times (default 3) through [`SqlEngine::query`]
 //!    and prints, as JSON lines, the best time, the rows it returned, and the rows and
 //!    bytes its scans read (the push-down counters).
 //!
 //! `SQL_BENCH_ONLY=data` stops after step 1; files and databases already there for the
 //! same parameters are reused (`SQL_BENCH_FRESH=1` rebuilds them).
+
+#![allow(clippy::unwrap_used)]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -31,7 +33,6 @@ const KEYS: usize = 100;
 const SERIES: usize = 200;
 const JOBS: usize = 10;
 const STEP_MS: i64 = 15_000;
-const HOURS: i64 = 100;
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -43,6 +44,8 @@ fn env_usize(name: &str, default: usize) -> usize {
 struct Params {
     dir: PathBuf,
     entries: usize,
+    /// Hours of samples (`SQL_BENCH_HOURS`, default 100).
+    hours: i64,
     /// The first sample's time: on a whole hour, 101 hours before the run.
     t0: i64,
 }
@@ -68,7 +71,7 @@ fn write_csvs(p: &Params) {
     let samples = p.dir.join("samples.csv");
     let mut w = std::io::BufWriter::new(std::fs::File::create(&samples).unwrap());
     writeln!(w, "metric,job,instance,timestamp_ms,value").unwrap();
-    let steps = HOURS * 3_600_000 / STEP_MS;
+    let steps = p.hours * 3_600_000 / STEP_MS;
     for step in 0..steps {
         for s in 0..SERIES {
             writeln!(
@@ -86,10 +89,11 @@ fn write_csvs(p: &Params) {
 
 async fn load(p: &Params, root: &StorageRoot) -> (LogDb, TimeSeriesDb) {
     let log = LogDb::open_in(root, Default::default()).await.unwrap();
-    let mut ts_config = opendata_timeseries::TimeSeriesConfig::default();
-    // The samples are up to 101 hours old: accept them as they arrive in time order.
-    ts_config.out_of_order_secs = 3600;
-    let ts = TimeSeriesDb::open_in(root, ts_config).await.unwrap();
+    // The samples are up to 101 hours old, inside the default retention; they arrive
+    // in time order, an hour of every series per write.
+    let ts = TimeSeriesDb::open_in(root, Default::default())
+        .await
+        .unwrap();
     let marker = p.dir.join("loaded");
     let expected = format!("{} {}", p.entries, p.t0);
     if std::fs::read_to_string(&marker).ok().as_deref() == Some(expected.as_str()) {
@@ -115,7 +119,7 @@ async fn load(p: &Params, root: &StorageRoot) -> (LogDb, TimeSeriesDb) {
         started.elapsed().as_secs_f64()
     );
     let started = Instant::now();
-    let steps = HOURS * 3_600_000 / STEP_MS;
+    let steps = p.hours * 3_600_000 / STEP_MS;
     let per_batch = 240; // one hour of every series per write
     let mut step = 0;
     while step < steps {
@@ -172,8 +176,10 @@ fn main() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64;
+    let hours = env_usize("SQL_BENCH_HOURS", 100).max(2) as i64;
     let p = Params {
         entries: env_usize("SQL_BENCH_ENTRIES", 10_000_000),
+        hours,
         t0: {
             let t0_file = dir.join("t0");
             let fresh = std::env::var("SQL_BENCH_FRESH").is_ok_and(|v| v == "1");
@@ -185,8 +191,9 @@ fn main() {
                 _ => {
                     let _ = std::fs::remove_dir_all(dir.join("db"));
                     let _ = std::fs::remove_file(dir.join("loaded"));
-                    let t = now - now % 3_600_000 - (HOURS + 1) * 3_600_000;
+                    let t = now - now % 3_600_000 - (hours + 1) * 3_600_000;
                     std::fs::write(&t0_file, t.to_string()).unwrap();
+                    std::fs::write(dir.join("hours"), hours.to_string()).unwrap();
                     t
                 }
             }
@@ -248,7 +255,7 @@ async fn run(p: Params) {
             .clone();
         a.value(0)
     };
-    let hour_start = p.t0 + 50 * 3_600_000;
+    let hour_start = p.t0 + p.hours / 2 * 3_600_000;
     let hour_end = hour_start + 3_600_000;
     let queries = [
         (

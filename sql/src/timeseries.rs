@@ -341,13 +341,16 @@ impl fmt::Debug for SamplesPartition {
     }
 }
 
+/// A series being emitted: its labels, its samples, and how many are out.
+type Emitting = (Labels, Vec<(i64, f64)>, usize);
+
 struct SamplesStream {
     querier: Querier,
     matchers: Vec<Matcher>,
     time: IntRange,
     opened: bool,
     set: Option<SeriesSet>,
-    current: Option<(Labels, Vec<(i64, f64)>, usize)>,
+    current: Option<Emitting>,
     rows: RowBuilder,
     schema: SchemaRef,
     batch_size: usize,

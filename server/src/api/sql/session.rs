@@ -131,7 +131,7 @@ pub(crate) fn parse_timeout(value: &str) -> Result<Duration, ErrorInfo> {
             ));
         }
     };
-    if !ms.is_finite() || ms < 0.0 || ms > 2_147_483_647.0 {
+    if !ms.is_finite() || !(0.0..=2_147_483_647.0).contains(&ms) {
         return Err(error(
             "22023",
             format!(
