@@ -323,27 +323,14 @@ async fn should_answer_every_route_4xx_for_garbage_and_keep_the_data() {
 }
 
 fn remote_write_body(series: std::ops::Range<usize>, samples: i64, t0: i64) -> Vec<u8> {
-    use opendata_timeseries::model::{Labels, Sample, SeriesSamples, WriteBatch};
-    let batch = WriteBatch {
-        series: series
-            .map(|i| SeriesSamples {
-                exemplars: Vec::new(),
-                created_timestamp_ms: None,
-                labels: Labels::from_pairs([
-                    ("__name__", "m_total".to_string()),
-                    ("i", i.to_string()),
-                ]),
-                samples: (0..samples)
-                    .map(|k| Sample {
-                        timestamp_ms: t0 + k * 15_000,
-                        value: k as f64,
-                    })
-                    .collect(),
-            })
-            .collect(),
-        metadata: vec![],
-    };
-    opendata_server::api::timeseries::remote_write::encode_v1(&batch)
+    support::remote_write_v1(
+        "m_total",
+        "i",
+        series.map(|i| i.to_string()),
+        samples,
+        t0,
+        15_000,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -426,4 +413,176 @@ async fn should_refuse_work_past_the_memory_budget_and_stay_up() {
     let refused = value("opendata_memory_budget_refused_total").unwrap();
     assert!(refused >= 2.0, "{refused}");
     assert_healthy(&api).await;
+}
+
+/// A PostgreSQL startup message (protocol 3.0) for `user` on database `opendata`.
+fn pg_startup(user: &str) -> Vec<u8> {
+    let mut body = 196_608u32.to_be_bytes().to_vec();
+    for (k, v) in [("user", user), ("database", "opendata")] {
+        body.extend_from_slice(k.as_bytes());
+        body.push(0);
+        body.extend_from_slice(v.as_bytes());
+        body.push(0);
+    }
+    body.push(0);
+    let mut m = (body.len() as u32 + 4).to_be_bytes().to_vec();
+    m.extend(body);
+    m
+}
+
+/// A typed frontend message.
+fn pg_message(kind: u8, body: &[u8]) -> Vec<u8> {
+    let mut m = vec![kind];
+    m.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
+    m.extend_from_slice(body);
+    m
+}
+
+/// Reads backend messages until `ReadyForQuery` ('Z') or the connection closes,
+/// within 10 s: the messages' types, and the SQLSTATEs of the errors among them.
+async fn pg_read(stream: &mut tokio::net::TcpStream) -> (Vec<u8>, Vec<String>, bool) {
+    use tokio::io::AsyncReadExt;
+    let mut kinds = Vec::new();
+    let mut codes = Vec::new();
+    let read = async {
+        loop {
+            let mut header = [0u8; 5];
+            if stream.read_exact(&mut header).await.is_err() {
+                return true;
+            }
+            let len = u32::from_be_bytes(header[1..5].try_into().unwrap()) as usize;
+            let mut body = vec![0u8; len.saturating_sub(4)];
+            if stream.read_exact(&mut body).await.is_err() {
+                return true;
+            }
+            kinds.push(header[0]);
+            if header[0] == b'E' {
+                for field in body.split(|b| *b == 0) {
+                    if let Some(code) = field.strip_prefix(b"C") {
+                        codes.push(String::from_utf8_lossy(code).into_owned());
+                    }
+                }
+            }
+            if header[0] == b'Z' {
+                return false;
+            }
+        }
+    };
+    let closed = tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("the SQL port answers within 10 s");
+    (kinds, codes, closed)
+}
+
+/// A logged-in raw connection to the SQL port.
+async fn pg_login(port: u16) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    s.write_all(&pg_startup("hostile")).await.unwrap();
+    let (kinds, codes, closed) = pg_read(&mut s).await;
+    assert!(!closed && codes.is_empty(), "login: {kinds:?} {codes:?}");
+    assert_eq!(kinds.first(), Some(&b'R'), "{kinds:?}");
+    s
+}
+
+/// `SELECT 1` on a fresh connection answers a row.
+async fn assert_sql_answers(port: u16) {
+    use tokio::io::AsyncWriteExt;
+    let mut s = pg_login(port).await;
+    s.write_all(&pg_message(b'Q', b"SELECT 1\0")).await.unwrap();
+    let (kinds, codes, _) = pg_read(&mut s).await;
+    assert!(codes.is_empty(), "{codes:?}");
+    assert!(kinds.contains(&b'D'), "no data row: {kinds:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_survive_garbage_on_the_sql_port_and_bound_what_a_client_sends() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let port = support::free_port();
+    let cfg = dir.path().join("opendata.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[sql]\nlisten = \"127.0.0.1:{port}\"\nmax_statement_bytes = 65536\n\
+             max_message_bytes = 100000\nidle_session_timeout_secs = 2\n"
+        ),
+    )
+    .unwrap();
+    let cfg = cfg.to_string_lossy().into_owned();
+    let server = ServerProcess::start(
+        &["--object-store", "memory://", "--config", &cfg],
+        &dir.path().join("server.log"),
+    )
+    .await;
+    let api = TestClient::new(server.base.clone());
+    assert_sql_answers(port).await;
+
+    // Noise instead of a startup message, of every size up to 64 KiB.
+    for (seed, len) in [(1, 1), (2, 7), (3, 8), (4, 100), (5, 9_999), (6, 65_536)] {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let _ = s.write_all(&noise(seed, len)).await;
+        let _ = s.shutdown().await;
+        let _ = pg_read(&mut s).await;
+    }
+    // A startup message claiming 1 GiB is refused at its header.
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    s.write_all(&(1u32 << 30).to_be_bytes()).await.unwrap();
+    s.write_all(&196_608u32.to_be_bytes()).await.unwrap();
+    let (_, codes, closed) = pg_read(&mut s).await;
+    assert!(closed, "{codes:?}");
+
+    // After login: a query claiming 1 GiB gets 54000 and the connection closes,
+    // without the server waiting for (or holding) the body.
+    let mut s = pg_login(port).await;
+    let mut header = vec![b'Q'];
+    header.extend_from_slice(&(1u32 << 30).to_be_bytes());
+    s.write_all(&header).await.unwrap();
+    s.write_all(&[b'x'; 4096]).await.unwrap();
+    let (_, codes, closed) = pg_read(&mut s).await;
+    assert_eq!(codes, ["54000"]);
+    assert!(closed);
+
+    // A statement over max_statement_bytes but inside the message limit: 53200, and
+    // the session goes on.
+    let mut s = pg_login(port).await;
+    let mut q = format!("SELECT '{}'", "y".repeat(70_000)).into_bytes();
+    q.push(0);
+    s.write_all(&pg_message(b'Q', &q)).await.unwrap();
+    let (_, codes, closed) = pg_read(&mut s).await;
+    assert_eq!(codes, ["53200"]);
+    assert!(!closed);
+
+    // Malformed messages on a logged-in session: an error or a close, never a crash.
+    for m in [
+        pg_message(b'Q', b"no terminator"),
+        pg_message(b'B', b"\0nope\0\0\0\0\0\0\0"),
+        pg_message(b'E', b"missing\0\0\0\0\0"),
+        pg_message(b'P', &noise(7, 300)),
+        pg_message(b'z', b"unknown type"),
+        vec![b'Q', 0, 0, 0, 2],
+        noise(8, 2_000),
+    ] {
+        let mut s = pg_login(port).await;
+        s.write_all(&m).await.unwrap();
+        s.write_all(&pg_message(b'S', b"")).await.unwrap();
+        let _ = pg_read(&mut s).await;
+    }
+
+    // An idle session is closed after idle_session_timeout_secs with 57P05.
+    let mut s = pg_login(port).await;
+    let started = Instant::now();
+    let (_, codes, closed) = pg_read(&mut s).await;
+    assert_eq!(codes, ["57P05"]);
+    assert!(closed && started.elapsed() >= Duration::from_millis(1900));
+
+    assert_sql_answers(port).await;
+    assert_healthy(&api).await;
+    server.terminate();
 }

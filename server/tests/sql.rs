@@ -75,29 +75,15 @@ async fn append(api: &TestClient, token: &str, key: &str, values: &[String]) {
 }
 
 async fn write_samples(api: &TestClient, token: &str) {
-    use opendata_timeseries::model::{Labels, Sample, SeriesSamples, WriteBatch};
     let now = opendata_testing::now_ms();
-    let batch = WriteBatch {
-        series: ["api", "db"]
-            .iter()
-            .map(|job| SeriesSamples {
-                exemplars: Vec::new(),
-                created_timestamp_ms: None,
-                labels: Labels::from_pairs([
-                    ("__name__", "requests_total".to_string()),
-                    ("job", job.to_string()),
-                ]),
-                samples: (0..10)
-                    .map(|k| Sample {
-                        timestamp_ms: now - 60_000 + k * 5_000,
-                        value: k as f64,
-                    })
-                    .collect(),
-            })
-            .collect(),
-        metadata: vec![],
-    };
-    let body = opendata_server::api::timeseries::remote_write::encode_v1(&batch);
+    let body = support::remote_write_v1(
+        "requests_total",
+        "job",
+        ["api", "db"].map(String::from),
+        10,
+        now - 60_000,
+        5_000,
+    );
     let r = api
         .http()
         .post(api.url("/api/v1/write"))
@@ -411,7 +397,7 @@ async fn should_serve_sql_over_tls() {
         dir.path(),
         sql_port,
         &format!(
-            "[tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+            "require_tls = true\n[tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
             cert.display(),
             key.display()
         ),
@@ -440,10 +426,11 @@ async fn should_serve_sql_over_tls() {
         "{}",
         std::fs::read_to_string(&log).unwrap()
     );
-    // Without TLS on the client the same server still answers (TLS is offered, not
-    // forced, as PostgreSQL does).
+    // With sql.require_tls, a client without TLS is refused before it sends a token.
     let out = psql(&psql_bin, sql_port, RW, "disable", "SELECT 'plain'");
-    assert_eq!(stdout(&out), "plain");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("sql.require_tls"), "{err}");
     let _ = child.kill();
     let _ = child.wait();
 }

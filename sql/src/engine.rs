@@ -244,16 +244,21 @@ impl SqlEngine {
         catalog.register_schema("log", Arc::new(log_schema))?;
 
         let ts_schema = MemorySchemaProvider::new();
+        let max_series = sources.promql.config().max_series;
         ts_schema.register_table(
             "samples".into(),
             Arc::new(timeseries::SamplesTable::new(
                 sources.timeseries.clone(),
                 counters.clone(),
+                max_series,
             )),
         )?;
         ts_schema.register_table(
             "series".into(),
-            Arc::new(timeseries::SeriesTable::new(sources.timeseries.clone())),
+            Arc::new(timeseries::SeriesTable::new(
+                sources.timeseries.clone(),
+                max_series,
+            )),
         )?;
         catalog.register_schema("timeseries", Arc::new(ts_schema))?;
 
@@ -558,15 +563,17 @@ impl MemoryPool for BudgetPool {
 
     fn try_grow(
         &self,
-        _reservation: &MemoryReservation,
+        reservation: &MemoryReservation,
         additional: usize,
     ) -> datafusion::error::Result<()> {
         let before = self.used.fetch_add(additional, Ordering::Relaxed);
         if before + additional > self.limit {
             self.used.fetch_sub(additional, Ordering::Relaxed);
             return Err(DataFusionError::ResourcesExhausted(format!(
-                "the statement needs more than sql.max_query_memory_bytes ({} bytes)",
-                self.limit
+                "the statement needs more than sql.max_query_memory_bytes ({} bytes): \
+                 {} asked for {additional} more",
+                self.limit,
+                reservation.consumer().name()
             )));
         }
         if let Err(e) = self.reservation.lock().grow(additional as u64) {

@@ -18,6 +18,7 @@ use datafusion::catalog::{Session, TableFunctionImpl};
 use datafusion::common::ScalarValue;
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{Expr, Operator, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
@@ -248,6 +249,7 @@ pub struct SamplesTable {
     db: TimeSeriesHandle,
     schema: SchemaRef,
     counters: ScanCounters,
+    max_series: u64,
 }
 
 impl fmt::Debug for SamplesTable {
@@ -257,12 +259,14 @@ impl fmt::Debug for SamplesTable {
 }
 
 impl SamplesTable {
-    /// The table over `db`.
-    pub fn new(db: TimeSeriesHandle, counters: ScanCounters) -> Self {
+    /// The table over `db`; a scan selecting more than `max_series` series fails
+    /// (0: no limit).
+    pub fn new(db: TimeSeriesHandle, counters: ScanCounters, max_series: u64) -> Self {
         Self {
             db,
             schema: samples_schema(),
             counters,
+            max_series,
         }
     }
 }
@@ -313,6 +317,7 @@ impl TableProvider for SamplesTable {
             projection,
             batch_size: state.config().batch_size().max(1),
             counters: self.counters.clone(),
+            max_series: self.max_series,
         });
         Ok(Arc::new(StreamingTableExec::try_new(
             schema,
@@ -333,6 +338,7 @@ struct SamplesPartition {
     projection: Vec<usize>,
     batch_size: usize,
     counters: ScanCounters,
+    max_series: u64,
 }
 
 impl fmt::Debug for SamplesPartition {
@@ -355,6 +361,26 @@ struct SamplesStream {
     schema: SchemaRef,
     batch_size: usize,
     counters: ScanCounters,
+    max_series: u64,
+    reservation: MemoryReservation,
+}
+
+/// Fails when a selection of `count` series holding `bytes` is over the series
+/// limit or cannot be reserved from the statement's memory pool.
+fn admit(
+    table: &str,
+    count: usize,
+    bytes: usize,
+    max_series: u64,
+    reservation: &mut MemoryReservation,
+) -> Result<()> {
+    if max_series > 0 && count as u64 > max_series {
+        return Err(DataFusionError::ResourcesExhausted(format!(
+            "{table} selects {count} series, more than the limit of {max_series} \
+             (timeseries.query.max_series); narrow it with metric or labels['name'] filters"
+        )));
+    }
+    reservation.try_grow(bytes)
 }
 
 impl SamplesStream {
@@ -362,12 +388,19 @@ impl SamplesStream {
         if !self.opened {
             self.opened = true;
             if let Some((start, end)) = bounds(&self.querier, self.time) {
-                self.set = Some(
-                    self.querier
-                        .select(&self.matchers, start, end)
-                        .await
-                        .map_err(|e| TableError::storage(e, false))?,
-                );
+                let set = self
+                    .querier
+                    .select(&self.matchers, start, end)
+                    .await
+                    .map_err(|e| TableError::storage(e, false))?;
+                admit(
+                    "timeseries.samples",
+                    set.series_count(),
+                    set.memory_size(),
+                    self.max_series,
+                    &mut self.reservation,
+                )?;
+                self.set = Some(set);
             }
         }
         let Some(set) = self.set.as_mut() else {
@@ -420,7 +453,8 @@ impl PartitionStream for SamplesPartition {
         &self.schema
     }
 
-    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+    fn execute(&self, ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let reservation = MemoryConsumer::new("timeseries.samples").register(ctx.memory_pool());
         let state = SamplesStream {
             querier: self.querier.clone(),
             matchers: self.matchers.clone(),
@@ -432,6 +466,8 @@ impl PartitionStream for SamplesPartition {
             schema: self.schema.clone(),
             batch_size: self.batch_size,
             counters: self.counters.clone(),
+            max_series: self.max_series,
+            reservation,
         };
         let stream = futures::stream::try_unfold(state, |mut s| async move {
             Ok(s.next_batch().await?.map(|b| (b, s)))
@@ -444,6 +480,7 @@ impl PartitionStream for SamplesPartition {
 pub struct SeriesTable {
     db: TimeSeriesHandle,
     schema: SchemaRef,
+    max_series: u64,
 }
 
 impl fmt::Debug for SeriesTable {
@@ -453,11 +490,13 @@ impl fmt::Debug for SeriesTable {
 }
 
 impl SeriesTable {
-    /// The table over `db`.
-    pub fn new(db: TimeSeriesHandle) -> Self {
+    /// The table over `db`; a scan selecting more than `max_series` series fails
+    /// (0: no limit).
+    pub fn new(db: TimeSeriesHandle, max_series: u64) -> Self {
         Self {
             db,
             schema: series_schema(),
+            max_series,
         }
     }
 }
@@ -481,30 +520,125 @@ impl TableProvider for SeriesTable {
 
     async fn scan(
         &self,
-        _state: &dyn Session,
+        state: &dyn Session,
         projection: Option<&Vec<usize>>,
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let (schema, projection) = projected(&self.schema, projection)?;
         let (matchers, _) = selection(filters);
-        let querier = self.db.querier();
-        let mut batches = Vec::new();
-        if let Some((start, end)) = bounds(&querier, IntRange::default()) {
-            let all = querier
-                .series(&matchers, start, end, limit.unwrap_or(0))
-                .await
-                .map_err(|e| TableError::storage(e, false))?;
-            let mut rows = RowBuilder::new(projection);
-            for chunk in all.chunks(8192) {
-                for labels in chunk {
-                    rows.push(labels, None)?;
-                }
-                batches.push(rows.finish(&schema)?);
-            }
+        let stream = Arc::new(SeriesPartition {
+            querier: self.db.querier(),
+            matchers,
+            schema: schema.clone(),
+            projection,
+            batch_size: state.config().batch_size().max(1),
+            limit,
+            max_series: self.max_series,
+        });
+        Ok(Arc::new(StreamingTableExec::try_new(
+            schema,
+            vec![stream],
+            None,
+            Vec::new(),
+            false,
+            limit,
+        )?))
+    }
+}
+
+struct SeriesPartition {
+    querier: Querier,
+    matchers: Vec<Matcher>,
+    schema: SchemaRef,
+    projection: Vec<usize>,
+    batch_size: usize,
+    limit: Option<usize>,
+    max_series: u64,
+}
+
+impl fmt::Debug for SeriesPartition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "timeseries.series {:?}", self.matchers)
+    }
+}
+
+/// The label sets of `timeseries.series`, emitted a batch at a time; the set is held
+/// under a reservation from the statement's memory pool.
+struct SeriesStream {
+    partition: Arc<SeriesPartition>,
+    selected: Option<Box<dyn Iterator<Item = Labels> + Send>>,
+    rows: RowBuilder,
+    reservation: MemoryReservation,
+}
+
+impl SeriesStream {
+    async fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        let p = self.partition.clone();
+        if self.selected.is_none() {
+            let selected: Box<dyn Iterator<Item = Labels> + Send> =
+                match bounds(&p.querier, IntRange::default()) {
+                    Some((start, end)) => {
+                        let set = p
+                            .querier
+                            .select(&p.matchers, start, end)
+                            .await
+                            .map_err(|e| TableError::storage(e, false))?;
+                        admit(
+                            "timeseries.series",
+                            set.series_count(),
+                            set.memory_size(),
+                            p.max_series,
+                            &mut self.reservation,
+                        )?;
+                        let labels = set.into_labels();
+                        match p.limit {
+                            Some(n) => Box::new(labels.take(n)),
+                            None => Box::new(labels),
+                        }
+                    }
+                    None => Box::new(std::iter::empty()),
+                };
+            self.selected = Some(selected);
         }
-        let table = datafusion::datasource::MemTable::try_new(schema.clone(), vec![batches])?;
-        table.scan(_state, None, &[], limit).await
+        let Some(selected) = self.selected.as_mut() else {
+            return Ok(None);
+        };
+        for labels in selected.by_ref().take(p.batch_size) {
+            self.rows.push(&labels, None)?;
+        }
+        if self.rows.rows == 0 {
+            return Ok(None);
+        }
+        self.rows.finish(&p.schema).map(Some)
+    }
+}
+
+impl PartitionStream for SeriesPartition {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let partition = Arc::new(SeriesPartition {
+            querier: self.querier.clone(),
+            matchers: self.matchers.clone(),
+            schema: self.schema.clone(),
+            projection: self.projection.clone(),
+            batch_size: self.batch_size,
+            limit: self.limit,
+            max_series: self.max_series,
+        });
+        let state = SeriesStream {
+            rows: RowBuilder::new(self.projection.clone()),
+            partition,
+            selected: None,
+            reservation: MemoryConsumer::new("timeseries.series").register(ctx.memory_pool()),
+        };
+        let stream = futures::stream::try_unfold(state, |mut s| async move {
+            Ok(s.next_batch().await?.map(|b| (b, s)))
+        });
+        Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), stream))
     }
 }
 

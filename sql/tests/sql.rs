@@ -20,6 +20,7 @@ use opendata_vector::model::{AttributeType, AttributeValue, CollectionSpec, Metr
 struct Fixture {
     engine: SqlEngine,
     log: LogDb,
+    ts: TimeSeriesDb,
     /// The first append's timestamp.
     t0: u64,
 }
@@ -36,6 +37,13 @@ static BASE_MS: std::sync::LazyLock<i64> = std::sync::LazyLock::new(|| {
 });
 
 async fn fixture(config: SqlConfig) -> Fixture {
+    fixture_with(config, Default::default()).await
+}
+
+async fn fixture_with(
+    config: SqlConfig,
+    query: opendata_timeseries::config::QueryConfig,
+) -> Fixture {
     let root = StorageRoot::new(StorageConfig::in_memory()).expect("root");
     let log = LogDb::open_in(&root, Default::default())
         .await
@@ -113,15 +121,20 @@ async fn fixture(config: SqlConfig) -> Fixture {
     let engine = SqlEngine::new(
         Sources {
             log: Opened::Writer(log.clone()),
-            timeseries: Opened::Writer(ts),
-            promql: opendata_timeseries::promql::Engine::new(Default::default()),
+            timeseries: Opened::Writer(ts.clone()),
+            promql: opendata_timeseries::promql::Engine::new(query),
             vector: Opened::Writer(vector),
         },
         config,
         MemoryBudget::default(),
     )
     .expect("engine");
-    Fixture { engine, log, t0 }
+    Fixture {
+        engine,
+        log,
+        ts,
+        t0,
+    }
 }
 
 fn rows(batches: &[RecordBatch]) -> usize {
@@ -381,4 +394,263 @@ async fn should_fail_a_statement_past_its_memory_limit() {
         .await
         .expect_err("over the limit");
     assert_eq!(e.sqlstate(), "53200", "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn should_refuse_a_series_selection_over_the_series_limit() {
+    let f = fixture_with(
+        SqlConfig::default(),
+        opendata_timeseries::config::QueryConfig {
+            max_series: 3,
+            ..Default::default()
+        },
+    )
+    .await;
+    // Four series in all: over the limit of three, for both tables.
+    for sql in [
+        "SELECT count(*) FROM timeseries.series",
+        "SELECT count(*) FROM timeseries.samples",
+    ] {
+        let e = f.engine.query(sql).await.expect_err("over the limit");
+        assert_eq!(e.sqlstate(), "53200", "{e}");
+        assert!(e.to_string().contains("max_series"), "{e}");
+    }
+    // Two of them, selected on the index, are within it.
+    let b = f
+        .engine
+        .query("SELECT count(*) FROM timeseries.series WHERE labels['job'] = 'api'")
+        .await
+        .expect("within the limit");
+    assert_eq!(ints(&b, 0), [2]);
+    let b = f
+        .engine
+        .query("SELECT count(*) FROM timeseries.samples WHERE labels['job'] = 'db'")
+        .await
+        .expect("within the limit");
+    assert_eq!(ints(&b, 0), [120]);
+    let b = f
+        .engine
+        .query("SELECT metric FROM timeseries.series WHERE labels['job'] = 'db' LIMIT 1")
+        .await
+        .expect("limit");
+    assert_eq!(strings(&b, 0), ["requests_total"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn should_hold_a_series_selection_under_the_statement_memory_limit() {
+    let f = fixture(SqlConfig {
+        max_query_memory_bytes: 1024 * 1024,
+        ..SqlConfig::default()
+    })
+    .await;
+    // 8,000 series with 200-byte label values: more than 1 MiB of label sets.
+    let pad = "p".repeat(200);
+    let series = (0..8_000)
+        .map(|i| SeriesSamples {
+            labels: Labels::from_pairs([
+                ("__name__", "wide"),
+                ("id", &format!("{i}")),
+                ("pad", &pad),
+            ]),
+            samples: vec![Sample {
+                timestamp_ms: *BASE_MS,
+                value: 1.0,
+            }],
+            exemplars: vec![],
+            created_timestamp_ms: None,
+        })
+        .collect();
+    f.ts.write(WriteBatch {
+        series,
+        metadata: vec![],
+    })
+    .await
+    .expect("write");
+    for sql in [
+        "SELECT count(*) FROM timeseries.series WHERE metric = 'wide'",
+        "SELECT count(*) FROM timeseries.samples WHERE metric = 'wide'",
+    ] {
+        let e = f
+            .engine
+            .query(sql)
+            .await
+            .expect_err("over the memory limit");
+        assert_eq!(e.sqlstate(), "53200", "{e}");
+        assert!(e.to_string().contains("timeseries."), "{e}");
+    }
+    // The four small series still fit.
+    let b = f
+        .engine
+        .query("SELECT count(*) FROM timeseries.series WHERE metric = 'requests_total'")
+        .await
+        .expect("within the limit");
+    assert_eq!(ints(&b, 0), [4]);
+}
+
+/// Pieces of SQL the statement fuzzer strings together: keywords, every table and
+/// table function, operators, literals of each type, and unbalanced brackets.
+const PIECES: &[&str] = &[
+    "SELECT",
+    "*",
+    "FROM",
+    "WHERE",
+    "GROUP BY",
+    "ORDER BY",
+    "LIMIT",
+    "OFFSET",
+    "JOIN",
+    "ON",
+    "UNION ALL",
+    "WITH",
+    "AS",
+    "AND",
+    "OR",
+    "NOT",
+    "IN",
+    "BETWEEN",
+    "IS NULL",
+    "CASE WHEN",
+    "THEN",
+    "ELSE",
+    "END",
+    "DISTINCT",
+    "HAVING",
+    "OVER (",
+    "PARTITION BY",
+    "log.entries",
+    "log.keys",
+    "timeseries.samples",
+    "timeseries.series",
+    "vector.docs",
+    "promql('sum(requests_total)', 0)",
+    "promql('rate(x[5m])', 0, 100, 10)",
+    "vector_search('docs', [1.0, 0.0], 3)",
+    "vector_search('docs', [1.0], 0)",
+    "pg_catalog.pg_class",
+    "information_schema.tables",
+    "key",
+    "sequence",
+    "timestamp",
+    "value",
+    "labels['job']",
+    "labels",
+    "metric",
+    "id",
+    "color",
+    "size",
+    "vector",
+    "count(*)",
+    "sum(",
+    "avg(",
+    "min(",
+    "max(",
+    "repeat(",
+    "substr(",
+    "to_timestamp_millis(",
+    "now()",
+    "CAST(",
+    "::BIGINT",
+    "::TEXT",
+    "::TIMESTAMP",
+    "INTERVAL '1 day'",
+    "(",
+    ")",
+    ",",
+    "=",
+    "<>",
+    "<",
+    ">=",
+    "+",
+    "-",
+    "*",
+    "/",
+    "%",
+    "||",
+    "~",
+    "1",
+    "0",
+    "-1",
+    "1e308",
+    "9223372036854775807",
+    "'x'",
+    "''",
+    "NULL",
+    "TRUE",
+    "[1, 2]",
+    "x'ff'",
+    ";",
+    "$1",
+    "INSERT INTO log.entries (key, value) VALUES",
+    "('k', 'v')",
+    "DELETE FROM",
+    "EXPLAIN",
+];
+
+/// Statements that run, to mutate byte by byte.
+const SEEDS: &[&str] = &[
+    "SELECT key, count(*) FROM log.entries GROUP BY key ORDER BY 2 DESC LIMIT 5",
+    "SELECT labels['job'], avg(value) FROM timeseries.samples WHERE metric = 'requests_total' GROUP BY 1",
+    "SELECT id, size FROM vector.docs WHERE color = 'red' AND size BETWEEN 2 AND 9",
+    "SELECT s.id, d.size FROM vector_search('docs', [3.0, 0.0], 5) s JOIN vector.docs d ON s.id = d.id",
+    "SELECT * FROM promql('sum by (job) (requests_total)', 0, 3600, 60) LIMIT 3",
+    "SELECT e.key, s.value FROM log.entries e JOIN timeseries.samples s ON date_trunc('minute', e.timestamp) = date_trunc('minute', s.timestamp) LIMIT 4",
+];
+
+fn statement() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    prop_oneof![
+        prop::collection::vec(prop::sample::select(PIECES), 1..24).prop_map(|p| p.join(" ")),
+        (
+            prop::sample::select(SEEDS),
+            prop::collection::vec((any::<usize>(), 0u8..4, any::<u8>()), 1..6)
+        )
+            .prop_map(|(seed, edits)| {
+                let mut bytes = seed.as_bytes().to_vec();
+                for (pos, op, b) in edits {
+                    let pos = pos % bytes.len().max(1);
+                    match op {
+                        0 if !bytes.is_empty() => bytes[pos] = b,
+                        1 => bytes.insert(pos.min(bytes.len()), b),
+                        2 if !bytes.is_empty() => {
+                            bytes.remove(pos);
+                        }
+                        _ => bytes.truncate(pos),
+                    }
+                }
+                String::from_utf8_lossy(&bytes).into_owned()
+            }),
+    ]
+}
+
+#[test]
+fn should_answer_random_statements_with_rows_or_a_postgres_error() {
+    use proptest::prelude::*;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let f = rt.block_on(fixture(SqlConfig {
+        max_query_memory_bytes: 16 * 1024 * 1024,
+        ..SqlConfig::default()
+    }));
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 300,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    });
+    runner
+        .run(&statement(), |sql| {
+            let answer = rt.block_on(async {
+                tokio::time::timeout(std::time::Duration::from_secs(20), f.engine.query(&sql)).await
+            });
+            let Ok(answer) = answer else {
+                return Err(TestCaseError::fail(format!("no answer in 20 s: {sql}")));
+            };
+            if let Err(e) = answer {
+                prop_assert_ne!(e.sqlstate(), "XX000", "{}: {}", sql, e);
+            }
+            Ok(())
+        })
+        .unwrap();
 }

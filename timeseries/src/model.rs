@@ -87,6 +87,17 @@ impl Labels {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// Bytes these labels hold in memory, approximately (names, values and the
+    /// strings' headers), for memory accounting.
+    pub fn memory_size(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self
+                .0
+                .iter()
+                .map(|l| std::mem::size_of::<Label>() + l.name.len() + l.value.len())
+                .sum::<usize>()
+    }
 }
 
 /// A float sample.

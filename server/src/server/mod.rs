@@ -185,6 +185,11 @@ async fn start_sql(
         .as_ref()
         .map(|t| listener::tls_acceptor_for(t, b"postgresql"))
         .transpose()?;
+    if config.sql.require_tls && tls.is_none() {
+        return Err(ServerError::Config(
+            "sql.require_tls needs a certificate: set [tls] cert_file and key_file".into(),
+        ));
+    }
     let tcp = TcpListener::bind(at)
         .await
         .map_err(|e| ServerError::Config(format!("cannot listen on {at} (sql.listen): {e}")))?;

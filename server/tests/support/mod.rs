@@ -31,3 +31,34 @@ pub async fn memory_server(extra: &[&str]) -> (tempfile::TempDir, ServerProcess)
     let server = ServerProcess::start(&args, &dir.path().join("server.log")).await;
     (dir, server)
 }
+
+/// A remote-write 1.0 body (snappy protobuf): one series `name{label="v"}` per value,
+/// each with `samples` samples `step_ms` apart from `t0` (the k-th sample's value is k).
+pub fn remote_write_v1(
+    name: &str,
+    label: &str,
+    values: impl IntoIterator<Item = String>,
+    samples: i64,
+    t0: i64,
+    step_ms: i64,
+) -> Vec<u8> {
+    use opendata_timeseries::model::{Labels, Sample, SeriesSamples, WriteBatch};
+    let batch = WriteBatch {
+        series: values
+            .into_iter()
+            .map(|v| SeriesSamples {
+                exemplars: Vec::new(),
+                created_timestamp_ms: None,
+                labels: Labels::from_pairs([("__name__", name.to_string()), (label, v)]),
+                samples: (0..samples)
+                    .map(|k| Sample {
+                        timestamp_ms: t0 + k * step_ms,
+                        value: k as f64,
+                    })
+                    .collect(),
+            })
+            .collect(),
+        metadata: vec![],
+    };
+    opendata_server::api::timeseries::remote_write::encode_v1(&batch)
+}

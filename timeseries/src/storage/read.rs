@@ -70,12 +70,24 @@ pub struct SeriesSet {
     end: i64,
     ready: std::collections::VecDeque<Series>,
     total: usize,
+    memory: usize,
 }
 
 impl SeriesSet {
     /// Number of series selected (some may have no samples in the range and be skipped).
     pub fn series_count(&self) -> usize {
         self.total
+    }
+
+    /// Bytes the selection holds before any sample is read, approximately: the
+    /// selected series' labels and where their samples are.
+    pub fn memory_size(&self) -> usize {
+        self.memory
+    }
+
+    /// The selected series' label sets, in label order, without reading samples.
+    pub fn into_labels(self) -> impl Iterator<Item = Labels> {
+        self.selected.map(|(labels, _)| labels)
     }
 
     /// The next series with at least one sample in the range, or `None` at the end.
@@ -488,6 +500,12 @@ impl Querier {
     pub async fn select(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<SeriesSet> {
         let resolved = self.resolve(matchers, start, end).await?;
         let total = resolved.len();
+        let memory = resolved
+            .iter()
+            .map(|(labels, parts)| {
+                labels.memory_size() + std::mem::size_of_val(parts.as_slice()) + 64
+            })
+            .sum();
         Ok(SeriesSet {
             querier: self.clone(),
             selected: resolved.into_iter(),
@@ -495,6 +513,7 @@ impl Querier {
             end,
             ready: Default::default(),
             total,
+            memory,
         })
     }
 

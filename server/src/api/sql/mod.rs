@@ -24,6 +24,7 @@
 // which takes them by value; boxing them would only add a conversion at each use.
 #![allow(clippy::result_large_err)]
 
+mod connection;
 mod encode;
 mod session;
 
@@ -86,6 +87,17 @@ pub struct SqlServerConfig {
     pub max_query_memory_bytes: u64,
     /// Longest statement text, in bytes.
     pub max_statement_bytes: usize,
+    /// Longest protocol message a client may send, in bytes (a statement with its
+    /// parameters, for instance); a longer one closes the connection before it is
+    /// read. At least `max_statement_bytes` plus 1 KiB.
+    pub max_message_bytes: usize,
+    /// Seconds a session may sit idle between statements before it is closed
+    /// (0: no limit, PostgreSQL's default).
+    pub idle_session_timeout_secs: u64,
+    /// Refuse logins that did not negotiate TLS (needs `[tls]`), so tokens never
+    /// cross the network in clear text; off by default, as in PostgreSQL, where TLS is
+    /// offered and the client chooses.
+    pub require_tls: bool,
     /// Rows per batch read from storage.
     pub batch_size: usize,
     /// Partitions a scan is split into (0: one per core).
@@ -101,6 +113,9 @@ impl Default for SqlServerConfig {
             statement_timeout_secs: 300,
             max_query_memory_bytes: engine.max_query_memory_bytes,
             max_statement_bytes: engine.max_statement_bytes,
+            max_message_bytes: 4 * 1024 * 1024,
+            idle_session_timeout_secs: 0,
+            require_tls: false,
             batch_size: engine.batch_size,
             target_partitions: engine.target_partitions,
         }
@@ -122,6 +137,12 @@ impl SqlServerConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.max_connections == 0 {
             return Err("sql.max_connections must be at least 1".into());
+        }
+        if self.max_message_bytes < self.max_statement_bytes.saturating_add(1024) {
+            return Err(format!(
+                "sql.max_message_bytes ({}) must be at least sql.max_statement_bytes ({}) plus 1024",
+                self.max_message_bytes, self.max_statement_bytes
+            ));
         }
         self.engine().validate()
     }
@@ -146,6 +167,8 @@ struct Shared {
     default_timeout: Duration,
     keys: RandomPidSecretKeyGenerator,
     parameters: DefaultServerParameterProvider,
+    limits: connection::ConnectionLimits,
+    require_tls: bool,
 }
 
 /// The SQL service: the engine, its pool and counters; [`SqlService::listen`] serves
@@ -179,6 +202,12 @@ impl SqlService {
                 default_timeout: Duration::from_secs(config.statement_timeout_secs),
                 keys: RandomPidSecretKeyGenerator::default(),
                 parameters,
+                limits: connection::ConnectionLimits {
+                    max_message_bytes: config.max_message_bytes,
+                    idle_timeout: (config.idle_session_timeout_secs > 0)
+                        .then(|| Duration::from_secs(config.idle_session_timeout_secs)),
+                },
+                require_tls: config.require_tls,
             }),
         }
     }
@@ -259,6 +288,7 @@ impl SqlService {
             }),
         });
         let slots = Arc::new(Semaphore::new(max_connections.max(1)));
+        let limits = self.shared.limits;
         tokio::spawn(async move {
             let mut connections = tokio::task::JoinSet::new();
             loop {
@@ -286,7 +316,7 @@ impl SqlService {
                 let tls = tls.clone();
                 connections.spawn(async move {
                     let _slot = slot;
-                    if let Err(e) = pgwire::tokio::process_socket(socket, tls, handlers).await {
+                    if let Err(e) = connection::serve(socket, tls, handlers, limits).await {
                         tracing::debug!(%addr, error = %e, "SQL connection ended with an error");
                     }
                 });
@@ -383,6 +413,16 @@ fn set_value(values: &[ast::Expr]) -> String {
 
 fn user_error(e: ErrorInfo) -> PgWireError {
     PgWireError::UserError(Box::new(e))
+}
+
+impl SqlStats {
+    /// Counts a failed statement (and a cancelled one, by its SQLSTATE).
+    fn failed(&self, e: &ErrorInfo) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        if e.code == "57014" {
+            self.cancelled.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 impl Backend {
@@ -545,10 +585,7 @@ impl Backend {
             }
         };
         if let Err(e) = &result {
-            self.shared.stats.errors.fetch_add(1, Ordering::Relaxed);
-            if e.code == "57014" {
-                self.shared.stats.cancelled.fetch_add(1, Ordering::Relaxed);
-            }
+            self.shared.stats.failed(e);
         }
         result
     }
@@ -744,10 +781,7 @@ impl Backend {
                     }
                     Err(e) => {
                         st.done = true;
-                        stats.errors.fetch_add(1, Ordering::Relaxed);
-                        if e.code == "57014" {
-                            stats.cancelled.fetch_add(1, Ordering::Relaxed);
-                        }
+                        stats.failed(&e);
                         Box::new(std::iter::once(Err(user_error(e))))
                     }
                 };
@@ -828,6 +862,15 @@ impl StartupHandler for Backend {
     {
         match message {
             PgWireFrontendMessage::Startup(ref startup) => {
+                if self.shared.require_tls && !client.is_secure() {
+                    return Err(user_error(ErrorInfo::new(
+                        "FATAL".to_owned(),
+                        "28000".to_owned(),
+                        "this server accepts SQL logins over TLS only (sql.require_tls): \
+                         connect with sslmode=require"
+                            .to_owned(),
+                    )));
+                }
                 protocol_negotiation(client, startup).await?;
                 save_startup_parameters_to_metadata(client, startup);
                 if self.shared.tokens.is_empty() {
@@ -891,7 +934,7 @@ impl SimpleQueryHandler for Backend {
         let commands = match self.parse_and_plan(query, Some(&mut control)).await {
             Ok(c) => c,
             Err(e) => {
-                self.shared.stats.errors.fetch_add(1, Ordering::Relaxed);
+                self.shared.stats.failed(&e);
                 return Ok(vec![Response::Error(Box::new(e))]);
             }
         };
@@ -910,7 +953,7 @@ impl SimpleQueryHandler for Backend {
                     .await
                 }
                 Err(e) => {
-                    self.shared.stats.errors.fetch_add(1, Ordering::Relaxed);
+                    self.shared.stats.failed(&e);
                     Err(e)
                 }
             };
@@ -957,7 +1000,7 @@ pub(crate) struct Prepared(Arc<Command>);
 
 /// Parses the statements of the extended protocol.
 struct Parser {
-    backend: Arc<Shared>,
+    backend: Backend,
 }
 
 #[async_trait]
@@ -973,19 +1016,23 @@ impl QueryParser for Parser {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
-        let backend = Backend {
-            shared: self.backend.clone(),
-        };
         let session = client.session_extensions().get::<Session>();
         let mut control = session.as_ref().map(|s| s.control());
-        let mut commands = backend
+        let stats = &self.backend.shared.stats;
+        let mut commands = self
+            .backend
             .parse_and_plan(sql, control.as_mut())
             .await
+            .inspect_err(|e| stats.failed(e))
             .map_err(user_error)?;
         match commands.len() {
             0 => Ok(None),
             1 => {
-                let command = commands.pop().expect("one").map_err(user_error)?;
+                let command = commands
+                    .pop()
+                    .expect("one")
+                    .inspect_err(|e| stats.failed(e))
+                    .map_err(user_error)?;
                 Ok(Some(Prepared(Arc::new(command))))
             }
             _ => Err(user_error(error(
@@ -1041,7 +1088,9 @@ impl ExtendedQueryHandler for Backend {
 
     fn query_parser(&self) -> Arc<Parser> {
         Arc::new(Parser {
-            backend: self.shared.clone(),
+            backend: Backend {
+                shared: self.shared.clone(),
+            },
         })
     }
 
