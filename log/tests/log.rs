@@ -518,3 +518,66 @@ async fn should_expire_an_idle_log_without_new_appends() {
     assert_eq!(values(&db, "quiet", ..).await, vec![(seq, "2".to_string())]);
     db.close().await.unwrap();
 }
+
+/// Entries through `load` and `drain_loaded`, taking at most `take` per drain call.
+async fn drained(mut iter: opendata_log::LogIterator, take: usize) -> Vec<(u64, u64, Vec<u8>)> {
+    let mut out = Vec::new();
+    while iter.load().await.unwrap() {
+        let mut n = 0;
+        iter.drain_loaded(|seq, ts, payload| {
+            out.push((seq, ts, payload.to_vec()));
+            n += 1;
+            n < take
+        })
+        .unwrap();
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_drain_loaded_chunks_as_next_returns_entries() {
+    let (_root, db) = open_memory(LogConfig::default()).await;
+    let key = Bytes::from_static(b"k");
+    let mut seqs = Vec::new();
+    let mut times = Vec::new();
+    for batch in 0..12 {
+        // Chunks of one to four entries, interleaved with another key's, at
+        // increasing append times.
+        let records = (0..(batch % 4 + 1))
+            .flat_map(|i| [rec("k", &format!("v{batch}-{i}")), rec("other", "x")])
+            .collect();
+        seqs.extend(db.append(records).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(3)).await;
+        let mut it = db.scan(key.clone(), ..).await.unwrap();
+        while let Some(e) = it.next().await.unwrap() {
+            times.push(e.timestamp_ms);
+        }
+    }
+    times.sort_unstable();
+    times.dedup();
+    let (first, last) = (seqs[0], *seqs.last().unwrap());
+    let bounds: Vec<u64> = (first..=last + 1).step_by(3).collect();
+    for &lo in &bounds {
+        for &hi in bounds.iter().filter(|h| **h >= lo) {
+            let mut expected = Vec::new();
+            let mut it = db.scan(key.clone(), lo..hi).await.unwrap();
+            while let Some(e) = it.next().await.unwrap() {
+                expected.push((e.sequence, e.timestamp_ms, e.value.to_vec()));
+            }
+            for take in [1, 2, usize::MAX] {
+                let got = drained(db.scan(key.clone(), lo..hi).await.unwrap(), take).await;
+                assert_eq!(got, expected, "range {lo}..{hi}, {take} per drain");
+            }
+        }
+    }
+    for &t in &times {
+        let mut expected = Vec::new();
+        let mut it = db.scan_from_time(key.clone(), t, ..).await.unwrap();
+        while let Some(e) = it.next().await.unwrap() {
+            expected.push((e.sequence, e.timestamp_ms, e.value.to_vec()));
+        }
+        assert!(!expected.is_empty() && expected.iter().all(|e| e.1 >= t));
+        let got = drained(db.scan_from_time(key.clone(), t, ..).await.unwrap(), 2).await;
+        assert_eq!(got, expected, "from time {t}");
+    }
+}

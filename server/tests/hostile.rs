@@ -199,6 +199,8 @@ async fn should_answer_every_route_4xx_for_garbage_and_keep_the_data() {
         "/console/app.js",
         "/api/v1/server/status",
     ];
+    let takes_no_body =
+        |path: &str| matches!(path, "/" | "/console/app.js" | "/api/v1/server/status");
     let deep_json = "[".repeat(100_000).into_bytes();
     let huge_string = format!("{{\"name\":\"{}\"}}", "a".repeat(900_000)).into_bytes();
     let too_big = vec![b'{'; 2 * 1024 * 1024];
@@ -235,8 +237,11 @@ async fn should_answer_every_route_4xx_for_garbage_and_keep_the_data() {
                 &headers[..1]
             };
             // A body over the limit is refused before it is read and its connection
-            // closed: send it on a connection of its own.
-            let client = if body.len() > 1 << 20 {
+            // closed, and so is one sent to a route that takes none (HTTP lets a server
+            // close a connection rather than read a body it does not want; a pooled
+            // connection would race that close): send those on a connection of their own.
+            let unread = body.len() > 1 << 20 || takes_no_body(path);
+            let client = if unread {
                 TestClient::new(server.base.clone())
             } else {
                 api.clone()
@@ -249,8 +254,8 @@ async fn should_answer_every_route_4xx_for_garbage_and_keep_the_data() {
                     body.len(),
                     String::from_utf8_lossy(&answer[..answer.len().min(300)])
                 ),
-                // A refused oversized body may close the connection before all of it is sent.
-                Err(e) => assert!(body.len() > 1 << 20, "{path} with {ct}: {e}"),
+                // A refused body may close the connection before all of it is sent.
+                Err(e) => assert!(unread, "{path} with {ct}: {e}"),
             }
         }
         assert_healthy(&api).await;

@@ -370,7 +370,8 @@ enum KeySource {
 struct EntryStream {
     log: LogHandle,
     keys: KeySource,
-    current: Option<LogIterator>,
+    /// The key being read, and its name for the `key` column.
+    current: Option<(LogIterator, String)>,
     start: u64,
     end: Option<u64>,
     time: IntRange,
@@ -448,82 +449,86 @@ impl EntryStream {
         let want = self
             .remaining
             .map_or(self.batch_size, |r| r.min(self.batch_size));
-        let mut rows = Vec::with_capacity(want.min(1024));
-        let mut bytes = 0usize;
-        while rows.len() < want && bytes < BATCH_BYTES {
+        let wants = |c: usize| self.projection.contains(&c);
+        let (want_key, want_seq, want_time, want_value) = (wants(0), wants(1), wants(2), wants(3));
+        let cap = want.min(1024);
+        let mut keys = StringBuilder::with_capacity(if want_key { cap } else { 0 }, 0);
+        let mut seqs = Int64Builder::with_capacity(if want_seq { cap } else { 0 });
+        let mut times = TimestampMillisecondBuilder::with_capacity(if want_time { cap } else { 0 })
+            .with_timezone("UTC");
+        let mut values = BinaryBuilder::with_capacity(if want_value { cap } else { 0 }, 0);
+        let (mut rows, mut bytes) = (0usize, 0usize);
+        let (mut read_rows, mut read_bytes) = (0u64, 0usize);
+        let (lo, hi) = (self.time.lo, self.time.hi);
+        while rows < want && bytes < BATCH_BYTES {
             if self.current.is_none() {
                 match self.next_key().await? {
-                    Some(key) => self.current = Some(self.open(key).await?),
+                    Some(key) => {
+                        let name = String::from_utf8_lossy(&key).into_owned();
+                        self.current = Some((self.open(key).await?, name));
+                    }
                     None => {
                         self.done = true;
                         break;
                     }
                 }
             }
-            let Some(iter) = self.current.as_mut() else {
+            let Some((iter, key)) = self.current.as_mut() else {
                 break;
             };
-            match iter
-                .next()
+            if !iter
+                .load()
                 .await
                 .map_err(|e| TableError::storage(e, false))?
             {
-                Some(entry) => {
-                    self.counters
-                        .add_read(1, entry.value.len() + entry.key.len() + 16);
-                    let ts = entry.timestamp_ms as i64;
-                    if ts < self.time.lo || ts > self.time.hi {
-                        continue;
-                    }
-                    bytes += entry.value.len() + entry.key.len();
-                    rows.push(entry);
-                }
-                None => self.current = None,
+                self.current = None;
+                continue;
             }
+            // One await per stored chunk; its entries go straight into the columns.
+            let key_len = key.len();
+            iter.drain_loaded(|sequence, timestamp_ms, value| {
+                read_rows += 1;
+                read_bytes += value.len() + key_len + 16;
+                let ts = timestamp_ms as i64;
+                if ts < lo || ts > hi {
+                    return true;
+                }
+                if want_key {
+                    keys.append_value(key.as_str());
+                }
+                if want_seq {
+                    seqs.append_value(sequence as i64);
+                }
+                if want_time {
+                    times.append_value(ts);
+                }
+                if want_value {
+                    values.append_value(value);
+                }
+                rows += 1;
+                bytes += value.len() + key_len;
+                rows < want && bytes < BATCH_BYTES
+            })
+            .map_err(|e| TableError::storage(e, false))?;
         }
-        if rows.is_empty() {
+        self.counters.add_read(read_rows, read_bytes);
+        if rows == 0 {
             return Ok(None);
         }
         if let Some(r) = &mut self.remaining {
-            *r -= rows.len();
+            *r -= rows;
         }
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.projection.len());
         for &c in &self.projection {
             columns.push(match c {
-                0 => {
-                    let mut b = StringBuilder::with_capacity(rows.len(), rows.len() * 16);
-                    for r in &rows {
-                        b.append_value(String::from_utf8_lossy(&r.key));
-                    }
-                    Arc::new(b.finish())
-                }
-                1 => {
-                    let mut b = Int64Builder::with_capacity(rows.len());
-                    for r in &rows {
-                        b.append_value(r.sequence as i64);
-                    }
-                    Arc::new(b.finish())
-                }
-                2 => {
-                    let mut b =
-                        TimestampMillisecondBuilder::with_capacity(rows.len()).with_timezone("UTC");
-                    for r in &rows {
-                        b.append_value(r.timestamp_ms as i64);
-                    }
-                    Arc::new(b.finish())
-                }
-                _ => {
-                    let total: usize = rows.iter().map(|r| r.value.len()).sum();
-                    let mut b = BinaryBuilder::with_capacity(rows.len(), total);
-                    for r in &rows {
-                        b.append_value(&r.value);
-                    }
-                    Arc::new(b.finish())
-                }
+                0 => Arc::new(keys.finish()),
+                1 => Arc::new(seqs.finish()),
+                2 => Arc::new(times.finish()),
+                _ => Arc::new(values.finish()),
             });
         }
         let options =
-            datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(rows.len()));
+            datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(rows));
         Ok(Some(RecordBatch::try_new_with_options(
             self.schema.clone(),
             columns,

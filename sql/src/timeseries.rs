@@ -199,6 +199,39 @@ impl RowBuilder {
         self.projection.contains(&column)
     }
 
+    /// Appends one row per sample of `samples`, all of the series `labels`.
+    fn push_samples(&mut self, labels: &Labels, samples: &[(i64, f64)]) -> Result<()> {
+        if self.wants(0) {
+            let metric = labels.metric_name().unwrap_or("");
+            for _ in samples {
+                self.metric.append_value(metric);
+            }
+        }
+        if self.wants(1) {
+            for _ in samples {
+                for l in labels.as_slice() {
+                    if l.name != METRIC_NAME {
+                        self.labels.keys().append_value(&l.name);
+                        self.labels.values().append_value(&l.value);
+                    }
+                }
+                self.labels.append(true)?;
+            }
+        }
+        if self.wants(2) {
+            for &(t, _) in samples {
+                self.timestamp.append_value(t);
+            }
+        }
+        if self.wants(3) {
+            for &(_, v) in samples {
+                self.value.append_value(v);
+            }
+        }
+        self.rows += samples.len();
+        Ok(())
+    }
+
     fn push(&mut self, labels: &Labels, sample: Option<(i64, f64)>) -> Result<()> {
         if self.wants(0) {
             self.metric.append_value(labels.metric_name().unwrap_or(""));
@@ -433,10 +466,10 @@ impl SamplesStream {
             let Some((labels, samples, next)) = self.current.as_mut() else {
                 break;
             };
-            while *next < samples.len() && self.rows.rows < self.batch_size {
-                self.rows.push(labels, Some(samples[*next]))?;
-                *next += 1;
-            }
+            let take = (samples.len() - *next).min(self.batch_size - self.rows.rows);
+            self.rows
+                .push_samples(labels, &samples[*next..*next + take])?;
+            *next += take;
             if *next >= samples.len() {
                 self.current = None;
             }

@@ -187,6 +187,22 @@ impl ChunkReader {
 
     /// The next `(sequence, payload)`, sharing the chunk's memory.
     pub fn next_entry(&mut self) -> Result<Option<(u64, Bytes)>, DecodeError> {
+        Ok(self
+            .next_range()?
+            .map(|(seq, range)| (seq, self.value.slice(range))))
+    }
+
+    /// The next `(sequence, payload)`, borrowed from the chunk (no reference count
+    /// is taken: the fast path of scans that copy the payload anyway).
+    pub fn next_entry_ref(&mut self) -> Result<Option<(u64, &[u8])>, DecodeError> {
+        match self.next_range()? {
+            Some((seq, range)) => Ok(Some((seq, &self.value[range]))),
+            None => Ok(None),
+        }
+    }
+
+    /// The next entry's sequence and where its payload lies in the chunk.
+    fn next_range(&mut self) -> Result<Option<(u64, std::ops::Range<usize>)>, DecodeError> {
         if self.remaining == 0 {
             if self.pos != self.value.len() {
                 return Err(DecodeError::new(
@@ -216,7 +232,7 @@ impl ChunkReader {
             .checked_add(len)
             .filter(|e| *e <= self.value.len())
             .ok_or_else(|| DecodeError::truncated("log chunk"))?;
-        let payload = self.value.slice(self.pos..end);
+        let payload = self.pos..end;
         self.pos = end;
         self.prev = Some(seq);
         self.remaining -= 1;

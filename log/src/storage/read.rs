@@ -312,9 +312,23 @@ impl LogIterator {
                     None => self.chunk = None,
                 }
             }
+            if !self.load().await? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Reads the next stored chunk of the range into memory, unless one is loaded
+    /// already; `false` at the end of the range. With [`LogIterator::drain_loaded`],
+    /// the batch form of [`LogIterator::next`]: one await per chunk, not per entry.
+    pub async fn load(&mut self) -> Result<bool> {
+        loop {
+            if self.chunk.is_some() {
+                return Ok(true);
+            }
             if self.current.is_none() {
                 let Some(segment) = self.segments.pop_front() else {
-                    return Ok(None);
+                    return Ok(false);
                 };
                 // Chunks are keyed by their last sequence: the first chunk whose last
                 // sequence is >= start holds start (or comes after it).
@@ -337,6 +351,47 @@ impl LogIterator {
                 None => self.current = None,
             }
         }
+    }
+
+    /// Hands the loaded chunk's entries in range to `f(sequence, timestamp_ms,
+    /// payload)`, borrowed and without reading storage, until `f` returns `false` (after
+    /// taking that entry) or the chunk is used up; then [`LogIterator::load`] reads the
+    /// next. Entries are the ones [`LogIterator::next`] would return, in the same order.
+    pub fn drain_loaded(&mut self, mut f: impl FnMut(u64, u64, &[u8]) -> bool) -> Result<()> {
+        let Some(chunk) = self.chunk.as_mut() else {
+            return Ok(());
+        };
+        let timestamp_ms = chunk.timestamp_ms();
+        if let Some(min) = self.min_time_ms {
+            // Every entry of a chunk has the chunk's timestamp.
+            if timestamp_ms < min {
+                self.chunk = None;
+                return Ok(());
+            }
+            self.min_time_ms = None;
+        }
+        loop {
+            match chunk.next_entry_ref()? {
+                Some((seq, payload)) => {
+                    if seq < self.start {
+                        continue;
+                    }
+                    if self.end.is_some_and(|e| seq >= e) {
+                        break;
+                    }
+                    if !f(seq, timestamp_ms, payload) {
+                        return Ok(());
+                    }
+                }
+                None => {
+                    self.chunk = None;
+                    return Ok(());
+                }
+            }
+        }
+        // Past the end of the range.
+        self.finish();
+        Ok(())
     }
 
     fn finish(&mut self) {
