@@ -56,6 +56,7 @@ pub mod error;
 mod filters;
 pub mod log;
 pub mod metrics;
+mod scan;
 pub mod timeseries;
 pub mod vector;
 

@@ -25,7 +25,7 @@ use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::metrics::MetricsSet;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
+use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan};
 use futures::StreamExt;
 use opendata_log::{LogHandle, LogIterator, LogRead, Record};
@@ -33,6 +33,7 @@ use opendata_log::{LogHandle, LogIterator, LogRead, Record};
 use crate::error::TableError;
 use crate::filters::{self, IntRange};
 use crate::metrics::ScanCounters;
+use crate::scan::{BatchReader, batch_stream, streaming_scan};
 
 /// Keys listed per storage read when a scan walks every key.
 const KEY_PAGE: usize = 1_000;
@@ -246,14 +247,7 @@ impl TableProvider for EntriesTable {
                 }) as Arc<dyn PartitionStream>
             })
             .collect();
-        Ok(Arc::new(StreamingTableExec::try_new(
-            schema,
-            streams,
-            None,
-            Vec::new(),
-            false,
-            limit,
-        )?))
+        streaming_scan(schema, streams, limit)
     }
 
     async fn insert_into(
@@ -348,11 +342,7 @@ impl PartitionStream for EntryPartition {
             done: self.empty,
             counters: self.counters.clone(),
         };
-        let stream = futures::stream::try_unfold(state, |mut state| async move {
-            let batch = state.next_batch().await?;
-            Ok(batch.map(|b| (b, state)))
-        });
-        Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), stream))
+        batch_stream(self.schema.clone(), state)
     }
 }
 
@@ -441,7 +431,10 @@ impl EntryStream {
             TableError::storage(e, invalid)
         })
     }
+}
 
+#[async_trait]
+impl BatchReader for EntryStream {
     async fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
         if self.done || self.remaining == Some(0) {
             return Ok(None);
@@ -712,14 +705,7 @@ impl TableProvider for KeysTable {
             projection,
             batch_size: state.config().batch_size().max(1),
         });
-        Ok(Arc::new(StreamingTableExec::try_new(
-            schema,
-            vec![stream],
-            None,
-            Vec::new(),
-            false,
-            limit,
-        )?))
+        streaming_scan(schema, vec![stream], limit)
     }
 }
 

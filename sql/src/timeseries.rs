@@ -22,8 +22,7 @@ use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{Expr, Operator, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
+use datafusion::physical_plan::streaming::PartitionStream;
 use opendata_timeseries::model::{Labels, METRIC_NAME, MatchKind, Matcher, is_stale_marker};
 use opendata_timeseries::promql::{Engine, QueryOptions, Value};
 use opendata_timeseries::{Querier, SeriesSet, TimeSeriesHandle, TimeSeriesRead};
@@ -31,6 +30,7 @@ use opendata_timeseries::{Querier, SeriesSet, TimeSeriesHandle, TimeSeriesRead};
 use crate::error::TableError;
 use crate::filters::{self, Cmp, IntRange};
 use crate::metrics::ScanCounters;
+use crate::scan::{BatchReader, batch_stream, streaming_scan};
 
 fn utc() -> Option<Arc<str>> {
     Some("UTC".into())
@@ -199,16 +199,16 @@ impl RowBuilder {
         self.projection.contains(&column)
     }
 
-    /// Appends one row per sample of `samples`, all of the series `labels`.
-    fn push_samples(&mut self, labels: &Labels, samples: &[(i64, f64)]) -> Result<()> {
+    /// The `metric` and `labels` columns of `n` rows of the series `labels`.
+    fn push_labels(&mut self, labels: &Labels, n: usize) -> Result<()> {
         if self.wants(0) {
             let metric = labels.metric_name().unwrap_or("");
-            for _ in samples {
+            for _ in 0..n {
                 self.metric.append_value(metric);
             }
         }
         if self.wants(1) {
-            for _ in samples {
+            for _ in 0..n {
                 for l in labels.as_slice() {
                     if l.name != METRIC_NAME {
                         self.labels.keys().append_value(&l.name);
@@ -218,6 +218,12 @@ impl RowBuilder {
                 self.labels.append(true)?;
             }
         }
+        Ok(())
+    }
+
+    /// Appends one row per sample of `samples`, all of the series `labels`.
+    fn push_samples(&mut self, labels: &Labels, samples: &[(i64, f64)]) -> Result<()> {
+        self.push_labels(labels, samples.len())?;
         if self.wants(2) {
             for &(t, _) in samples {
                 self.timestamp.append_value(t);
@@ -232,29 +238,16 @@ impl RowBuilder {
         Ok(())
     }
 
+    /// Appends one row: a series (`sample` None, `timeseries.series`) or a sample.
     fn push(&mut self, labels: &Labels, sample: Option<(i64, f64)>) -> Result<()> {
-        if self.wants(0) {
-            self.metric.append_value(labels.metric_name().unwrap_or(""));
-        }
-        if self.wants(1) {
-            for l in labels.as_slice() {
-                if l.name != METRIC_NAME {
-                    self.labels.keys().append_value(&l.name);
-                    self.labels.values().append_value(&l.value);
-                }
-            }
-            self.labels.append(true)?;
-        }
-        if let Some((t, v)) = sample {
-            if self.wants(2) {
-                self.timestamp.append_value(t);
-            }
-            if self.wants(3) {
-                self.value.append_value(v);
+        match sample {
+            Some(sample) => self.push_samples(labels, &[sample]),
+            None => {
+                self.push_labels(labels, 1)?;
+                self.rows += 1;
+                Ok(())
             }
         }
-        self.rows += 1;
-        Ok(())
     }
 
     fn finish(&mut self, schema: &SchemaRef) -> Result<RecordBatch> {
@@ -352,14 +345,7 @@ impl TableProvider for SamplesTable {
             counters: self.counters.clone(),
             max_series: self.max_series,
         });
-        Ok(Arc::new(StreamingTableExec::try_new(
-            schema,
-            vec![stream],
-            None,
-            Vec::new(),
-            false,
-            limit,
-        )?))
+        streaming_scan(schema, vec![stream], limit)
     }
 }
 
@@ -416,7 +402,8 @@ fn admit(
     reservation.try_grow(bytes)
 }
 
-impl SamplesStream {
+#[async_trait]
+impl BatchReader for SamplesStream {
     async fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
         if !self.opened {
             self.opened = true;
@@ -502,10 +489,7 @@ impl PartitionStream for SamplesPartition {
             max_series: self.max_series,
             reservation,
         };
-        let stream = futures::stream::try_unfold(state, |mut s| async move {
-            Ok(s.next_batch().await?.map(|b| (b, s)))
-        });
-        Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), stream))
+        batch_stream(self.schema.clone(), state)
     }
 }
 
@@ -569,14 +553,7 @@ impl TableProvider for SeriesTable {
             limit,
             max_series: self.max_series,
         });
-        Ok(Arc::new(StreamingTableExec::try_new(
-            schema,
-            vec![stream],
-            None,
-            Vec::new(),
-            false,
-            limit,
-        )?))
+        streaming_scan(schema, vec![stream], limit)
     }
 }
 
@@ -605,7 +582,8 @@ struct SeriesStream {
     reservation: MemoryReservation,
 }
 
-impl SeriesStream {
+#[async_trait]
+impl BatchReader for SeriesStream {
     async fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
         let p = self.partition.clone();
         if self.selected.is_none() {
@@ -668,10 +646,7 @@ impl PartitionStream for SeriesPartition {
             selected: None,
             reservation: MemoryConsumer::new("timeseries.series").register(ctx.memory_pool()),
         };
-        let stream = futures::stream::try_unfold(state, |mut s| async move {
-            Ok(s.next_batch().await?.map(|b| (b, s)))
-        });
-        Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), stream))
+        batch_stream(self.schema.clone(), state)
     }
 }
 

@@ -24,7 +24,7 @@ use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
+use datafusion::physical_plan::streaming::PartitionStream;
 use opendata_vector::filter::{Bound, Filter};
 use opendata_vector::model::{
     AttributeType, AttributeValue, CollectionSpec, FieldSelection, SearchRequest, VectorRecord,
@@ -34,6 +34,7 @@ use opendata_vector::{VectorDb, VectorHandle};
 use crate::error::TableError;
 use crate::filters::{self, Cmp};
 use crate::metrics::ScanCounters;
+use crate::scan::streaming_scan;
 
 /// Records read per storage page of a collection scan.
 const PAGE: usize = 1_024;
@@ -298,14 +299,7 @@ impl TableProvider for CollectionTable {
             batch_size: state.config().batch_size().clamp(1, PAGE),
             counters: self.counters.clone(),
         });
-        Ok(Arc::new(StreamingTableExec::try_new(
-            schema,
-            vec![stream],
-            None,
-            Vec::new(),
-            false,
-            limit,
-        )?))
+        streaming_scan(schema, vec![stream], limit)
     }
 }
 
