@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Runs the whole test suite, doing its own setup:
-#   1. a Python virtual environment (.venv) with the pinned S3 emulator (moto) and
-#      PostgreSQL driver (psycopg) for the SQL tests,
+#   1. a Python virtual environment (.venv) with the pinned S3 emulator (moto), the
+#      PostgreSQL driver (psycopg) for the SQL tests and the Kafka client
+#      (confluent-kafka) for the Kafka tests,
 #   2. the emulator on 127.0.0.1 with a test bucket,
 #   3. a real Prometheus server binary (Debian's `prometheus` package, installed with
 #      apt-get when missing) for the remote-write test, psql (Debian's
-#      `postgresql-client`) for the SQL tests, and headless Chromium (Debian's
+#      `postgresql-client`) for the SQL tests, kcat (Debian's `kcat`) for the Kafka
+#      tests, and headless Chromium (Debian's
 #      `chromium` and `chromium-driver`) for the web console's browser test,
 #   4. every cargo test in the workspace, with the emulator's address exported so the
 #      storage, fencing and server tests run against real S3 semantics.
@@ -33,6 +35,7 @@ command -v prometheus >/dev/null 2>&1 || PACKAGES+=(prometheus)
 command -v psql >/dev/null 2>&1 || PACKAGES+=(postgresql-client)
 command -v chromium >/dev/null 2>&1 || PACKAGES+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || PACKAGES+=(chromium-driver)
+command -v kcat >/dev/null 2>&1 || PACKAGES+=(kcat)
 if [ ${#PACKAGES[@]} -gt 0 ]; then
   log "installing Debian packages: ${PACKAGES[*]}"
   SUDO=""
@@ -67,7 +70,8 @@ export AWS_REGION=us-east-1
 export AWS_ALLOW_HTTP=true
 export OPENDATA_TEST_S3_ENDPOINT="http://127.0.0.1:$PORT"
 export OPENDATA_TEST_S3_BUCKET=opendata-test
-# The SQL tests' PostgreSQL driver (psycopg) lives in the virtual environment.
+# The SQL tests' PostgreSQL driver (psycopg) and the Kafka tests' client
+# (confluent-kafka) live in the virtual environment.
 export OPENDATA_TEST_PYTHON="$VENV/bin/python"
 curl -fsS -X PUT "$OPENDATA_TEST_S3_ENDPOINT/$OPENDATA_TEST_S3_BUCKET" >/dev/null
 

@@ -19,6 +19,32 @@ pub enum Error {
         /// The key's actual last sequence (`None`: no entries).
         actual: Option<u64>,
     },
+    /// No such topic or partition.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// A topic of that name exists already.
+    #[error("already exists: {0}")]
+    AlreadyExists(String),
+    /// An idempotent producer's epoch is older than the partition has seen.
+    #[error("producer {producer_id} epoch {epoch} is fenced by epoch {current}")]
+    ProducerFenced {
+        /// The producer id.
+        producer_id: u64,
+        /// The epoch the batch carried.
+        epoch: i16,
+        /// The newest epoch the partition has seen.
+        current: i16,
+    },
+    /// An idempotent producer's batch does not follow its last one.
+    #[error("producer {producer_id}: batch sequence {got} does not follow {last}")]
+    OutOfOrderSequence {
+        /// The producer id.
+        producer_id: u64,
+        /// The batch's first sequence number.
+        got: i32,
+        /// The last sequence number written.
+        last: i32,
+    },
     /// A storage failure.
     #[error(transparent)]
     Storage(#[from] opendata_common::Error),

@@ -73,6 +73,11 @@ pub use config::{Config, LogConfig, ReaderConfig};
 pub use error::{Error, Result};
 pub use lifecycle::LogHandle;
 pub use model::{
-    AppendOptions, AppendResult, Condition, KeyInfo, KeyPage, LogEntry, Record, SegmentInfo,
+    AppendOptions, AppendResult, Condition, GroupOffset, KeyInfo, KeyPage, LogEntry,
+    PartitionChunk, PartitionRecord, ProduceResult, ProducerBatch, Record, RecordAttrs,
+    SegmentInfo, TopicInfo, partition_key,
 };
-pub use storage::{LogDb, LogDbReader, LogFollower, LogIterator, LogRead};
+pub use storage::{
+    LogDb, LogDbReader, LogFollower, LogIterator, LogRead, MAX_PARTITIONS, MAX_TOPIC_NAME,
+    validate_topic_name,
+};

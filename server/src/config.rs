@@ -26,6 +26,10 @@
 //! [sql]                   # SQL over the PostgreSQL wire protocol; off without listen
 //! listen = "127.0.0.1:5432"
 //! statement_timeout_secs = 300
+//!
+//! [kafka]                 # the Kafka protocol over the log database; off without listen
+//! listen = "127.0.0.1:9092"
+//! default_partitions = 1
 //! ```
 
 use std::net::SocketAddr;
@@ -69,6 +73,9 @@ pub struct ServerConfig {
     pub limits: LimitsConfig,
     /// SQL over the PostgreSQL wire protocol (`[sql]`; off unless `sql.listen` is set).
     pub sql: crate::api::sql::SqlServerConfig,
+    /// The Kafka protocol over the log database (`[kafka]`; off unless `kafka.listen`
+    /// is set).
+    pub kafka: crate::api::kafka::KafkaServerConfig,
 }
 
 /// Process-wide limits.
@@ -171,6 +178,7 @@ impl Default for ServerConfig {
             auth: AuthConfig::default(),
             limits: LimitsConfig::default(),
             sql: crate::api::sql::SqlServerConfig::default(),
+            kafka: crate::api::kafka::KafkaServerConfig::default(),
         }
     }
 }
@@ -209,6 +217,7 @@ impl ServerConfig {
         }
         crate::server::auth::Tokens::new(&self.auth).map_err(ServerError::Config)?;
         self.sql.validate().map_err(ServerError::Config)?;
+        self.kafka.validate().map_err(ServerError::Config)?;
         Ok(())
     }
 }

@@ -218,3 +218,25 @@ pub fn psycopg_python() -> Option<String> {
         "scripts/test.sh installs psycopg into its virtual environment",
     )
 }
+
+/// Debian's `kcat` (`$OPENDATA_TEST_KCAT`, else `kcat` on the path), or `None` outside CI
+/// when it is not installed; under CI a missing `kcat` fails the test.
+pub fn kcat_binary() -> Option<String> {
+    required_tool(
+        std::env::var("OPENDATA_TEST_KCAT").unwrap_or_else(|_| "kcat".to_string()),
+        &["-V"],
+        "kcat",
+        "scripts/test.sh installs Debian's kcat package",
+    )
+}
+
+/// A Python with the confluent-kafka client (`$OPENDATA_TEST_PYTHON`, else `python3`),
+/// or `None` outside CI when it lacks it; under CI that fails the test.
+pub fn kafka_python() -> Option<String> {
+    required_tool(
+        std::env::var("OPENDATA_TEST_PYTHON").unwrap_or_else(|_| "python3".to_string()),
+        &["-c", "import confluent_kafka"],
+        "Python with confluent-kafka",
+        "scripts/test.sh installs confluent-kafka into its virtual environment",
+    )
+}

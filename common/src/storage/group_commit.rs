@@ -168,6 +168,22 @@ impl GroupCommitter {
         E: From<Error> + Send + 'static,
         F: FnOnce(&mut WriteOps) -> Result<T, E> + Send + 'static,
     {
+        self.enqueue(durability, prepare)?.await
+    }
+
+    /// Queues a write now, before returning, and gives a future of its outcome: writes
+    /// enqueued one after another are prepared and committed in that order, however
+    /// their futures are awaited (a connection can pipeline writes that way).
+    pub fn enqueue<T, E, F>(
+        &self,
+        durability: Durability,
+        prepare: F,
+    ) -> Result<impl Future<Output = Result<T, E>> + Send + 'static, E>
+    where
+        T: Send + 'static,
+        E: From<Error> + Send + 'static,
+        F: FnOnce(&mut WriteOps) -> Result<T, E> + Send + 'static,
+    {
         let (done_tx, done_rx) = oneshot::channel::<Result<T, E>>();
         let prepare: Prepare = Box::new(move |batch: &mut WriteOps| {
             let mut mine = WriteOps::new();
@@ -197,16 +213,19 @@ impl GroupCommitter {
             }
             Err(mpsc::error::TrySendError::Closed(_)) => return Err(E::from(Error::Closed)),
         }
-        match tokio::time::timeout(self.ack_timeout, done_rx).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(E::from(Error::Closed)),
-            Err(_) => Err(E::from(Error::Unavailable(format!(
-                "the write was not acknowledged within {} s (storage.write_ack_timeout_ms): \
-                 the object store is slow or unreachable. The write may still become \
-                 durable; retry once the store answers",
-                self.ack_timeout.as_secs_f64()
-            )))),
-        }
+        let ack_timeout = self.ack_timeout;
+        Ok(async move {
+            match tokio::time::timeout(ack_timeout, done_rx).await {
+                Ok(Ok(result)) => result,
+                Ok(Err(_)) => Err(E::from(Error::Closed)),
+                Err(_) => Err(E::from(Error::Unavailable(format!(
+                    "the write was not acknowledged within {} s (storage.write_ack_timeout_ms): \
+                     the object store is slow or unreachable. The write may still become \
+                     durable; retry once the store answers",
+                    ack_timeout.as_secs_f64()
+                )))),
+            }
+        })
     }
 
     /// Stops accepting writes, finishes the queued ones and waits for both tasks.

@@ -5,6 +5,7 @@ mod follow;
 mod read;
 mod replica;
 mod retention;
+mod topics;
 mod writer;
 
 pub use follow::LogFollower;
@@ -12,6 +13,7 @@ pub use follow::LogFollower;
 pub use read::ReadCore;
 pub use read::{LogIterator, LogRead};
 pub use replica::LogDbReader;
+pub use topics::{MAX_PARTITIONS, MAX_TOPIC_NAME, validate_topic_name};
 pub use writer::LogDb;
 
 /// The database's directory name under the storage root.

@@ -88,6 +88,64 @@ pub trait LogRead: Sync {
         }
     }
 
+    /// Every topic, by name.
+    fn list_topics(
+        &self,
+    ) -> impl Future<Output = Result<std::collections::BTreeMap<String, crate::model::TopicInfo>>> + Send
+    {
+        async move { self.read_core().topics().await }
+    }
+
+    /// A topic partition's offsets: `(log start offset, next offset)`, `None` when the
+    /// partition does not exist.
+    fn partition_offsets(
+        &self,
+        topic: &str,
+        partition: u32,
+    ) -> impl Future<Output = Result<Option<(u64, u64)>>> + Send {
+        let key = crate::model::partition_key(topic, partition);
+        async move { self.read_core().partition_offsets(&key).await }
+    }
+
+    /// A topic partition's records from offset `from`: whole stored chunks until at
+    /// least `max_bytes` of values (at least one chunk when there is one).
+    fn read_partition(
+        &self,
+        topic: &str,
+        partition: u32,
+        from: u64,
+        max_bytes: usize,
+    ) -> impl Future<Output = Result<Vec<crate::model::PartitionChunk>>> + Send {
+        let key = crate::model::partition_key(topic, partition);
+        async move { self.read_core().read_partition(&key, from, max_bytes).await }
+    }
+
+    /// The first offset of a topic partition whose timestamp is at least
+    /// `timestamp_ms`, with its timestamp; `None` when every record is older.
+    fn offset_for_time(
+        &self,
+        topic: &str,
+        partition: u32,
+        timestamp_ms: i64,
+    ) -> impl Future<Output = Result<Option<(u64, i64)>>> + Send {
+        let key = crate::model::partition_key(topic, partition);
+        async move { self.read_core().offset_for_time(&key, timestamp_ms).await }
+    }
+
+    /// The committed offsets of consumer group `group`.
+    fn group_offsets(
+        &self,
+        group: &str,
+    ) -> impl Future<Output = Result<Vec<crate::model::GroupOffset>>> + Send {
+        let group = group.to_string();
+        async move { self.read_core().group_offsets(&group).await }
+    }
+
+    /// Every consumer group with committed offsets.
+    fn list_groups(&self) -> impl Future<Output = Result<Vec<String>>> + Send {
+        async move { self.read_core().groups().await }
+    }
+
     /// Every segment, oldest first.
     fn list_segments(&self) -> impl Future<Output = Result<Vec<SegmentInfo>>> + Send {
         async move {

@@ -45,6 +45,7 @@ pub(crate) async fn enforce(inner: &Arc<Inner>) -> Result<Vec<u32>> {
     let cfg = &inner.config;
     // Seal an old open segment even if nothing is being appended, so it can expire.
     inner.seal_if_due().await?;
+    super::topics::enforce_topic_retention(inner).await?;
     let segments = inner.segments.read().clone();
     if segments.len() < 2 {
         return Ok(Vec::new());
@@ -110,6 +111,7 @@ async fn drop_one(inner: &Arc<Inner>, id: u32, end_seq: u64) -> Result<()> {
         }
     }
     inner.forget_keys(candidates, end_seq).await?;
+    super::topics::trim_offset_index(inner, id).await?;
     let mut ops = WriteOps::new();
     ops.delete(segment::encode_key(id));
     ops.delete(segment_bytes::encode_key(id));

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 /// A fast, DoS-resistant hasher for the commit path's per-key maps.
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -15,13 +15,16 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::read::{LogRead, ReadCore, SegmentSource, load_segments};
+use super::topics::TopicState;
 use super::{DATABASE, now_ms, retention};
 use crate::config::{Config, LogConfig};
 use crate::error::{Error, Result};
-use crate::model::{AppendOptions, AppendResult, Condition, Record};
+use crate::model::{AppendOptions, AppendResult, Condition, Record, RecordAttrs, TopicInfo};
 use crate::serde::entry::ChunkBuilder;
 use crate::serde::segment::SegmentRecord;
-use crate::serde::{entry, key_index, merge_router, segment, segment_bytes, sequence};
+use crate::serde::{
+    entry, key_index, merge_router, offset_index, partition, segment, segment_bytes, sequence,
+};
 
 /// Keys per generation of the last-sequence cache (see [`KeyCache`]).
 const KEY_CACHE_GENERATION: usize = 500_000;
@@ -31,7 +34,7 @@ const KEY_CACHE_GENERATION: usize = 500_000;
 /// Cloning shares the database. Close it with [`LogDb::close`] to flush everything.
 #[derive(Clone)]
 pub struct LogDb {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 pub(crate) struct Inner {
@@ -39,18 +42,22 @@ pub(crate) struct Inner {
     pub(crate) config: LogConfig,
     pub(crate) core: ReadCore,
     pub(crate) segments: Arc<RwLock<Vec<SegmentRecord>>>,
-    state: Arc<Mutex<WriterState>>,
-    visible: watch::Sender<u64>,
+    pub(crate) state: Arc<Mutex<WriterState>>,
+    /// Topic descriptors, as the commit path last changed them.
+    pub(crate) topics: Arc<RwLock<std::collections::BTreeMap<String, TopicInfo>>>,
+    pub(crate) visible: watch::Sender<u64>,
     retention: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// State only the commit path changes (inside `prepare`, which runs serially).
-struct WriterState {
+pub(crate) struct WriterState {
     alloc: SequenceAllocator,
     current: Option<SegmentRecord>,
     current_bytes: u64,
     last_ts: u64,
     keys: KeyCache,
+    /// Topic partitions (their next offsets and idempotent producers).
+    pub(crate) topics: TopicState,
 }
 
 /// Last sequence of recently appended keys, for conditional appends.
@@ -102,6 +109,7 @@ impl LogDb {
         let records = load_segments(&reader).await?;
         let current = records.last().copied();
         let next = alloc.peek();
+        let (topic_state, topics) = super::topics::load(&reader).await?;
         let segments = Arc::new(RwLock::new(records));
         let state = WriterState {
             alloc,
@@ -113,6 +121,7 @@ impl LogDb {
                 previous: FastMap::default(),
                 generation: 0,
             },
+            topics: topic_state,
         };
         let (visible, _) = watch::channel(next);
         let inner = Arc::new(Inner {
@@ -124,14 +133,15 @@ impl LogDb {
             config,
             segments,
             state: Arc::new(Mutex::new(state)),
+            topics: Arc::new(RwLock::new(topics)),
             visible,
             retention: Mutex::new(None),
         });
         let db = LogDb { inner };
-        if db.inner.config.retention_secs > 0 || db.inner.config.retention_bytes > 0 {
-            let task = retention::spawn(Arc::downgrade(&db.inner), db.inner.storage.health());
-            *db.inner.retention.lock() = Some(task);
-        }
+        // Always running: topics may set their own retention (`retention.ms`,
+        // `retention.bytes`) even when the log as a whole keeps everything.
+        let task = retention::spawn(Arc::downgrade(&db.inner), db.inner.storage.health());
+        *db.inner.retention.lock() = Some(task);
         Ok(db)
     }
 
@@ -179,24 +189,19 @@ impl LogDb {
                         &config,
                         &segments,
                         &recs,
+                        None,
                         condition,
                         pre,
                         ops,
                     )
+                    .map(|(result, _)| result)
                 })
                 .await;
             match result {
                 Err(Error::RetryCondition) => continue,
                 Ok(result) => {
                     if let Some(last) = result.sequences.last() {
-                        self.inner.visible.send_if_modified(|v| {
-                            if *v <= *last {
-                                *v = last + 1;
-                                true
-                            } else {
-                                false
-                            }
-                        });
+                        self.inner.mark_visible(*last);
                     }
                     return Ok(result);
                 }
@@ -363,6 +368,18 @@ fn roll_segment_if_due(
 }
 
 impl Inner {
+    /// Wakes followers: every sequence up to `last` is readable.
+    pub(crate) fn mark_visible(&self, last: u64) {
+        self.visible.send_if_modified(|v| {
+            if *v <= last {
+                *v = last + 1;
+                true
+            } else {
+                false
+            }
+        });
+    }
+
     /// Seals the current segment if it is due, even with no append to trigger it, so
     /// that an idle log's data still ages out. Returns whether a new segment was opened.
     pub(crate) async fn seal_if_due(self: &Arc<Self>) -> Result<bool> {
@@ -413,15 +430,16 @@ impl Inner {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn prepare(
+pub(crate) fn prepare(
     state: &mut WriterState,
     config: &LogConfig,
     segments: &RwLock<Vec<SegmentRecord>>,
     records: &[Record],
+    attrs: Option<&[RecordAttrs]>,
     condition: Option<Condition>,
     pre: Option<(u64, Option<u64>)>,
     ops: &mut WriteOps,
-) -> Result<AppendResult> {
+) -> Result<(AppendResult, Option<u64>)> {
     if let Some(cond) = condition {
         let actual = match state.keys.get(&cond.key) {
             Some(seq) => Some(seq),
@@ -450,28 +468,42 @@ fn prepare(
 
     let first = state.alloc.allocate(records.len() as u64, ops);
     let mut bytes = 0u64;
-    // One chunk per key (split when large), in order of each key's first record.
-    let mut chunks: Vec<(&Bytes, ChunkBuilder)> = Vec::new();
+    let mut base_offset = None;
+    // One chunk per key (split when large), in order of each key's first record; keys
+    // that are topic partitions also get dense offsets and an offset index record per
+    // chunk.
+    let mut chunks: Vec<(&Bytes, ChunkBuilder, Option<OffsetTrack>)> = Vec::new();
     let mut slot: FastMap<&Bytes, usize> = FastMap::default();
     for (i, record) in records.iter().enumerate() {
         let seq = first + i as u64;
         bytes += (record.key.len() + record.value.len()) as u64;
         let idx = *slot.entry(&record.key).or_insert_with(|| {
-            chunks.push((&record.key, ChunkBuilder::new(now, 0)));
+            let track = state
+                .topics
+                .partitions
+                .get(&record.key)
+                .map(|p| OffsetTrack::new(p.next_offset, attrs.is_some()));
+            chunks.push((&record.key, ChunkBuilder::new(now, 0), track));
             chunks.len() - 1
         });
-        let builder = &mut chunks[idx].1;
+        let (key, builder, track) = &mut chunks[idx];
         if !builder.is_empty()
             && (builder.payload_bytes() + record.value.len() > entry::CHUNK_TARGET_BYTES
                 || builder.len() >= entry::CHUNK_MAX_ENTRIES)
         {
             let full = std::mem::replace(builder, ChunkBuilder::new(now, 0));
             let (last, value) = full.finish();
-            ops.put(entry::encode_key(seg, &record.key, last), value);
+            ops.put(entry::encode_key(seg, key, last), value);
+            if let Some(t) = track {
+                t.finish_chunk(key, seg, last, now, ops);
+            }
         }
-        chunks[idx].1.push(seq, record.value.clone());
+        builder.push(seq, record.value.clone());
+        if let Some(t) = track {
+            t.push(attrs.map(|a| &a[i]), record.value.len(), now);
+        }
     }
-    for (key, builder) in chunks {
+    for (key, builder, track) in chunks {
         let (last, value) = builder.finish();
         ops.put(entry::encode_key(seg, key, last), value);
         ops.put(
@@ -482,14 +514,93 @@ fn prepare(
             }),
         );
         state.keys.insert(key.clone(), last);
+        if let Some(mut t) = track {
+            t.finish_chunk(key, seg, last, now, ops);
+            ops.put(partition::encode_key(key), partition::encode_value(t.next));
+            if let Some(p) = state.topics.partitions.get_mut(key) {
+                p.next_offset = t.next;
+            }
+            base_offset.get_or_insert(t.base);
+        }
     }
     ops.merge(
         segment_bytes::encode_key(seg),
         segment_bytes::operand(bytes),
     );
     state.current_bytes += bytes;
-    Ok(AppendResult {
-        sequences: (first..first + records.len() as u64).collect(),
-        timestamp_ms: now,
-    })
+    Ok((
+        AppendResult {
+            sequences: (first..first + records.len() as u64).collect(),
+            timestamp_ms: now,
+        },
+        base_offset,
+    ))
+}
+
+/// The offsets of one key's chunks in an append, when the key is a topic partition.
+struct OffsetTrack {
+    /// The offset of the append's first record to this key.
+    base: u64,
+    /// The offset the next record gets.
+    next: u64,
+    /// The offset of the current chunk's first record.
+    chunk_first: u64,
+    /// The current chunk's record attributes (when the append carries any).
+    attrs: Option<Vec<RecordAttrs>>,
+    any_attrs: bool,
+    max_ts: i64,
+    bytes: u64,
+}
+
+impl OffsetTrack {
+    fn new(next: u64, with_attrs: bool) -> Self {
+        Self {
+            base: next,
+            next,
+            chunk_first: next,
+            attrs: with_attrs.then(Vec::new),
+            any_attrs: false,
+            max_ts: i64::MIN,
+            bytes: 0,
+        }
+    }
+
+    fn push(&mut self, attrs: Option<&RecordAttrs>, value_len: usize, now: u64) {
+        self.bytes += value_len as u64;
+        let ts = attrs.and_then(|a| a.timestamp_ms).unwrap_or(now as i64);
+        self.max_ts = self.max_ts.max(ts);
+        if let (Some(list), Some(a)) = (&mut self.attrs, attrs) {
+            self.any_attrs |= !a.is_empty();
+            list.push(a.clone());
+        }
+        self.next += 1;
+    }
+
+    fn finish_chunk(&mut self, key: &[u8], seg: u32, last_seq: u64, now: u64, ops: &mut WriteOps) {
+        let count = (self.next - self.chunk_first) as u32;
+        let attrs = match &mut self.attrs {
+            Some(list) if self.any_attrs => Some(std::mem::take(list)),
+            Some(list) => {
+                list.clear();
+                None
+            }
+            None => None,
+        };
+        ops.put(
+            offset_index::encode_key(key, self.next - 1),
+            offset_index::encode_value(&offset_index::OffsetIndexValue {
+                segment: seg,
+                last_sequence: last_seq,
+                append_ms: now,
+                max_timestamp_ms: self.max_ts,
+                count,
+                bytes: self.bytes,
+                attrs,
+            }),
+        );
+        self.chunk_first = self.next;
+        self.any_attrs = false;
+        self.max_ts = i64::MIN;
+        self.bytes = 0;
+    }
 }

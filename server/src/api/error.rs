@@ -143,7 +143,11 @@ impl From<opendata_log::Error> for ApiError {
         use opendata_log::Error as E;
         match err {
             E::InvalidInput(msg) => ApiError::bad_data(msg),
-            E::Conflict { .. } => ApiError::conflict(err.to_string()),
+            E::Conflict { .. } | E::AlreadyExists(_) => ApiError::conflict(err.to_string()),
+            E::NotFound(_) => ApiError::not_found(err.to_string()),
+            E::ProducerFenced { .. } | E::OutOfOrderSequence { .. } => {
+                ApiError::conflict(err.to_string())
+            }
             E::Storage(e) => e.into(),
             E::Corrupt(_) | E::RetryCondition => ApiError::internal(err.to_string()),
         }

@@ -14,6 +14,7 @@
 //! errors through [`ApiError`].
 
 pub mod error;
+pub mod kafka;
 pub mod log;
 pub mod negotiate;
 pub mod sql;

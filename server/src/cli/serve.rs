@@ -40,6 +40,11 @@ pub struct ServeArgs {
     #[arg(long, env = "OPENDATA_SQL_LISTEN", value_name = "ADDR")]
     pub sql_listen: Option<SocketAddr>,
 
+    /// Serve the Kafka protocol over the log database on this address (e.g.
+    /// 127.0.0.1:9092) [default: off].
+    #[arg(long, env = "OPENDATA_KAFKA_LISTEN", value_name = "ADDR")]
+    pub kafka_listen: Option<SocketAddr>,
+
     /// Run a read-only replica that follows the writer through the object store.
     #[arg(long, env = "OPENDATA_READ_ONLY")]
     pub read_only: bool,
@@ -102,6 +107,9 @@ impl ServeArgs {
         }
         if let Some(addr) = self.sql_listen {
             config.sql.listen = Some(addr);
+        }
+        if let Some(addr) = self.kafka_listen {
+            config.kafka.listen = Some(addr);
         }
         if let Some(v) = self.max_body_bytes {
             config.max_body_bytes = v;

@@ -71,7 +71,9 @@ pub fn needs(method: &Method, path: &str) -> Needs {
         return Needs::AnyToken;
     }
     if let Some(rest) = path.strip_prefix("/api/v1/log/") {
-        let access = if rest == "append" {
+        let access = if rest == "append"
+            || (rest.starts_with("groups/") && (method == Method::PUT || method == Method::DELETE))
+        {
             Access::Write
         } else {
             Access::Read
@@ -155,6 +157,17 @@ pub struct Grant {
 }
 
 impl Grant {
+    /// Everything allowed: what a connection gets when no token is configured.
+    pub fn anonymous() -> Self {
+        Self {
+            name: "anonymous".into(),
+            scopes: vec![Scope {
+                database: None,
+                access: Access::Admin,
+            }],
+        }
+    }
+
     /// True when the token has `access` (or more) on `database`.
     pub fn allows(&self, database: &str, access: Access) -> bool {
         self.scopes.iter().any(|s| s.allows(database, access))

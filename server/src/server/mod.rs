@@ -32,6 +32,8 @@ pub struct Server {
     serve: tokio::task::JoinHandle<std::io::Result<()>>,
     /// The SQL listener's address and task, when `[sql] listen` is set.
     sql: Option<(SocketAddr, tokio::task::JoinHandle<()>)>,
+    /// The Kafka listener's address and task, when `[kafka] listen` is set.
+    kafka: Option<(SocketAddr, tokio::task::JoinHandle<()>)>,
     shutdown_timeout: Duration,
 }
 
@@ -75,6 +77,30 @@ impl Server {
                 (Some(service), Some((addr, task)))
             }
         };
+        let kafka = match config.kafka.listen {
+            None => None,
+            Some(at) => {
+                let tcp = TcpListener::bind(at).await.map_err(|e| {
+                    ServerError::Config(format!("cannot listen on {at} (kafka.listen): {e}"))
+                })?;
+                let bound = tcp.local_addr()?;
+                if tokens.is_empty() && !bound.ip().is_loopback() {
+                    tracing::warn!(
+                        addr = %bound,
+                        "KAFKA LISTENING BEYOND LOOPBACK WITHOUT AUTHENTICATION: configure \
+                         [[auth.tokens]] (clients then use SASL PLAIN with a token as the \
+                         password) or listen on 127.0.0.1"
+                    );
+                }
+                Some(crate::api::kafka::listen(
+                    tcp,
+                    databases.apis().log.clone(),
+                    config.kafka.clone(),
+                    tokens.clone(),
+                    shutdown.subscribe(),
+                )?)
+            }
+        };
         let state = AppState {
             root,
             databases: Arc::new(databases),
@@ -98,6 +124,7 @@ impl Server {
             tls = config.tls.is_some(),
             tokens = config.auth.tokens.len(),
             sql = ?sql.as_ref().map(|(a, _)| *a),
+            kafka = ?kafka.as_ref().map(|(a, _)| *a),
             "opendata is serving"
         );
         Ok(Self {
@@ -106,6 +133,7 @@ impl Server {
             shutdown,
             serve,
             sql,
+            kafka,
             shutdown_timeout: Duration::from_secs(config.shutdown_timeout_secs),
         })
     }
@@ -118,6 +146,11 @@ impl Server {
     /// The address of the SQL (PostgreSQL protocol) listener, when `[sql] listen` is set.
     pub fn sql_addr(&self) -> Option<SocketAddr> {
         self.sql.as_ref().map(|(a, _)| *a)
+    }
+
+    /// The address of the Kafka listener, when `[kafka] listen` is set.
+    pub fn kafka_addr(&self) -> Option<SocketAddr> {
+        self.kafka.as_ref().map(|(a, _)| *a)
     }
 
     /// The open databases.
@@ -149,6 +182,9 @@ impl Server {
         if let Some((_, sql)) = self.sql {
             // The listener stops accepting and closes its connections.
             let _ = sql.await;
+        }
+        if let Some((_, kafka)) = self.kafka {
+            let _ = kafka.await;
         }
         self.state.databases.close().await?;
         tracing::info!("every database flushed and closed");

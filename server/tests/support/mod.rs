@@ -3,7 +3,9 @@
 #![allow(dead_code, unused_imports)]
 
 pub use opendata_testing::TestClient;
-pub use opendata_testing::process::{ServerProcess, free_port, s3_args, s3_args_for};
+pub use opendata_testing::process::{
+    ServerProcess, free_port, kafka_python, kcat_binary, s3_args, s3_args_for,
+};
 
 /// Percent-encodes a query parameter value.
 pub fn urlencode(s: &str) -> String {

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{FromRef, RawQuery, State};
+use axum::extract::{FromRef, Path, RawQuery, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -77,6 +77,11 @@ pub fn router(log: LogHandle, pool: Arc<WorkPool>) -> Router {
         .route("/api/v1/log/count", get(count))
         .route("/api/v1/log/keys", get(keys))
         .route("/api/v1/log/segments", get(segments))
+        .route("/api/v1/log/groups", get(list_groups))
+        .route(
+            "/api/v1/log/groups/{group}",
+            get(group_offsets).put(commit_offsets).delete(delete_group),
+        )
         .with_state(LogState { log, pool })
 }
 
@@ -325,4 +330,93 @@ async fn segments(
             })
             .collect(),
     }))
+}
+
+/// `GET /api/v1/log/groups`: every consumer group with committed offsets.
+async fn list_groups(State(log): State<LogHandle>, format: Format) -> ApiResult<Response> {
+    let groups = log.list_groups().await?;
+    Ok(format.respond(&proto::GroupsResponse { groups }))
+}
+
+fn offsets_to_wire(offsets: Vec<opendata_log::GroupOffset>) -> proto::GroupOffsets {
+    proto::GroupOffsets {
+        offsets: offsets
+            .into_iter()
+            .filter(|o| o.offset >= 0)
+            .map(|o| proto::GroupOffset {
+                topic: o.topic,
+                partition: o.partition,
+                offset: o.offset as u64,
+                metadata: o.metadata,
+                commit_time_ms: o.commit_ms,
+            })
+            .collect(),
+    }
+}
+
+/// `GET /api/v1/log/groups/{group}`: the group's committed offsets (the same ones
+/// Kafka consumers commit and fetch).
+async fn group_offsets(
+    State(log): State<LogHandle>,
+    Path(group): Path<String>,
+    format: Format,
+) -> ApiResult<Response> {
+    Ok(format.respond(&offsets_to_wire(log.group_offsets(&group).await?)))
+}
+
+/// `PUT /api/v1/log/groups/{group}`: commits offsets, durably; answers with every
+/// committed offset of the group.
+async fn commit_offsets(
+    State(log): State<LogHandle>,
+    Path(group): Path<String>,
+    format: Format,
+    body: Negotiated<proto::GroupOffsets>,
+) -> ApiResult<Response> {
+    let db = log.writer()?;
+    if group.is_empty() {
+        return Err(ApiError::bad_data("the group name must not be empty"));
+    }
+    let topics = db.topic_snapshot();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let mut offsets = Vec::new();
+    for o in body.value.offsets {
+        let Some(t) = topics.get(&o.topic) else {
+            return Err(ApiError::bad_data(format!("no topic {:?}", o.topic)));
+        };
+        if o.partition >= t.partitions {
+            return Err(ApiError::bad_data(format!(
+                "topic {:?} has no partition {}",
+                o.topic, o.partition
+            )));
+        }
+        let offset = i64::try_from(o.offset)
+            .map_err(|_| ApiError::bad_data(format!("offset {} is too large", o.offset)))?;
+        offsets.push(opendata_log::GroupOffset {
+            topic: o.topic,
+            partition: o.partition,
+            offset,
+            leader_epoch: -1,
+            metadata: o.metadata,
+            commit_ms: now,
+        });
+    }
+    db.commit_group_offsets(&group, &offsets, Durability::Remote)
+        .await?;
+    Ok(format.respond(&offsets_to_wire(db.group_offsets(&group).await?)))
+}
+
+/// `DELETE /api/v1/log/groups/{group}`: forgets the group's committed offsets.
+async fn delete_group(
+    State(log): State<LogHandle>,
+    Path(group): Path<String>,
+) -> ApiResult<Response> {
+    let n = log.writer()?.delete_group_offsets(&group).await?;
+    if n == 0 {
+        return Err(ApiError::not_found(format!(
+            "no committed offsets for group {group:?}"
+        )));
+    }
+    Ok(axum::http::StatusCode::NO_CONTENT.into_response())
 }

@@ -19,6 +19,10 @@
 //! message Segment       { uint32 id = 1; uint64 start_sequence = 2; optional uint64 end_sequence = 3;
 //!                         uint64 start_time_ms = 4; }
 //! message SegmentsResponse { repeated Segment segments = 1; }
+//! message GroupOffset   { string topic = 1; uint32 partition = 2; uint64 offset = 3;
+//!                         string metadata = 4; uint64 commit_time_ms = 5; }
+//! message GroupOffsets  { repeated GroupOffset offsets = 1; }
+//! message GroupsResponse{ repeated string groups = 1; }
 //! ```
 
 use base64::Engine;
@@ -302,6 +306,53 @@ pub struct SegmentsResponse {
     pub segments: Vec<Segment>,
 }
 
+/// A consumer group's committed offset in one topic partition.
+#[derive(Clone, PartialEq, Message, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupOffset {
+    /// The topic.
+    #[prost(string, tag = "1")]
+    pub topic: String,
+    /// The partition.
+    #[prost(uint32, tag = "2")]
+    #[serde(default)]
+    pub partition: u32,
+    /// The next offset the group reads.
+    #[prost(uint64, tag = "3")]
+    #[serde(serialize_with = "pj::ser_u64", deserialize_with = "pj::de_u64")]
+    pub offset: u64,
+    /// Free-form metadata.
+    #[prost(string, tag = "4")]
+    #[serde(default)]
+    pub metadata: String,
+    /// When it was committed (ms since the Unix epoch; ignored on input).
+    #[prost(uint64, tag = "5")]
+    #[serde(
+        default,
+        serialize_with = "pj::ser_u64",
+        deserialize_with = "pj::de_u64"
+    )]
+    pub commit_time_ms: u64,
+}
+
+/// A group's committed offsets (the answer to a read, and the body of a commit).
+#[derive(Clone, PartialEq, Message, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GroupOffsets {
+    /// One per topic partition.
+    #[prost(message, repeated, tag = "1")]
+    pub offsets: Vec<GroupOffset>,
+}
+
+/// Every group with committed offsets.
+#[derive(Clone, PartialEq, Message, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupsResponse {
+    /// Group names, ascending.
+    #[prost(string, repeated, tag = "1")]
+    pub groups: Vec<String>,
+}
+
 fn from_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     serde_json::from_slice(bytes).map_err(|e| e.to_string())
 }
@@ -436,7 +487,9 @@ wire_message!(
     ScanResponse,
     CountResponse,
     KeysResponse,
-    SegmentsResponse
+    SegmentsResponse,
+    GroupOffsets,
+    GroupsResponse
 );
 
 #[cfg(test)]
