@@ -150,6 +150,9 @@ impl LogDb {
                 "a topic has 1 to {MAX_PARTITIONS} partitions, not {partitions}"
             )));
         }
+        if self.inner.topics.read().contains_key(name) {
+            return Err(Error::AlreadyExists(format!("topic {name:?} exists")));
+        }
         self.check_keys_unused(name, 0, partitions).await?;
         let info = TopicInfo {
             name: name.to_string(),
@@ -646,50 +649,86 @@ impl ReadCore {
         from: u64,
         max_bytes: usize,
     ) -> Result<Vec<PartitionChunk>> {
+        // 1. The index records from `from` until they hold `max_bytes` of values.
         let prefix = offset_index::partition_prefix(key);
-        let start = Bytes::from(offset_index::encode_key(key, from).to_vec());
+        let start = offset_index::encode_key(key, from);
         let end = Bytes::from(
             opendata_common::encoding::prefix_successor(&prefix).expect("prefix is not all 0xFF"),
         );
         let mut iter = self.storage.scan(start..end).await?;
-        let mut out = Vec::new();
-        let mut bytes = 0usize;
+        let mut wanted: Vec<(u64, offset_index::OffsetIndexValue)> = Vec::new();
+        let mut planned = 0u64;
         while let Some(kv) = iter.next().await? {
             let last_offset = offset_index::decode_last_offset(&kv.key)?;
             let idx = offset_index::decode_value(&kv.value)?;
-            let first_offset = last_offset + 1 - u64::from(idx.count);
-            let chunk_key = entry::encode_key(idx.segment, key, idx.last_sequence);
-            // A chunk retention has dropped (its index record is trimmed after).
-            let Some(value) = self.storage.get(&chunk_key).await? else {
-                continue;
-            };
-            let mut reader = ChunkReader::new(idx.last_sequence, value)?;
-            let skip = from.saturating_sub(first_offset) as usize;
-            let mut values = Vec::with_capacity(idx.count as usize - skip.min(idx.count as usize));
-            let mut i = 0usize;
-            while let Some((_, v)) = reader.next_entry()? {
-                if i >= skip {
-                    bytes += v.len();
-                    values.push(v);
-                }
-                i += 1;
-            }
-            if values.is_empty() {
-                continue;
-            }
-            let attrs = idx.attrs.map(|mut a| {
-                a.drain(..skip.min(a.len()));
-                a
-            });
-            out.push(PartitionChunk {
-                base_offset: first_offset + skip as u64,
-                append_ms: idx.append_ms,
-                values,
-                attrs,
-            });
-            if bytes >= max_bytes {
+            planned += idx.bytes;
+            wanted.push((last_offset + 1 - u64::from(idx.count), idx));
+            if planned >= max_bytes as u64 {
                 break;
             }
+        }
+        // 2. Their chunks, one range scan per segment (a key's chunks in a segment are
+        // adjacent and in index order), instead of a point read per chunk.
+        let mut out = Vec::with_capacity(wanted.len());
+        let mut i = 0;
+        while i < wanted.len() {
+            let seg = wanted[i].1.segment;
+            let mut j = i;
+            while j + 1 < wanted.len() && wanted[j + 1].1.segment == seg {
+                j += 1;
+            }
+            let lo = entry::encode_key(seg, key, wanted[i].1.last_sequence);
+            let hi = entry::encode_key(seg, key, wanted[j].1.last_sequence);
+            let read_ahead = wanted[i..=j]
+                .iter()
+                .map(|(_, w)| w.bytes as usize)
+                .sum::<usize>()
+                .clamp(64 * 1024, 8 * 1024 * 1024);
+            let mut chunks = self
+                .storage
+                .scan_with_read_ahead(lo..=hi, read_ahead)
+                .await?;
+            let mut next = chunks.next().await?;
+            for (first_offset, idx) in wanted[i..=j].iter().cloned() {
+                // Skip chunks with no index record of ours (none in a topic partition,
+                // but a race with retention may leave gaps either way).
+                while let Some(kv) = &next
+                    && entry::decode_last_sequence(&kv.key)? < idx.last_sequence
+                {
+                    next = chunks.next().await?;
+                }
+                let value = match &next {
+                    Some(kv) if entry::decode_last_sequence(&kv.key)? == idx.last_sequence => {
+                        kv.value.clone()
+                    }
+                    // Dropped by retention: its index record is trimmed after.
+                    _ => continue,
+                };
+                let mut reader = ChunkReader::new(idx.last_sequence, value)?;
+                let skip = from.saturating_sub(first_offset) as usize;
+                let mut values = Vec::with_capacity((idx.count as usize).saturating_sub(skip));
+                let mut n = 0usize;
+                while let Some((_, v)) = reader.next_entry()? {
+                    if n >= skip {
+                        values.push(v);
+                    }
+                    n += 1;
+                }
+                if values.is_empty() {
+                    continue;
+                }
+                let attrs = idx.attrs.map(|mut a| {
+                    a.drain(..skip.min(a.len()));
+                    a
+                });
+                out.push(PartitionChunk {
+                    base_offset: first_offset + skip as u64,
+                    append_ms: idx.append_ms,
+                    values,
+                    attrs,
+                });
+            }
+            i = j + 1;
         }
         Ok(out)
     }

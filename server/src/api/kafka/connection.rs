@@ -444,6 +444,10 @@ fn allowed(grant: &Option<Grant>, access: Access) -> bool {
 }
 
 async fn topics_of(shared: &Shared) -> BTreeMap<String, TopicInfo> {
+    // The writer knows its topics without a storage read; a replica reads them.
+    if let Ok(w) = shared.log.writer() {
+        return w.topic_snapshot();
+    }
     match read!(&shared.log, r => r.list_topics().await) {
         Ok(t) => t,
         Err(e) => {
@@ -591,6 +595,7 @@ fn produce(
         .as_ref()
         .map(|w| w.topic_snapshot())
         .unwrap_or_default();
+    let mut budget = shared.config.max_decompressed_bytes;
     for t in req.topic_data {
         let name = t.name.0.to_string();
         let info = topics.get(&name);
@@ -635,15 +640,14 @@ fn produce(
                     ));
                 }
                 let data = p.records.clone().unwrap_or_default();
-                let batches = records::decode_batches(&data, shared.config.max_batch_bytes)
-                    .map_err(|e| {
-                        let c = match &e {
-                            BatchError::Corrupt(_) => code::CORRUPT_MESSAGE,
-                            BatchError::Unsupported(_) => code::UNSUPPORTED_FOR_MESSAGE_FORMAT,
-                            BatchError::TooLarge(_) => code::MESSAGE_TOO_LARGE,
-                        };
-                        (c, e.to_string())
-                    })?;
+                let batches = records::decode_batches(&data, &mut budget).map_err(|e| {
+                    let c = match &e {
+                        BatchError::Corrupt(_) => code::CORRUPT_MESSAGE,
+                        BatchError::Unsupported(_) => code::UNSUPPORTED_FOR_MESSAGE_FORMAT,
+                        BatchError::TooLarge(_) => code::MESSAGE_TOO_LARGE,
+                    };
+                    (c, e.to_string())
+                })?;
                 let append_time = info
                     .configs
                     .get("message.timestamp.type")

@@ -41,8 +41,9 @@ pub struct KafkaServerConfig {
     /// Largest request frame, in bytes; a larger one closes the connection before it is
     /// read (Kafka's `socket.request.max.bytes`).
     pub max_request_bytes: usize,
-    /// Largest decompressed record batch, in bytes (`MESSAGE_TOO_LARGE` past it).
-    pub max_batch_bytes: usize,
+    /// What the compressed record batches of one produce request may decompress to,
+    /// all together, in bytes (`MESSAGE_TOO_LARGE` past it).
+    pub max_decompressed_bytes: usize,
     /// Requests a connection may have in flight (read but not yet answered).
     pub max_in_flight: usize,
     /// Most bytes one Fetch response carries.
@@ -74,7 +75,7 @@ impl Default for KafkaServerConfig {
             advertised_port: None,
             max_connections: 1024,
             max_request_bytes: 16 * 1024 * 1024,
-            max_batch_bytes: 16 * 1024 * 1024,
+            max_decompressed_bytes: 64 * 1024 * 1024,
             max_in_flight: 16,
             max_fetch_bytes: 32 * 1024 * 1024,
             max_fetch_wait_ms: 30_000,
@@ -95,8 +96,10 @@ impl KafkaServerConfig {
         if self.max_request_bytes < 1024 {
             return Err("kafka.max_request_bytes must be at least 1024".into());
         }
-        if self.max_batch_bytes == 0 || self.max_fetch_bytes == 0 {
-            return Err("kafka.max_batch_bytes and kafka.max_fetch_bytes must be positive".into());
+        if self.max_decompressed_bytes == 0 || self.max_fetch_bytes == 0 {
+            return Err(
+                "kafka.max_decompressed_bytes and kafka.max_fetch_bytes must be positive".into(),
+            );
         }
         if self.default_partitions == 0 || self.default_partitions > opendata_log::MAX_PARTITIONS {
             return Err(format!(

@@ -20,6 +20,11 @@
 //! The CRC covers everything from the attributes to the end. Attributes: bits 0-2 the
 //! codec (0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd), bit 3 LogAppendTime, bit 4
 //! transactional, bit 5 control. Varints are zigzag, as in protocol buffers.
+//!
+//! Decoding is bounded: every length is checked against what is left, record counts
+//! against the bytes that could hold them, and decompression against a per-request
+//! budget (`kafka.max_decompressed_bytes`), so a small compressed request cannot expand
+//! into unbounded memory.
 
 use std::io::Read;
 
@@ -137,7 +142,7 @@ fn read_limited(mut r: impl Read, limit: usize, codec: &str) -> Result<Vec<u8>, 
         .map_err(|e| corrupt(format!("{codec} data does not decompress: {e}")))?;
     if out.len() > limit {
         return Err(BatchError::TooLarge(format!(
-            "a batch decompresses to more than {limit} bytes (kafka.max_batch_bytes)"
+            "the request decompresses to more than its budget of {limit} more bytes (kafka.max_decompressed_bytes)"
         )));
     }
     Ok(out)
@@ -151,7 +156,7 @@ fn snappy(data: &[u8], limit: usize) -> Result<Vec<u8>, BatchError> {
             .map_err(|e| corrupt(format!("snappy data does not decompress: {e}")))?;
         if out.len() + len > limit {
             return Err(BatchError::TooLarge(format!(
-                "a batch decompresses to more than {limit} bytes (kafka.max_batch_bytes)"
+                "the request decompresses to more than its budget of {limit} more bytes (kafka.max_decompressed_bytes)"
             )));
         }
         let start = out.len();
@@ -204,11 +209,9 @@ fn decompress(codec: i16, data: &[u8], limit: usize) -> Result<Vec<u8>, BatchErr
 }
 
 /// Decodes every batch in a produce request's records for one partition.
-/// `max_batch_bytes` bounds each batch's decompressed size.
-pub fn decode_batches(
-    data: &Bytes,
-    max_batch_bytes: usize,
-) -> Result<Vec<ProducedBatch>, BatchError> {
+/// `budget` is what compressed batches may still decompress to (shared by every
+/// partition of one request); it is reduced by what they take.
+pub fn decode_batches(data: &Bytes, budget: &mut usize) -> Result<Vec<ProducedBatch>, BatchError> {
     let mut out = Vec::new();
     let mut pos = 0;
     while pos < data.len() {
@@ -255,7 +258,11 @@ pub fn decode_batches(
         }
         let body = match attributes & 0x07 {
             0 => batch.slice(HEADER..),
-            codec => Bytes::from(decompress(codec, &batch[HEADER..], max_batch_bytes)?),
+            codec => {
+                let plain = decompress(codec, &batch[HEADER..], *budget)?;
+                *budget -= plain.len();
+                Bytes::from(plain)
+            }
         };
         // Each record takes at least 7 bytes, which bounds the allocation.
         if (count as usize) > body.len() / 7 + 1 {
@@ -463,7 +470,7 @@ mod tests {
             let c = chunk(values, keys);
             let mut out = BytesMut::new();
             encode_chunk(&mut out, &c, false);
-            let batches = decode_batches(&out.freeze(), 1 << 20).unwrap();
+            let batches = decode_batches(&out.freeze(), &mut (1 << 20)).unwrap();
             prop_assert_eq!(batches.len(), 1);
             let got = &batches[0].records;
             prop_assert_eq!(got.len(), c.values.len());
@@ -475,7 +482,7 @@ mod tests {
 
         #[test]
         fn should_refuse_garbage_without_panicking(data in proptest::collection::vec(any::<u8>(), 0..200)) {
-            let _ = decode_batches(&Bytes::from(data), 1 << 16);
+            let _ = decode_batches(&Bytes::from(data), &mut (1 << 16));
         }
     }
 
@@ -487,7 +494,7 @@ mod tests {
         let n = out.len();
         out[n - 3] ^= 1;
         assert!(matches!(
-            decode_batches(&out.freeze(), 1 << 16),
+            decode_batches(&out.freeze(), &mut (1 << 16)),
             Err(BatchError::Corrupt(_))
         ));
     }
@@ -532,7 +539,7 @@ mod tests {
     #[test]
     fn should_decode_every_codec() {
         for codec in 1..=4 {
-            let batches = decode_batches(&compressed(codec, &[]), 1 << 16).unwrap();
+            let batches = decode_batches(&compressed(codec, &[]), &mut (1 << 16)).unwrap();
             let values: Vec<_> = batches[0].records.iter().map(|r| r.value.clone()).collect();
             assert_eq!(
                 values,
@@ -545,7 +552,7 @@ mod tests {
 
     #[test]
     fn should_refuse_a_batch_that_decompresses_past_the_limit() {
-        let err = decode_batches(&compressed(4, &[]), 16).unwrap_err();
+        let err = decode_batches(&compressed(4, &[]), &mut 16).unwrap_err();
         assert!(matches!(err, BatchError::TooLarge(_)), "{err:?}");
     }
 }
