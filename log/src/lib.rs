@@ -61,6 +61,16 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! ## Topics
+//!
+//! A topic ([`LogDb::create_topic`]) is a named set of partitions, each the log key
+//! `topic/partition` ([`partition_key`]) with dense offsets `0, 1, 2, …` kept beside its
+//! entries, plus what Kafka clients need: record keys, headers and timestamps
+//! ([`RecordAttrs`]), idempotent producers ([`LogDb::produce`] with a
+//! [`ProducerBatch`]) and consumer groups' committed offsets
+//! ([`LogDb::commit_group_offsets`]). Reads by offset go through [`LogRead`], so replicas
+//! serve them too. The server's Kafka listener is an adapter over this API.
 
 pub mod config;
 pub mod error;

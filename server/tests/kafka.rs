@@ -691,3 +691,45 @@ async fn should_serve_fetch_and_metadata_from_a_read_only_replica() {
     drop(replica);
     drop(writer);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_close_a_connection_whose_request_exceeds_the_memory_budget() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("opendata.toml");
+    std::fs::write(&config, "[limits]\nmemory_budget_bytes = 4096\n").unwrap();
+    let port = free_port();
+    let config = config.display().to_string();
+    let server = start(dir.path(), port, &["--config", &config]).await;
+    // A small request fits the budget and is answered.
+    let api_versions = || {
+        let body = [&[0u8, 18, 0, 0][..], &7i32.to_be_bytes(), &[0, 1, b'x']].concat();
+        [&(body.len() as i32).to_be_bytes()[..], &body].concat()
+    };
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    s.write_all(&api_versions()).await.unwrap();
+    assert!(s.read_i32().await.unwrap() > 0);
+    // A frame larger than the whole budget is refused before its body is read.
+    let mut big = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    big.write_all(&100_000i32.to_be_bytes()).await.unwrap();
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_secs(5), big.read(&mut buf))
+        .await
+        .expect("the server closes the connection")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "closed without an answer");
+    // The server and other connections carry on.
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    s.write_all(&api_versions()).await.unwrap();
+    assert!(s.read_i32().await.unwrap() > 0);
+    let healthy = reqwest::get(format!("{}/-/healthy", server.base))
+        .await
+        .unwrap();
+    assert_eq!(healthy.status(), 200);
+}

@@ -97,6 +97,7 @@ impl Server {
                     databases.apis().log.clone(),
                     config.kafka.clone(),
                     tokens.clone(),
+                    databases.apis().budget.clone(),
                     shutdown.subscribe(),
                 )?)
             }

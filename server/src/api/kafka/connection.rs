@@ -146,11 +146,26 @@ where
                 tracing::debug!(peer = %conn.peer, size, "Kafka request size out of bounds; closing");
                 return Ok(());
             }
+            // The frame is held until its answer is written: reserve it first, and close
+            // the connection (the client reconnects and retries) when the server's
+            // memory budget is spent, rather than buffering without bound.
+            let reservation = match conn.shared.budget.reserve(size as u64) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(peer = %conn.peer, size, error = %e, "Kafka request refused: memory budget spent; closing");
+                    return Ok(());
+                }
+            };
             let mut body = vec![0u8; size as usize];
             rd.read_exact(&mut body).await?;
             let Some(pending) = conn.handle(Bytes::from(body)) else {
                 return Ok(());
             };
+            let pending: Pending = Box::pin(async move {
+                let out = pending.await;
+                drop(reservation);
+                out
+            });
             if tx.send(pending).await.is_err() {
                 return Ok(());
             }

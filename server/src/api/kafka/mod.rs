@@ -168,6 +168,9 @@ pub(crate) struct Shared {
     coordinator: Option<groups::Coordinator>,
     /// (host, port) in Metadata and FindCoordinator answers.
     advertised: (String, u16),
+    /// What running requests may hold (`limits.memory_budget_bytes`): every request
+    /// frame is reserved from it until its answer is written.
+    budget: opendata_common::budget::MemoryBudget,
 }
 
 /// Starts the Kafka listener on `tcp`; it stops when `stop` turns true.
@@ -176,6 +179,7 @@ pub fn listen(
     log: LogHandle,
     config: KafkaServerConfig,
     tokens: Arc<Tokens>,
+    budget: opendata_common::budget::MemoryBudget,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let addr = tcp.local_addr()?;
@@ -203,6 +207,7 @@ pub fn listen(
         tokens,
         coordinator,
         advertised: (host, port),
+        budget,
     });
     let task = tokio::spawn(async move {
         let mut connections = tokio::task::JoinSet::new();
