@@ -733,3 +733,58 @@ async fn should_close_a_connection_whose_request_exceeds_the_memory_budget() {
         .unwrap();
     assert_eq!(healthy.status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_serve_kafka_python_a_second_client_library() {
+    let Some(py) = kafka_python() else { return };
+    let has_kafka_python = Command::new(&py)
+        .args(["-c", "import kafka"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_kafka_python {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI installs kafka-python (scripts/requirements-test.txt)"
+        );
+        eprintln!("skipping: kafka-python is not installed (run scripts/test.sh)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let server = start(dir.path(), port, &[]).await;
+    let b = format!("127.0.0.1:{port}");
+    let lines = tokio::task::spawn_blocking(move || run_python(&py, &["kafka-python", &b, "kp"]))
+        .await
+        .unwrap();
+    let consumed = of_kind(&lines, "consumed");
+    assert_eq!(consumed.len(), 20, "{lines:?}");
+    let mut values: Vec<&str> = consumed
+        .iter()
+        .map(|l| l["value"].as_str().unwrap())
+        .collect();
+    values.sort();
+    values.dedup();
+    assert_eq!(values.len(), 20);
+    assert!(consumed.iter().all(|l| l["headers"] == json!([["h", "x"]])));
+    // Keys hash to partitions: every key stays on one partition.
+    let mut by_key: BTreeMap<String, BTreeSet<i64>> = BTreeMap::new();
+    for l in &consumed {
+        by_key
+            .entry(l["key"].as_str().unwrap().into())
+            .or_default()
+            .insert(l["partition"].as_i64().unwrap());
+    }
+    assert!(by_key.values().all(|p| p.len() == 1), "{by_key:?}");
+    let committed = &of_kind(&lines, "committed")[0]["offsets"];
+    let total: i64 = committed
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_i64().unwrap())
+        .sum();
+    assert_eq!(
+        total, 20,
+        "committed offsets add up to the records read: {committed}"
+    );
+    drop(server);
+}

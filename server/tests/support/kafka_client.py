@@ -7,6 +7,8 @@ Rust test can read what was acknowledged or consumed even if this process is kil
   produce-for BOOTSTRAP TOPIC SECONDS         produce until SECONDS pass, then flush
   group BOOTSTRAP TOPIC GROUP COUNT           two consumers; one leaves mid-way
   consume-rest BOOTSTRAP TOPIC GROUP          one consumer until nothing new for 5 s
+  kafka-python BOOTSTRAP TOPIC                the same protocol from a second client
+                                              library (kafka-python, pure Python)
 """
 
 import json
@@ -179,6 +181,37 @@ def consume_rest(bootstrap, topic, group_id):
     c.close()
 
 
+def kafka_python(bootstrap, topic):
+    """Admin, gzip produce with keys and headers, a group consumer, commits and group
+    listing through kafka-python, whose protocol code is independent of librdkafka."""
+    from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+    from kafka.admin import NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.create_topics([NewTopic(topic, 2, 1)])
+    emit(kind="topics", topics=sorted(admin.list_topics()))
+    p = KafkaProducer(bootstrap_servers=bootstrap, acks="all", compression_type="gzip")
+    for i in range(20):
+        p.send(topic, key=f"k{i % 3}".encode(), value=f"v{i}".encode(), headers=[("h", b"x")])
+    p.flush()
+    c = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id="kp-" + topic,
+                      auto_offset_reset="earliest", consumer_timeout_ms=8000)
+    for m in c:
+        emit(kind="consumed", partition=m.partition, offset=m.offset, value=m.value.decode(),
+             key=m.key.decode(), headers=[[k, v.decode()] for k, v in m.headers])
+    c.commit()
+    emit(kind="committed", offsets={str(tp.partition): c.committed(tp) for tp in c.assignment()})
+    c.close()
+    groups = admin.describe_groups(["kp-" + topic])
+    emit(kind="group", described=str(groups))
+
+
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
-    {"produce": produce, "produce-for": produce_for, "group": group, "consume-rest": consume_rest}[cmd](*args)
+    {
+        "produce": produce,
+        "produce-for": produce_for,
+        "group": group,
+        "consume-rest": consume_rest,
+        "kafka-python": kafka_python,
+    }[cmd](*args)

@@ -300,10 +300,12 @@ impl Coordinator {
                 member_id = req.member_id.clone();
             }
             let was_empty = g.state == State::Empty;
-            let changed = g
-                .members
-                .get(&member_id)
-                .is_none_or(|m| m.protocols != req.protocols || !m.joined);
+            // As in Kafka, a rejoin rebalances when the member's subscription changed,
+            // or when it is the leader (which may have seen new topic metadata).
+            let changed = g.leader.as_deref() == Some(member_id.as_str())
+                || g.members
+                    .get(&member_id)
+                    .is_none_or(|m| m.protocols != req.protocols || !m.joined);
             let mut m = member(&req, now, true);
             if let Some(old) = g.members.get(&member_id) {
                 m.assignment = old.assignment.clone();
