@@ -34,7 +34,6 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::OffsetForLeaderT
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use opendata_common::lifecycle::Opened;
 use opendata_common::storage::Durability;
 use opendata_log::{GroupOffset, LogRead, ProducerBatch, TopicInfo};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -197,15 +196,6 @@ fn frame<T: Encodable>(
     let len = (out.len() - 4) as i32;
     out[0..4].copy_from_slice(&len.to_be_bytes());
     Some(out)
-}
-
-macro_rules! read {
-    ($log:expr, $r:ident => $body:expr) => {
-        match $log {
-            Opened::Writer($r) => $body,
-            Opened::Replica($r) => $body,
-        }
-    };
 }
 
 fn log_code(e: &opendata_log::Error) -> i16 {
@@ -463,7 +453,7 @@ async fn topics_of(shared: &Shared) -> BTreeMap<String, TopicInfo> {
     if let Ok(w) = shared.log.writer() {
         return w.topic_snapshot();
     }
-    match read!(&shared.log, r => r.list_topics().await) {
+    match shared.log.list_topics().await {
         Ok(t) => t,
         Err(e) => {
             tracing::warn!(error = %e, "listing topics failed");
@@ -767,7 +757,7 @@ async fn fetch(
         req.max_bytes as usize
     }
     .min(shared.config.max_fetch_bytes);
-    let mut changes = read!(&shared.log, r => r.changes());
+    let mut changes = shared.log.changes();
     let read_ok = allowed(&grant, Access::Read);
     loop {
         changes.borrow_and_update();
@@ -801,7 +791,10 @@ async fn fetch(
                 let exists =
                     info.is_some_and(|i| p.partition >= 0 && (p.partition as u32) < i.partitions);
                 let bounds = if exists {
-                    read!(&shared.log, l => l.partition_offsets(&name, p.partition as u32).await)
+                    shared
+                        .log
+                        .partition_offsets(&name, p.partition as u32)
+                        .await
                 } else {
                     Ok(None)
                 };
@@ -834,7 +827,10 @@ async fn fetch(
                 }
                 if (from as u64) < end && total < max_bytes {
                     let budget = (p.partition_max_bytes.max(1) as usize).min(max_bytes - total);
-                    match read!(&shared.log, l => l.read_partition(&name, p.partition as u32, from as u64, budget).await)
+                    match shared
+                        .log
+                        .read_partition(&name, p.partition as u32, from as u64, budget)
+                        .await
                     {
                         Ok(chunks) => {
                             let mut out = BytesMut::new();
@@ -892,23 +888,21 @@ async fn list_offsets(
                 continue;
             }
             let part = p.partition_index as u32;
-            let bounds = read!(&shared.log, l => l.partition_offsets(&name, part).await);
+            let bounds = shared.log.partition_offsets(&name, part).await;
             match bounds {
                 Ok(None) => pr.error_code = code::UNKNOWN_TOPIC_OR_PARTITION,
                 Err(e) => pr.error_code = log_code(&e),
                 Ok(Some((start, end))) => match p.timestamp {
                     -1 => pr.offset = end as i64,
                     -2 => pr.offset = start as i64,
-                    ts if ts >= 0 => {
-                        match read!(&shared.log, l => l.offset_for_time(&name, part, ts).await) {
-                            Ok(Some((o, t))) => {
-                                pr.offset = o as i64;
-                                pr.timestamp = t;
-                            }
-                            Ok(None) => {}
-                            Err(e) => pr.error_code = log_code(&e),
+                    ts if ts >= 0 => match shared.log.offset_for_time(&name, part, ts).await {
+                        Ok(Some((o, t))) => {
+                            pr.offset = o as i64;
+                            pr.timestamp = t;
                         }
-                    }
+                        Ok(None) => {}
+                        Err(e) => pr.error_code = log_code(&e),
+                    },
                     _ => pr.error_code = code::INVALID_REQUEST,
                 },
             }
@@ -935,7 +929,10 @@ async fn offset_for_leader_epoch(
             e.leader_epoch = 0;
             e.end_offset = -1;
             let bounds = if p.partition >= 0 {
-                read!(&shared.log, l => l.partition_offsets(&name, p.partition as u32).await)
+                shared
+                    .log
+                    .partition_offsets(&name, p.partition as u32)
+                    .await
             } else {
                 Ok(None)
             };
@@ -1499,7 +1496,7 @@ async fn offset_fetch(
         )]
     };
     for (group, wanted) in requests {
-        let (err, committed) = match read!(&shared.log, l => l.group_offsets(&group).await) {
+        let (err, committed) = match shared.log.group_offsets(&group).await {
             Ok(c) => (code::NONE, c),
             Err(e) => (log_code(&e), Vec::new()),
         };
@@ -1595,7 +1592,10 @@ async fn describe_groups(
             }
             None => {
                 // Known only by its committed offsets (or not at all): "Dead" if none.
-                let has = read!(&shared.log, l => l.group_offsets(&g.0).await)
+                let has = shared
+                    .log
+                    .group_offsets(&g.0)
+                    .await
                     .map(|o| !o.is_empty())
                     .unwrap_or(false);
                 d.group_state = s(if has { "Empty" } else { "Dead" });
@@ -1614,7 +1614,7 @@ async fn list_groups(shared: Arc<Shared>, version: i16) -> ListGroupsResponse {
             seen.insert(n, (pt, st));
         }
     }
-    match read!(&shared.log, l => l.list_groups().await) {
+    match shared.log.list_groups().await {
         Ok(stored) => {
             for g in stored {
                 seen.entry(g)
