@@ -110,6 +110,7 @@ fn series_batch(name: &str, worker: usize, samples: &[i64]) -> WriteBatch {
     WriteBatch {
         series: (0..SERIES)
             .map(|i| SeriesSamples {
+                histograms: Vec::new(),
                 exemplars: Vec::new(),
                 created_timestamp_ms: None,
                 labels: Labels::from_pairs([

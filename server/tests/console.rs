@@ -50,6 +50,7 @@ fn samples(end: i64, f: impl Fn(i64) -> f64) -> Vec<Sample> {
 
 fn counter(labels: Labels, samples: Vec<Sample>) -> SeriesSamples {
     SeriesSamples {
+        histograms: Vec::new(),
         labels,
         samples,
         exemplars: Vec::new(),

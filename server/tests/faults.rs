@@ -111,6 +111,7 @@ async fn should_ack_or_refuse_every_write_while_the_store_is_away_and_lose_nothi
             let t = Instant::now();
             let batch = opendata_timeseries::model::WriteBatch {
                 series: vec![opendata_timeseries::model::SeriesSamples {
+                    histograms: Vec::new(),
                     exemplars: Vec::new(),
                     created_timestamp_ms: None,
                     labels: opendata_timeseries::model::Labels::from_pairs([

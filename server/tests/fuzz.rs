@@ -278,6 +278,7 @@ fn valid_v1(n: usize) -> Vec<u8> {
     v1::WriteRequest {
         timeseries: (0..n)
             .map(|i| v1::TimeSeries {
+                histograms: vec![],
                 exemplars: vec![v1::Exemplar {
                     labels: vec![v1::Label {
                         name: "trace_id".into(),
@@ -319,6 +320,7 @@ fn valid_v2(n: usize) -> Vec<u8> {
         ],
         timeseries: (0..n)
             .map(|i| v2::TimeSeries {
+                histograms: vec![],
                 created_timestamp: now_ms() - 60_000,
                 exemplars: vec![v2::Exemplar {
                     labels_refs: vec![3, 4],

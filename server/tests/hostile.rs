@@ -142,6 +142,7 @@ async fn should_answer_every_route_4xx_for_garbage_and_keep_the_data() {
         .as_millis() as i64;
     let batch = opendata_timeseries::model::WriteBatch {
         series: vec![opendata_timeseries::model::SeriesSamples {
+            histograms: Vec::new(),
             exemplars: Vec::new(),
             created_timestamp_ms: None,
             labels: opendata_timeseries::model::Labels::from_pairs([("__name__", "up")]),

@@ -43,6 +43,7 @@ async fn write(api: &TestClient, series: &[SeriesSpec]) {
         timeseries: series
             .iter()
             .map(|(labels, samples)| v1::TimeSeries {
+                histograms: vec![],
                 exemplars: vec![],
                 labels: labels
                     .iter()

@@ -442,6 +442,7 @@ async fn should_check_and_count_every_database_alike() {
         .as_millis() as i64;
     let batch = opendata_timeseries::model::WriteBatch {
         series: vec![opendata_timeseries::model::SeriesSamples {
+            histograms: Vec::new(),
             exemplars: Vec::new(),
             created_timestamp_ms: None,
             labels: opendata_timeseries::model::Labels::from_pairs([("__name__", "up")]),

@@ -29,6 +29,7 @@ fn label(name: &str, value: &str) -> v1::Label {
 
 fn ts(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> v1::TimeSeries {
     v1::TimeSeries {
+        histograms: vec![],
         exemplars: vec![],
         labels: labels.iter().map(|(n, v)| label(n, v)).collect(),
         samples: samples
@@ -140,6 +141,7 @@ async fn should_take_remote_write_and_answer_the_metadata_api() {
             "celsius".into(),
         ],
         timeseries: vec![v2::TimeSeries {
+            histograms: vec![],
             created_timestamp: 0,
             exemplars: vec![],
             labels_refs: vec![1, 2, 3, 4],
@@ -572,6 +574,7 @@ async fn should_store_remote_written_exemplars_and_serve_them() {
             "00f067aa0ba902b7".into(),
         ],
         timeseries: vec![v2::TimeSeries {
+            histograms: vec![],
             created_timestamp: 0,
             exemplars: vec![v2::Exemplar {
                 labels_refs: vec![5, 6],
@@ -648,6 +651,7 @@ async fn should_take_created_timestamps_as_a_zero_sample_when_enabled() {
     let v2req = v2::Request {
         symbols: vec!["".into(), "__name__".into(), "jobs_done_total".into()],
         timeseries: vec![v2::TimeSeries {
+            histograms: vec![],
             created_timestamp: t - 20_000,
             exemplars: vec![],
             labels_refs: vec![1, 2],

@@ -126,6 +126,7 @@ async fn load(p: &Params, root: &StorageRoot) -> (LogDb, TimeSeriesDb) {
         let end = (step + per_batch).min(steps);
         let series = (0..SERIES)
             .map(|s| SeriesSamples {
+                histograms: Vec::new(),
                 labels: Labels::from_pairs([
                     ("__name__", "bench_requests".to_string()),
                     ("job", format!("job{}", s % JOBS)),

@@ -71,6 +71,7 @@ async fn fixture_with(
     for (job, scale) in [("api", 1.0), ("db", 10.0)] {
         for instance in ["a", "b"] {
             series.push(SeriesSamples {
+                histograms: Vec::new(),
                 labels: Labels::from_pairs([
                     ("__name__", "requests_total"),
                     ("job", job),
@@ -447,6 +448,7 @@ async fn should_hold_a_series_selection_under_the_statement_memory_limit() {
     let pad = "p".repeat(200);
     let series = (0..8_000)
         .map(|i| SeriesSamples {
+            histograms: Vec::new(),
             labels: Labels::from_pairs([
                 ("__name__", "wide"),
                 ("id", &format!("{i}")),

@@ -422,6 +422,7 @@ impl Workload {
     ) -> WriteBatch {
         let series = series
             .map(|s| SeriesSamples {
+                histograms: Vec::new(),
                 exemplars: Vec::new(),
                 created_timestamp_ms: None,
                 labels: self.series[s].labels.clone(),

@@ -36,6 +36,7 @@
 //! let now = opendata_timeseries::storage::now_ms();
 //! db.write(WriteBatch {
 //!     series: vec![SeriesSamples {
+//!         histograms: Vec::new(),
 //!         exemplars: Vec::new(),
 //!         created_timestamp_ms: None,
 //!         labels: Labels::from_pairs([("__name__", "up"), ("job", "api")]),
@@ -61,6 +62,7 @@
 
 pub mod config;
 pub mod error;
+pub mod histogram;
 pub mod lifecycle;
 pub mod model;
 pub mod promql;

@@ -1,4 +1,7 @@
-//! The data model: series identified by label sets, float samples, metric metadata.
+//! The data model: series identified by label sets, float and native-histogram samples,
+//! metric metadata.
+
+pub use crate::histogram::{CounterResetHint, FloatHistogram, HistogramSample};
 
 /// The label holding a series' metric name.
 pub const METRIC_NAME: &str = "__name__";
@@ -116,6 +119,8 @@ pub struct SeriesSamples {
     pub labels: Labels,
     /// Its samples, in the order received.
     pub samples: Vec<Sample>,
+    /// Its native-histogram samples, in the order received.
+    pub histograms: Vec<HistogramSample>,
     /// Its exemplars: a sample's value with labels that point elsewhere (a trace id).
     pub exemplars: Vec<Exemplar>,
     /// When the series (a counter, a histogram or a summary) started counting, in ms
@@ -245,9 +250,14 @@ pub struct WriteBatch {
 }
 
 impl WriteBatch {
-    /// Number of samples in the batch.
+    /// Number of float samples in the batch.
     pub fn sample_count(&self) -> usize {
         self.series.iter().map(|s| s.samples.len()).sum()
+    }
+
+    /// Number of histogram samples in the batch.
+    pub fn histogram_count(&self) -> usize {
+        self.series.iter().map(|s| s.histograms.len()).sum()
     }
 }
 
@@ -373,6 +383,9 @@ pub struct Series {
     pub labels: Labels,
     /// Samples in increasing timestamp order, one per timestamp.
     pub samples: Vec<Sample>,
+    /// Native-histogram samples in increasing timestamp order, one per timestamp (a
+    /// timestamp holds a float or a histogram, not both).
+    pub histograms: Vec<HistogramSample>,
 }
 
 #[cfg(test)]

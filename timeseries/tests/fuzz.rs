@@ -131,6 +131,7 @@ fn runtime() -> &'static (tokio::runtime::Runtime, TimeSeriesDb) {
             let series = ["a", "b"]
                 .iter()
                 .map(|job| SeriesSamples {
+                    histograms: Vec::new(),
                     exemplars: Vec::new(),
                     created_timestamp_ms: None,
                     labels: Labels::from_pairs([("__name__", "m"), ("job", job)]),

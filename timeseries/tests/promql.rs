@@ -30,6 +30,7 @@ async fn db_with_data(t0: i64) -> TimeSeriesDb {
     .unwrap();
     let series = (0..100)
         .map(|i| SeriesSamples {
+            histograms: Vec::new(),
             exemplars: Vec::new(),
             created_timestamp_ms: None,
             labels: Labels::from_pairs([("__name__", "m_total".to_string()), ("i", i.to_string())]),
@@ -344,6 +345,7 @@ async fn should_add_info_series_data_labels_with_info() {
         ];
         pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         SeriesSamples {
+            histograms: Vec::new(),
             exemplars: Vec::new(),
             created_timestamp_ms: None,
             labels: Labels::from_pairs(pairs),

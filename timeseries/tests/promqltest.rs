@@ -16,14 +16,18 @@
 #[path = "promqltest/script.rs"]
 mod script;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use opendata_common::StorageConfig;
 use opendata_timeseries::config::QueryConfig;
-use opendata_timeseries::model::{Labels, STALE_NAN_BITS, Sample, SeriesSamples, WriteBatch};
+use opendata_timeseries::histogram::CUSTOM_BUCKETS_SCHEMA;
+use opendata_timeseries::model::{
+    FloatHistogram, HistogramSample, Labels, STALE_NAN_BITS, Sample, SeriesSamples, WriteBatch,
+};
 use opendata_timeseries::promql::{Engine, QueryError, QueryOptions, QueryResult, Value};
 use opendata_timeseries::storage::Config;
 use opendata_timeseries::{Querier, TimeSeriesConfig, TimeSeriesDb};
@@ -125,8 +129,8 @@ struct Loaded {
     histogram_series: Vec<Labels>,
 }
 
-/// Writes a load block's float series; series with native-histogram samples are
-/// skipped and remembered.
+/// Writes a load block's series, float and histogram samples; with `load_with_nhcb`,
+/// also the custom-bucket native histograms made from its classic histograms.
 async fn load(
     db: &TimeSeriesDb,
     interval_ms: i64,
@@ -139,45 +143,42 @@ async fn load(
     for line in lines {
         if line.has_histogram() {
             loaded.histogram_series.push(labels_of(line));
-            continue;
         }
-        if with_nhcb {
-            let is_bucket = line.labels.iter().any(|(n, _)| n == "le");
-            if let Some(base) = line.metric_name().and_then(|n| n.strip_suffix("_bucket"))
-                && is_bucket
-            {
-                let labels = line
-                    .labels
-                    .iter()
-                    .filter(|(n, _)| n != "le" && n != "__name__")
-                    .cloned()
-                    .chain(std::iter::once(("__name__".to_string(), base.to_string())));
-                loaded.histogram_series.push(Labels::from_pairs(labels));
+        let mut samples = Vec::new();
+        let mut histograms = Vec::new();
+        for (i, p) in line.points.iter().enumerate() {
+            let timestamp_ms = i as i64 * interval_ms;
+            match p {
+                Point::Float(v) => samples.push(Sample {
+                    timestamp_ms,
+                    value: *v,
+                }),
+                Point::Stale => samples.push(Sample {
+                    timestamp_ms,
+                    value: f64::from_bits(STALE_NAN_BITS),
+                }),
+                Point::Histogram(h, _) => histograms.push(HistogramSample {
+                    timestamp_ms,
+                    histogram: h.clone(),
+                }),
+                Point::Missing => {}
             }
         }
-        let samples: Vec<Sample> = line
-            .points
-            .iter()
-            .enumerate()
-            .filter_map(|(i, p)| {
-                let value = match p {
-                    Point::Float(v) => *v,
-                    Point::Stale => f64::from_bits(STALE_NAN_BITS),
-                    Point::Missing | Point::Histogram => return None,
-                };
-                Some(Sample {
-                    timestamp_ms: i as i64 * interval_ms,
-                    value,
-                })
-            })
-            .collect();
-        expected_samples += samples.len();
+        expected_samples += samples.len() + histograms.len();
         series.push(SeriesSamples {
+            histograms,
             exemplars: Vec::new(),
             created_timestamp_ms: None,
             labels: Labels::from_pairs(line.labels.iter().cloned()),
             samples,
         });
+    }
+    if with_nhcb {
+        for s in nhcb(lines, interval_ms) {
+            loaded.histogram_series.push(s.labels.clone());
+            expected_samples += s.histograms.len();
+            series.push(s);
+        }
     }
     if series.is_empty() {
         return Ok(());
@@ -196,13 +197,121 @@ async fn load(
             outcome.first_out_of_bounds.unwrap_or_default()
         ));
     }
-    if outcome.samples != expected_samples {
+    if outcome.samples + outcome.histograms != expected_samples {
         return Err(format!(
-            "wrote {} samples, the load has {expected_samples}",
-            outcome.samples
+            "wrote {} samples and {} histograms, the load has {expected_samples}",
+            outcome.samples, outcome.histograms
         ));
     }
     Ok(())
+}
+
+/// `load_with_nhcb`'s conversion: the classic histograms of a load block (`x_bucket`
+/// with `le`, `x_count`, `x_sum`) as native histograms with custom buckets, one per
+/// timestamp, named `x` with the other labels kept.
+fn nhcb(lines: &[SeriesLine], interval_ms: i64) -> Vec<SeriesSamples> {
+    #[derive(Default)]
+    struct Temp {
+        buckets: Vec<(f64, f64)>,
+        count: Option<f64>,
+        sum: Option<f64>,
+    }
+    let mut by_base: BTreeMap<Labels, BTreeMap<i64, Temp>> = BTreeMap::new();
+    for line in lines {
+        let Some(name) = line.metric_name() else {
+            continue;
+        };
+        let (base, kind) = if let Some(b) = name.strip_suffix("_bucket") {
+            (b, 0)
+        } else if let Some(b) = name.strip_suffix("_count") {
+            (b, 1)
+        } else if let Some(b) = name.strip_suffix("_sum") {
+            (b, 2)
+        } else {
+            continue;
+        };
+        let le = line
+            .labels
+            .iter()
+            .rev()
+            .find(|(n, _)| n == "le")
+            .and_then(|(_, v)| v.trim().parse::<f64>().ok());
+        if kind == 0 && le.is_none_or(f64::is_nan) {
+            continue;
+        }
+        let labels = Labels::from_pairs(
+            line.labels
+                .iter()
+                .filter(|(n, _)| n != "le" && n != "__name__")
+                .cloned()
+                .chain(std::iter::once(("__name__".to_string(), base.to_string()))),
+        );
+        let per_ts = by_base.entry(labels).or_default();
+        for (i, p) in line.points.iter().enumerate() {
+            let Point::Float(v) = p else { continue };
+            let t = per_ts.entry(i as i64 * interval_ms).or_default();
+            match kind {
+                0 => t.buckets.push((le.unwrap(), *v)),
+                1 => t.count = Some(*v),
+                _ => t.sum = Some(*v),
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (labels, per_ts) in by_base {
+        let mut histograms = Vec::new();
+        for (timestamp_ms, mut t) in per_ts {
+            if t.buckets.is_empty() {
+                continue;
+            }
+            // Several spellings of one bound (`0.2`, `2e-1`) are one bucket.
+            t.buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+            t.buckets.dedup_by(|later, earlier| {
+                if later.0 == earlier.0 {
+                    earlier.1 = later.1;
+                    true
+                } else {
+                    false
+                }
+            });
+            let mut custom = Vec::new();
+            let mut positive = Vec::new();
+            let mut prev = 0.0;
+            for (k, (le, cum)) in t.buckets.iter().enumerate() {
+                if le.is_finite() {
+                    custom.push(*le);
+                }
+                positive.push((k as i32, cum - prev));
+                prev = *cum;
+            }
+            let has_inf = t.buckets.last().is_some_and(|b| b.0 == f64::INFINITY);
+            let count = t.count.unwrap_or(prev);
+            if !has_inf {
+                positive.push((custom.len() as i32, count - prev));
+            }
+            histograms.push(HistogramSample {
+                timestamp_ms,
+                histogram: Arc::new(FloatHistogram {
+                    schema: CUSTOM_BUCKETS_SCHEMA,
+                    count,
+                    sum: t.sum.unwrap_or(0.0),
+                    positive,
+                    custom_values: Arc::from(custom),
+                    ..Default::default()
+                }),
+            });
+        }
+        if !histograms.is_empty() {
+            out.push(SeriesSamples {
+                labels,
+                samples: Vec::new(),
+                histograms,
+                exemplars: Vec::new(),
+                created_timestamp_ms: None,
+            });
+        }
+    }
+    out
 }
 
 // ---------------------------------------------------------------------------------------
@@ -309,6 +418,47 @@ fn fmt_labels(labels: &Labels) -> String {
     format!("{name}{{{}}}", rest.join(", "))
 }
 
+/// An expected point: a float, or a histogram and whether its hint must match.
+#[derive(Debug, Clone)]
+enum Want {
+    F(f64),
+    H(Arc<FloatHistogram>, bool),
+}
+
+impl std::fmt::Display for Want {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Want::F(v) => write!(f, "{v}"),
+            Want::H(h, _) => write!(f, "{h}"),
+        }
+    }
+}
+
+/// Histograms are equal as upstream compares them: schema, zero threshold and custom
+/// bounds exactly, counts and sum within tolerance, the same non-empty buckets, and the
+/// counter-reset hint only when the expectation gives one.
+fn histogram_equal(want: &FloatHistogram, hint_set: bool, got: &FloatHistogram) -> bool {
+    let nz = |v: &[(i32, f64)]| -> Vec<(i32, f64)> {
+        v.iter().copied().filter(|b| b.1 != 0.0).collect()
+    };
+    let same = |a: &[(i32, f64)], b: &[(i32, f64)]| {
+        let (a, b) = (nz(a), nz(b));
+        a.len() == b.len()
+            && a.iter()
+                .zip(&b)
+                .all(|(x, y)| x.0 == y.0 && almost_equal(x.1, y.1))
+    };
+    want.schema == got.schema
+        && almost_equal(want.count, got.count)
+        && almost_equal(want.sum, got.sum)
+        && (!want.uses_custom_buckets() || want.custom_values == got.custom_values)
+        && want.zero_threshold == got.zero_threshold
+        && almost_equal(want.zero_count, got.zero_count)
+        && same(&want.positive, &got.positive)
+        && same(&want.negative, &got.negative)
+        && (!hint_set || want.counter_reset_hint == got.counter_reset_hint)
+}
+
 fn fmt_points(points: &[(i64, f64)]) -> String {
     let shown: Vec<String> = points
         .iter()
@@ -323,6 +473,24 @@ fn fmt_points(points: &[(i64, f64)]) -> String {
     format!("{}{more}", shown.join(" "))
 }
 
+fn fmt_hist_points(points: &[(i64, Arc<FloatHistogram>)]) -> String {
+    let shown: Vec<String> = points
+        .iter()
+        .take(10)
+        .map(|(t, h)| format!("{h}@{}s", *t as f64 / 1000.0))
+        .collect();
+    shown.join(" ")
+}
+
+fn fmt_wants(points: &[(i64, Want)]) -> String {
+    let shown: Vec<String> = points
+        .iter()
+        .take(20)
+        .map(|(t, v)| format!("{v}@{}s", *t as f64 / 1000.0))
+        .collect();
+    shown.join(" ")
+}
+
 fn fmt_value(value: &Value) -> String {
     match value {
         Value::Scalar { t, f } => format!("scalar {f} at {t} ms"),
@@ -331,7 +499,10 @@ fn fmt_value(value: &Value) -> String {
             let mut lines: Vec<String> = v
                 .iter()
                 .take(20)
-                .map(|s| format!("\n        {} {} @{}ms", fmt_labels(&s.labels), s.f, s.t))
+                .map(|s| match &s.h {
+                    Some(h) => format!("\n        {} {h} @{}ms", fmt_labels(&s.labels), s.t),
+                    None => format!("\n        {} {} @{}ms", fmt_labels(&s.labels), s.f, s.t),
+                })
                 .collect();
             if v.len() > 20 {
                 lines.push(format!("\n        ... ({} series)", v.len()));
@@ -344,9 +515,10 @@ fn fmt_value(value: &Value) -> String {
                 .take(20)
                 .map(|s| {
                     format!(
-                        "\n        {} {}",
+                        "\n        {} {} {}",
                         fmt_labels(&s.labels),
-                        fmt_points(&s.floats)
+                        fmt_points(&s.floats),
+                        fmt_hist_points(&s.histograms)
                     )
                 })
                 .collect();
@@ -362,15 +534,12 @@ fn labels_of(line: &SeriesLine) -> Labels {
     Labels::from_pairs(line.labels.iter().cloned())
 }
 
-/// The single float an instant-vector expectation gives.
-fn single_value(line: &SeriesLine) -> Result<f64, String> {
+/// The single value an instant-vector expectation gives.
+fn single_value(line: &SeriesLine) -> Result<Want, String> {
     match line.points.as_slice() {
-        [Point::Float(v)] => Ok(*v),
-        [Point::Stale] => Ok(f64::from_bits(STALE_NAN_BITS)),
-        [Point::Histogram] => Err(format!(
-            "line {}: expects a native histogram, which this engine cannot return",
-            line.line
-        )),
+        [Point::Float(v)] => Ok(Want::F(*v)),
+        [Point::Stale] => Ok(Want::F(f64::from_bits(STALE_NAN_BITS))),
+        [Point::Histogram(h, hint)] => Ok(Want::H(h.clone(), *hint)),
         _ => Err(format!(
             "line {}: an instant result line must hold exactly one value",
             line.line
@@ -409,23 +578,29 @@ fn compare_vector(eval: &Eval, at_ms: i64, got: &Value) -> Result<(), String> {
         }
     }
     for (labels, value) in &expected {
-        match samples.iter().find(|s| s.labels == *labels) {
-            None => problems.push(format!("missing series {} {value}", fmt_labels(labels))),
-            Some(s) if !almost_equal(s.f, *value) => problems.push(format!(
-                "series {}: expected {value}, got {}",
-                fmt_labels(labels),
-                s.f
-            )),
-            Some(_) => {}
+        let Some(s) = samples.iter().find(|s| s.labels == *labels) else {
+            problems.push(format!("missing series {} {value}", fmt_labels(labels)));
+            continue;
+        };
+        let ok = match (value, &s.h) {
+            (Want::F(v), None) => almost_equal(s.f, *v),
+            (Want::H(w, hint), Some(h)) => histogram_equal(w, *hint, h),
+            _ => false,
+        };
+        if !ok {
+            let got = match &s.h {
+                Some(h) => h.to_string(),
+                None => s.f.to_string(),
+            };
+            problems.push(format!(
+                "series {}: expected {value}, got {got}",
+                fmt_labels(labels)
+            ));
         }
     }
     for s in samples {
         if !expected.iter().any(|(l, _)| *l == s.labels) {
-            problems.push(format!(
-                "unexpected series {} {}",
-                fmt_labels(&s.labels),
-                s.f
-            ));
+            problems.push(format!("unexpected series {}", fmt_labels(&s.labels)));
         }
     }
     if problems.is_empty() && eval.ordered {
@@ -450,7 +625,7 @@ fn compare_vector(eval: &Eval, at_ms: i64, got: &Value) -> Result<(), String> {
 }
 
 /// Expected series with their `(timestamp ms, value)` points.
-type ExpectedMatrix = Vec<(Labels, Vec<(i64, f64)>)>;
+type ExpectedMatrix = Vec<(Labels, Vec<(i64, Want)>)>;
 
 /// Expands expected series to `(timestamp, value)` points at `start + i*step`.
 fn expand_expected(
@@ -469,14 +644,9 @@ fn expand_expected(
             let t = start_ms + i as i64 * step_ms;
             let value = match p {
                 Point::Missing => continue,
-                Point::Float(v) => *v,
-                Point::Stale => f64::from_bits(STALE_NAN_BITS),
-                Point::Histogram => {
-                    return Err(format!(
-                        "line {}: expects native histograms, which this engine cannot return",
-                        s.line
-                    ));
-                }
+                Point::Float(v) => Want::F(*v),
+                Point::Stale => Want::F(f64::from_bits(STALE_NAN_BITS)),
+                Point::Histogram(h, hint) => Want::H(h.clone(), *hint),
             };
             if t > end_ms {
                 return Err(format!(
@@ -491,7 +661,7 @@ fn expand_expected(
     Ok(out)
 }
 
-fn compare_matrix(expected: &[(Labels, Vec<(i64, f64)>)], got: &Value) -> Result<(), String> {
+fn compare_matrix(expected: &ExpectedMatrix, got: &Value) -> Result<(), String> {
     let Value::Matrix(series) = got else {
         return Err(format!("expected a matrix, got {}", fmt_value(got)));
     };
@@ -510,30 +680,51 @@ fn compare_matrix(expected: &[(Labels, Vec<(i64, f64)>)], got: &Value) -> Result
             problems.push(format!(
                 "missing series {} {}",
                 fmt_labels(labels),
-                fmt_points(points)
+                fmt_wants(points)
             ));
             continue;
         };
-        let same = s.floats.len() == points.len()
+        let floats: Vec<(i64, f64)> = points
+            .iter()
+            .filter_map(|(t, w)| match w {
+                Want::F(v) => Some((*t, *v)),
+                Want::H(..) => None,
+            })
+            .collect();
+        let hists: Vec<(i64, &Arc<FloatHistogram>, bool)> = points
+            .iter()
+            .filter_map(|(t, w)| match w {
+                Want::H(h, hint) => Some((*t, h, *hint)),
+                Want::F(_) => None,
+            })
+            .collect();
+        let same = s.floats.len() == floats.len()
             && s.floats
                 .iter()
-                .zip(points)
-                .all(|(a, b)| a.0 == b.0 && almost_equal(a.1, b.1));
+                .zip(&floats)
+                .all(|(a, b)| a.0 == b.0 && almost_equal(a.1, b.1))
+            && s.histograms.len() == hists.len()
+            && s.histograms
+                .iter()
+                .zip(&hists)
+                .all(|(a, b)| a.0 == b.0 && histogram_equal(b.1, b.2, &a.1));
         if !same {
             problems.push(format!(
-                "series {}:\n        expected {}\n        got      {}",
+                "series {}:\n        expected {}\n        got      {} {}",
                 fmt_labels(labels),
-                fmt_points(points),
-                fmt_points(&s.floats)
+                fmt_wants(points),
+                fmt_points(&s.floats),
+                fmt_hist_points(&s.histograms)
             ));
         }
     }
     for s in series {
         if !expected.iter().any(|(l, _)| *l == s.labels) {
             problems.push(format!(
-                "unexpected series {} {}",
+                "unexpected series {} {} {}",
                 fmt_labels(&s.labels),
-                fmt_points(&s.floats)
+                fmt_points(&s.floats),
+                fmt_hist_points(&s.histograms)
             ));
         }
     }
@@ -852,7 +1043,7 @@ fn should_pass_upstream_promql_conformance_scripts() {
 
 mod parser_tests {
     use super::script::*;
-    use super::{almost_equal, mentions, query_selects};
+    use super::{CUSTOM_BUCKETS_SCHEMA, almost_equal, mentions, nhcb, query_selects};
     use opendata_timeseries::model::Labels;
 
     fn floats(s: &str) -> Vec<f64> {
@@ -921,29 +1112,73 @@ mod parser_tests {
     #[test]
     fn should_recognise_histogram_literals() {
         let p = parse_points("0 {{schema:0 sum:5 count:4 buckets:[1 2 1]}}x2 3").unwrap();
-        assert_eq!(
-            p,
-            vec![
-                Point::Float(0.0),
-                Point::Histogram,
-                Point::Histogram,
-                Point::Histogram,
-                Point::Float(3.0)
-            ]
-        );
+        assert_eq!(p.len(), 5);
+        assert_eq!(p[0], Point::Float(0.0));
+        let Point::Histogram(h, hint) = &p[1] else {
+            panic!("{p:?}")
+        };
+        assert!(!hint);
+        assert_eq!((h.count, h.sum), (4.0, 5.0));
+        assert_eq!(h.positive, vec![(0, 1.0), (1, 2.0), (2, 1.0)]);
+        assert_eq!(p[4], Point::Float(3.0));
         let p = parse_points(
             "{{schema:0 sum:4 count:4 buckets:[1 2 1]}}+{{sum:2 count:1 buckets:[1] offset:1}}x10",
         )
         .unwrap();
-        assert_eq!(p, vec![Point::Histogram; 11]);
-        assert_eq!(
-            parse_points("{{}} {{counter_reset_hint:gauge sum:1}}")
-                .unwrap()
-                .len(),
-            2
-        );
+        assert_eq!(p.len(), 11);
+        let Point::Histogram(last, _) = &p[10] else {
+            panic!("{p:?}")
+        };
+        assert_eq!((last.count, last.sum), (14.0, 24.0));
+        assert_eq!(last.positive, vec![(0, 1.0), (1, 12.0), (2, 1.0)]);
+        let p = parse_points(
+            "{{}} {{counter_reset_hint:gauge sum:1 z_bucket_w:0.5 n_buckets:[2] n_offset:-1}}",
+        )
+        .unwrap();
+        let Point::Histogram(g, hint) = &p[1] else {
+            panic!("{p:?}")
+        };
+        assert!(*hint && g.is_gauge());
+        assert_eq!(g.zero_threshold, 0.5);
+        assert_eq!(g.negative, vec![(-1, 2.0)]);
         assert!(parse_points("{{schema:0 bogus:1}}").is_err());
         assert!(parse_points("{{schema:0 sum:1").is_err());
+    }
+
+    #[test]
+    fn should_convert_classic_histograms_for_load_with_nhcb() {
+        let lines = vec![
+            SeriesLine {
+                line: 1,
+                labels: vec![
+                    ("__name__".into(), "h_bucket".into()),
+                    ("le".into(), "1".into()),
+                ],
+                points: vec![Point::Float(1.0), Point::Float(2.0)],
+            },
+            SeriesLine {
+                line: 2,
+                labels: vec![
+                    ("__name__".into(), "h_bucket".into()),
+                    ("le".into(), "+Inf".into()),
+                ],
+                points: vec![Point::Float(3.0), Point::Float(5.0)],
+            },
+            SeriesLine {
+                line: 3,
+                labels: vec![("__name__".into(), "h_sum".into())],
+                points: vec![Point::Float(4.0), Point::Float(9.0)],
+            },
+        ];
+        let out = nhcb(&lines, 60_000);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].labels, Labels::from_pairs([("__name__", "h")]));
+        let h = &out[0].histograms[1].histogram;
+        assert_eq!(out[0].histograms[1].timestamp_ms, 60_000);
+        assert_eq!(h.schema, CUSTOM_BUCKETS_SCHEMA);
+        assert_eq!(&*h.custom_values, &[1.0]);
+        assert_eq!(h.positive, vec![(0, 2.0), (1, 3.0)]);
+        assert_eq!((h.count, h.sum), (5.0, 9.0));
     }
 
     #[test]
@@ -1174,6 +1409,7 @@ mod runner_tests {
             labels: Labels::from_pairs(pairs.iter().copied()),
             t,
             f,
+            h: None,
         }
     }
 
@@ -1241,6 +1477,7 @@ mod runner_tests {
         let series = |labels: &[(&str, &str)], floats: Vec<(i64, f64)>| RangeSeries {
             labels: Labels::from_pairs(labels.iter().copied()),
             floats,
+            histograms: vec![],
         };
         let good = Value::Matrix(vec![
             series(&[], vec![(0, 1.0), (60_000, 2.0), (120_000, 3.0)]),
@@ -1329,7 +1566,10 @@ mod runner_tests {
             let points: Vec<i64> = m[0].samples.iter().map(|s| s.timestamp_ms).collect();
             assert_eq!(points, vec![0, 600_000, 900_000]);
             assert!(is_stale_marker(m[0].samples[1].value));
-            assert!(read("h").await.is_empty());
+            let h = read("h").await;
+            assert_eq!(h[0].histograms.len(), 1);
+            assert_eq!(h[0].histograms[0].histogram.count, 1.0);
+            assert_eq!(h[0].samples.len(), 1);
             assert_eq!(
                 loaded.histogram_series,
                 vec![Labels::from_pairs([("__name__", "h")])]

@@ -4,9 +4,10 @@
 #![allow(clippy::unwrap_used)]
 
 use opendata_common::{StorageConfig, StorageRoot};
+use opendata_timeseries::histogram::CUSTOM_BUCKETS_SCHEMA;
 use opendata_timeseries::model::{
-    Exemplar, Labels, MatchKind, Matcher, MetricMetadata, MetricType, Sample, SeriesSamples,
-    WriteBatch,
+    Exemplar, FloatHistogram, HistogramSample, Labels, MatchKind, Matcher, MetricMetadata,
+    MetricType, Sample, SeriesSamples, WriteBatch,
 };
 use opendata_timeseries::storage::Config;
 use opendata_timeseries::storage::Querier;
@@ -33,6 +34,7 @@ fn config() -> TimeSeriesConfig {
 
 fn series(pairs: &[(&str, &str)], samples: &[(i64, f64)]) -> SeriesSamples {
     SeriesSamples {
+        histograms: Vec::new(),
         exemplars: Vec::new(),
         created_timestamp_ms: None,
         labels: Labels::from_pairs(pairs.iter().copied()),
@@ -747,4 +749,137 @@ fn should_refuse_an_unknown_feature() {
     let err = cfg.validate().unwrap_err();
     assert!(err.contains("unknown feature \"time-travel\""), "{err}");
     assert!(err.contains("created-timestamp-zero-ingestion"), "{err}");
+}
+
+fn hist(count: f64, schema: i32, buckets: &[(i32, f64)]) -> std::sync::Arc<FloatHistogram> {
+    std::sync::Arc::new(FloatHistogram {
+        schema,
+        count,
+        sum: count * 1.5,
+        zero_threshold: 0.001,
+        positive: buckets.to_vec(),
+        ..Default::default()
+    })
+}
+
+fn hseries(name: &str, samples: &[(i64, std::sync::Arc<FloatHistogram>)]) -> SeriesSamples {
+    SeriesSamples {
+        histograms: samples
+            .iter()
+            .map(|(t, h)| HistogramSample {
+                timestamp_ms: *t,
+                histogram: h.clone(),
+            })
+            .collect(),
+        ..series(&[("__name__", name)], &[])
+    }
+}
+
+async fn histograms_of(q: &Querier, name: &str) -> Vec<(i64, FloatHistogram)> {
+    q.select(&[Matcher::equal("__name__", name)], i64::MIN / 4, i64::MAX / 4)
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap()
+        .into_iter()
+        .flat_map(|s| s.histograms)
+        .map(|h| (h.timestamp_ms, FloatHistogram::clone(&h.histogram)))
+        .collect()
+}
+
+#[tokio::test]
+async fn should_store_native_histograms_through_flushes_restarts_and_replicas() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = now() - 120_000;
+    let h1 = hist(3.0, 3, &[(0, 1.0), (5, 2.0)]);
+    let h2 = hist(7.0, 3, &[(0, 2.0), (5, 4.0), (9, 1.0)]);
+    let h3 = hist(0.25, 3, &[(1, 0.25)]);
+    let custom = std::sync::Arc::new(FloatHistogram {
+        schema: CUSTOM_BUCKETS_SCHEMA,
+        count: 4.0,
+        sum: 9.0,
+        positive: vec![(0, 1.0), (2, 3.0)],
+        custom_values: std::sync::Arc::from(vec![1.0, 5.0]),
+        ..Default::default()
+    });
+    {
+        let db = open_local(dir.path(), config()).await;
+        let out = db
+            .write(batch(vec![
+                hseries("h", &[(t, h1.clone()), (t + 15_000, h2.clone())]),
+                hseries("c", &[(t, custom.clone())]),
+            ]))
+            .await
+            .unwrap();
+        assert_eq!(out.histograms, 3);
+        assert_eq!(out.samples, 0);
+        // Read from the head.
+        let got = histograms_of(&db.querier(), "h").await;
+        assert_eq!(got, vec![(t, (*h1).clone()), (t + 15_000, (*h2).clone())]);
+        // Into chunks, then one more write in the head, and a float sample at another
+        // timestamp of the same series.
+        db.flush_head().await.unwrap();
+        let mut mixed = hseries("h", &[(t + 30_000, h3.clone())]);
+        mixed.samples = vec![Sample {
+            timestamp_ms: t + 45_000,
+            value: 5.0,
+        }];
+        db.write(batch(vec![mixed])).await.unwrap();
+        let got = histograms_of(&db.querier(), "h").await;
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[2], (t + 30_000, (*h3).clone()));
+        // Closing does not flush the head: the last write comes back from its
+        // write-ahead record on open.
+        db.close().await.unwrap();
+    }
+    let db = open_local(dir.path(), config()).await;
+    let q = db.querier();
+    let got = histograms_of(&q, "h").await;
+    assert_eq!(
+        got,
+        vec![
+            (t, (*h1).clone()),
+            (t + 15_000, (*h2).clone()),
+            (t + 30_000, (*h3).clone())
+        ]
+    );
+    assert_eq!(histograms_of(&q, "c").await, vec![(t, (*custom).clone())]);
+    let floats = read_all(&db, &[Matcher::equal("__name__", "h")]).await;
+    assert_eq!(floats[0].1, vec![(t + 45_000, 5.0f64.to_bits())]);
+    // A replica reads the same.
+    let root = StorageRoot::new(StorageConfig::local(dir.path())).unwrap();
+    let replica = TimeSeriesDbReader::open_in(&root, config()).await.unwrap();
+    assert_eq!(histograms_of(&replica.querier(), "h").await.len(), 3);
+    // A histogram written at a float's timestamp replaces it in reads.
+    db.write(batch(vec![hseries("h", &[(t + 45_000, h1.clone())])]))
+        .await
+        .unwrap();
+    assert!(read_all(&db, &[Matcher::equal("__name__", "h")]).await[0].1.is_empty());
+    db.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn should_refuse_invalid_histograms_whole() {
+    let db = TimeSeriesDb::open(Config {
+        storage: StorageConfig::in_memory(),
+        timeseries: config(),
+    })
+    .await
+    .unwrap();
+    let bad = std::sync::Arc::new(FloatHistogram {
+        schema: 9,
+        count: 1.0,
+        ..Default::default()
+    });
+    let err = db
+        .write(batch(vec![hseries("h", &[(now(), bad)])]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::BadData(m) if m.contains("schema 9")),
+        "{err}"
+    );
+    assert!(histograms_of(&db.querier(), "h").await.is_empty());
+    db.close().await.unwrap();
 }

@@ -49,6 +49,7 @@ pub fn remote_write_v1(
         series: values
             .into_iter()
             .map(|v| SeriesSamples {
+                histograms: Vec::new(),
                 exemplars: Vec::new(),
                 created_timestamp_ms: None,
                 labels: Labels::from_pairs([("__name__", name.to_string()), (label, v)]),

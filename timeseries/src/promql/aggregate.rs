@@ -1,6 +1,7 @@
 //! Aggregation operators, step by step within `by`/`without` groups.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use promql_parser::parser::token::{
     T_AVG, T_BOTTOMK, T_COUNT, T_COUNT_VALUES, T_GROUP, T_LIMIT_RATIO, T_LIMITK, T_MAX, T_MIN,
@@ -11,7 +12,8 @@ use promql_parser::parser::{AggregateExpr, LabelModifier};
 use super::QueryError;
 use super::eval::{Evaluator, Grid, Result, VSeries, Val, absent, is_present, with_label};
 use super::functions::{format_float, go_g, kahan_inc, quantile_sorted};
-use crate::model::{Label, Labels, METRIC_NAME};
+use crate::histogram::HistogramError;
+use crate::model::{FloatHistogram, Label, Labels, METRIC_NAME};
 
 pub(super) fn eval<'a>(ev: &mut Evaluator<'a>, a: &'a AggregateExpr, g: Grid) -> Result<Val<'a>> {
     let op = a.op.id();
@@ -41,9 +43,38 @@ pub(super) fn eval<'a>(ev: &mut Evaluator<'a>, a: &'a AggregateExpr, g: Grid) ->
         group_of.push(gi);
     }
 
-    let out = match op {
+    let mut out = match op {
         T_SUM | T_AVG | T_COUNT | T_GROUP | T_MIN | T_MAX | T_STDDEV | T_STDVAR => {
-            simple(op, &input, &group_of, groups, g)
+            let name = a.op.to_string();
+            let mut out = simple(op, &input, &group_of, groups.clone(), g);
+            if input.iter().any(VSeries::has_hists) {
+                let notes = histograms(op, &input, &group_of, &groups, g, &mut out);
+                for note in notes {
+                    match note {
+                        Note::Mixed => ev.warn(
+                            "encountered a mix of histograms and floats for aggregation".into(),
+                            Some(&a.expr),
+                        ),
+                        Note::Incompatible(e) => {
+                            let metric = input
+                                .iter()
+                                .find_map(|s| s.labels.metric_name())
+                                .unwrap_or("")
+                                .to_string();
+                            ev.warn(histogram_error_message(e, &metric), Some(&a.expr))
+                        }
+                        Note::Ignored => ev.info(
+                            format!("ignored histogram in {name} aggregation"),
+                            Some(&a.expr),
+                        ),
+                        Note::Reconciled => ev.info(
+                            "mismatched custom buckets were reconciled during aggregation".into(),
+                            Some(&a.expr),
+                        ),
+                    }
+                }
+            }
+            out
         }
         T_QUANTILE => {
             let Some(Val::Scalar(q)) = param else {
@@ -60,13 +91,10 @@ pub(super) fn eval<'a>(ev: &mut Evaluator<'a>, a: &'a AggregateExpr, g: Grid) ->
             }
             let mut out: Vec<VSeries> = groups
                 .into_iter()
-                .map(|(labels, drop)| VSeries {
-                    labels,
-                    drop_name: drop,
-                    vals: vec![absent(); g.n],
-                })
+                .map(|(labels, drop)| VSeries::floats(labels, drop, vec![absent(); g.n]))
                 .collect();
             let mut buf: Vec<Vec<f64>> = vec![Vec::new(); out.len()];
+            let mut ignored = false;
             for (i, &qi) in q.iter().enumerate() {
                 for b in &mut buf {
                     b.clear();
@@ -74,6 +102,8 @@ pub(super) fn eval<'a>(ev: &mut Evaluator<'a>, a: &'a AggregateExpr, g: Grid) ->
                 for (s, &gi) in input.iter().zip(&group_of) {
                     if is_present(s.vals[i]) {
                         buf[gi].push(s.vals[i]);
+                    } else if s.hist(i).is_some() {
+                        ignored = true;
                     }
                 }
                 for (gi, b) in buf.iter_mut().enumerate() {
@@ -82,12 +112,25 @@ pub(super) fn eval<'a>(ev: &mut Evaluator<'a>, a: &'a AggregateExpr, g: Grid) ->
                     }
                 }
             }
+            if ignored {
+                ev.info(
+                    "ignored histogram in quantile aggregation".into(),
+                    Some(&a.expr),
+                );
+            }
+            out.retain(|s| s.has_floats());
             out
         }
         T_TOPK | T_BOTTOMK | T_LIMITK => {
             let Some(Val::Scalar(k)) = param else {
                 return Err(bad_param("k"));
             };
+            if op != T_LIMITK && input.iter().any(VSeries::has_hists) {
+                ev.info(
+                    format!("ignored histogram in {} aggregation", a.op),
+                    Some(&a.expr),
+                );
+            }
             select_k(op, input, &group_of, groups.len(), &k, g)?
         }
         T_LIMIT_RATIO => {
@@ -115,14 +158,17 @@ pub(super) fn eval<'a>(ev: &mut Evaluator<'a>, a: &'a AggregateExpr, g: Grid) ->
             let mut input = input;
             for s in &mut input {
                 let offset = ratio_offset(&s.labels);
-                for (v, &r) in s.vals.iter_mut().zip(&ratios) {
+                for (i, &r) in ratios.iter().enumerate() {
                     let keep = (r >= 0.0 && offset < r) || (r < 0.0 && offset >= 1.0 + r);
                     if !keep {
-                        *v = absent();
+                        s.vals[i] = absent();
+                        if let Some(h) = s.hists.get_mut(i) {
+                            *h = None;
+                        }
                     }
                 }
             }
-            input.retain(|s| s.vals.iter().any(|v| is_present(*v)));
+            input.retain(|s| s.points() > 0);
             input
         }
         T_COUNT_VALUES => {
@@ -140,20 +186,19 @@ pub(super) fn eval<'a>(ev: &mut Evaluator<'a>, a: &'a AggregateExpr, g: Grid) ->
             for (s, &gi) in input.iter().zip(&group_of) {
                 for i in 0..g.n {
                     let v = s.vals[i];
-                    if !is_present(v) {
+                    let text = if let Some(h) = s.hist(i) {
+                        h.to_string()
+                    } else if is_present(v) {
+                        format_float(v)
+                    } else {
                         continue;
-                    }
-                    let text = format_float(v);
+                    };
                     let key = (gi, text);
                     let slot = match idx.get(&key) {
                         Some(&slot) => slot,
                         None => {
                             let labels = with_label(&groups[gi].0, &label, &key.1);
-                            out.push(VSeries {
-                                labels,
-                                drop_name: groups[gi].1,
-                                vals: vec![absent(); g.n],
-                            });
+                            out.push(VSeries::floats(labels, groups[gi].1, vec![absent(); g.n]));
                             idx.insert(key, out.len() - 1);
                             out.len() - 1
                         }
@@ -171,6 +216,7 @@ pub(super) fn eval<'a>(ev: &mut Evaluator<'a>, a: &'a AggregateExpr, g: Grid) ->
             )));
         }
     };
+    out.retain(|s| s.points() > 0);
     ev.release(held);
     ev.hold(out.iter().map(VSeries::points).sum())?;
     Ok(Val::Vector(out))
@@ -248,14 +294,115 @@ fn simple(
         .enumerate()
         .map(|(gi, (labels, drop))| {
             let row = &acc[gi * g.n..(gi + 1) * g.n];
-            VSeries {
-                labels,
-                drop_name: drop,
-                vals: row.iter().map(|a| finish(op, a)).collect(),
-            }
+            VSeries::floats(labels, drop, row.iter().map(|a| finish(op, a)).collect())
         })
-        .filter(|s| s.vals.iter().any(|v| is_present(*v)))
         .collect()
+}
+
+/// What aggregating histograms ran into.
+enum Note {
+    /// Floats and histograms in one group at one step.
+    Mixed,
+    /// Histograms that cannot be added.
+    Incompatible(HistogramError),
+    /// Histograms the operator ignores.
+    Ignored,
+    /// Custom bucket bounds were reconciled.
+    Reconciled,
+}
+
+/// Prometheus's warning for histograms that cannot be combined.
+pub(super) fn histogram_error_message(e: HistogramError, metric: &str) -> String {
+    match e {
+        HistogramError::MixedSchemas => format!(
+            "vector contains a mix of histograms with exponential and custom buckets schemas for metric name {metric:?}"
+        ),
+        HistogramError::IncompatibleCustomBuckets => format!(
+            "vector contains histograms with incompatible custom buckets for metric name {metric:?}"
+        ),
+    }
+}
+
+/// The histogram side of `sum`, `avg`, `count`, `group`, `min`, `max`, `stddev` and
+/// `stdvar`, applied to `out` (one series per group, from [`simple`]): `sum` and `avg`
+/// of histograms give a histogram; a group with floats and histograms at a step gives
+/// nothing there; `count` and `group` count histograms as points; the others ignore them.
+fn histograms(
+    op: u16,
+    input: &[VSeries],
+    group_of: &[usize],
+    groups: &[(Labels, bool)],
+    g: Grid,
+    out: &mut [VSeries],
+) -> Vec<Note> {
+    let mut notes = Vec::new();
+    let ng = groups.len();
+    match op {
+        T_COUNT | T_GROUP => {
+            let mut counts = vec![0.0f64; ng * g.n];
+            for (s, &gi) in input.iter().zip(group_of) {
+                for i in 0..g.n {
+                    if s.hist(i).is_some() {
+                        counts[gi * g.n + i] += 1.0;
+                    }
+                }
+            }
+            for (gi, o) in out.iter_mut().enumerate() {
+                for i in 0..g.n {
+                    let c = counts[gi * g.n + i];
+                    if c == 0.0 {
+                        continue;
+                    }
+                    let v = &mut o.vals[i];
+                    *v = match (op, is_present(*v)) {
+                        (T_GROUP, _) => 1.0,
+                        (_, true) => *v + c,
+                        (_, false) => c,
+                    };
+                }
+            }
+        }
+        T_SUM | T_AVG => {
+            // Per group and step: the histograms to add.
+            let mut cells: Vec<Vec<&FloatHistogram>> = vec![Vec::new(); ng * g.n];
+            for (s, &gi) in input.iter().zip(group_of) {
+                for i in 0..g.n {
+                    if let Some(h) = s.hist(i) {
+                        cells[gi * g.n + i].push(h);
+                    }
+                }
+            }
+            for (gi, o) in out.iter_mut().enumerate() {
+                let mut hists: Vec<Option<Arc<FloatHistogram>>> = vec![None; g.n];
+                for (i, slot) in hists.iter_mut().enumerate() {
+                    let cell = std::mem::take(&mut cells[gi * g.n + i]);
+                    if cell.is_empty() {
+                        continue;
+                    }
+                    if is_present(o.vals[i]) {
+                        o.vals[i] = absent();
+                        notes.push(Note::Mixed);
+                        continue;
+                    }
+                    match FloatHistogram::sum_of(&cell, op == T_AVG) {
+                        Err(e) => notes.push(Note::Incompatible(e)),
+                        Ok((mut h, reconciled)) => {
+                            if reconciled {
+                                notes.push(Note::Reconciled);
+                            }
+                            h.compact();
+                            *slot = Some(Arc::new(h));
+                        }
+                    }
+                }
+                if hists.iter().any(Option::is_some) {
+                    o.hists = hists;
+                }
+            }
+        }
+        _ => notes.push(Note::Ignored),
+    }
+    notes
 }
 
 #[inline]
@@ -373,11 +520,9 @@ fn select_k(
         }
         for m in &members {
             cand.clear();
-            cand.extend(
-                m.iter()
-                    .copied()
-                    .filter(|&si| is_present(input[si].vals[i])),
-            );
+            cand.extend(m.iter().copied().filter(|&si| {
+                is_present(input[si].vals[i]) || (op == T_LIMITK && input[si].hist(i).is_some())
+            }));
             if op != T_LIMITK {
                 let top = op == T_TOPK;
                 cand.sort_by(|&a, &b| {
@@ -410,6 +555,14 @@ fn select_k(
                 *v = absent();
             }
         }
+        if op != T_LIMITK {
+            s.hists.clear();
+        }
+        for (h, &k) in s.hists.iter_mut().zip(kp) {
+            if !k {
+                *h = None;
+            }
+        }
     }
     if g.n == 1 {
         let mut slots: Vec<Option<VSeries>> = input.into_iter().map(Some).collect();
@@ -418,7 +571,7 @@ fn select_k(
             .filter_map(|si| slots[si].take())
             .collect());
     }
-    input.retain(|s| s.vals.iter().any(|v| is_present(*v)));
+    input.retain(|s| s.points() > 0);
     Ok(input)
 }
 

@@ -2,6 +2,7 @@
 //! operators, with vector matching (`on`/`ignoring`, `group_left`/`group_right`).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use promql_parser::parser::token::{
     T_ADD, T_ATAN2, T_DIV, T_EQLC, T_GTE, T_GTR, T_LAND, T_LOR, T_LSS, T_LTE, T_LUNLESS, T_MOD,
@@ -10,8 +11,135 @@ use promql_parser::parser::token::{
 use promql_parser::parser::{BinModifier, BinaryExpr, LabelModifier, VectorMatchCardinality};
 
 use super::QueryError;
+use super::aggregate::histogram_error_message;
 use super::eval::{Evaluator, Grid, Result, VSeries, Val, absent, is_present, with_label};
-use crate::model::{Label, Labels, METRIC_NAME};
+use crate::model::{FloatHistogram, Label, Labels, METRIC_NAME};
+
+/// One operand at one step: a float or a histogram.
+#[derive(Clone)]
+enum Operand {
+    F(f64),
+    H(Arc<FloatHistogram>),
+}
+
+impl Operand {
+    fn at(s: &VSeries, i: usize) -> Option<Operand> {
+        if let Some(h) = s.hist(i) {
+            return Some(Operand::H(h.clone()));
+        }
+        is_present(s.vals[i]).then(|| Operand::F(s.vals[i]))
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Operand::F(_) => "float",
+            Operand::H(_) => "histogram",
+        }
+    }
+}
+
+/// Why a histogram operation gave nothing.
+enum HistNote {
+    /// The operand types cannot be combined by the operator.
+    Types(&'static str, &'static str),
+    /// The histograms cannot be combined.
+    Incompatible(crate::histogram::HistogramError),
+    /// Custom bucket bounds were reconciled (for `+` or `-`).
+    Reconciled(TokenId),
+}
+
+fn op_name(op: TokenId) -> &'static str {
+    match op {
+        T_ADD => "+",
+        T_SUB => "-",
+        T_MUL => "*",
+        T_DIV => "/",
+        T_MOD => "%",
+        T_POW => "^",
+        T_ATAN2 => "atan2",
+        T_EQLC => "==",
+        T_NEQ => "!=",
+        T_GTR => ">",
+        T_LSS => "<",
+        T_GTE => ">=",
+        T_LTE => "<=",
+        _ => "?",
+    }
+}
+
+/// An operator with a histogram on at least one side: `h + h`, `h - h`, `h * f`,
+/// `f * h`, `h / f`, and `==`/`!=` between histograms; `(value, keep)` as [`apply`].
+fn apply_hist(
+    op: TokenId,
+    l: &Operand,
+    r: &Operand,
+    notes: &mut Vec<HistNote>,
+) -> std::result::Result<(Operand, bool), HistNote> {
+    use Operand::{F, H};
+    let types = || HistNote::Types(l.kind(), r.kind());
+    match (op, l, r) {
+        (T_ADD, H(a), H(b)) | (T_SUB, H(a), H(b)) => {
+            let mut out = FloatHistogram::clone(a);
+            let reconciled = if op == T_ADD {
+                out.add(b)
+            } else {
+                let r = out.sub(b);
+                out.counter_reset_hint = crate::model::CounterResetHint::Gauge;
+                r
+            }
+            .map_err(HistNote::Incompatible)?;
+            if reconciled {
+                notes.push(HistNote::Reconciled(op));
+            }
+            out.compact();
+            Ok((H(Arc::new(out)), true))
+        }
+        (T_MUL, H(a), F(f)) | (T_MUL, F(f), H(a)) => {
+            let mut out = FloatHistogram::clone(a);
+            out.mul(*f);
+            Ok((H(Arc::new(out)), true))
+        }
+        (T_DIV, H(a), F(f)) => {
+            let mut out = FloatHistogram::clone(a);
+            out.div(*f);
+            Ok((H(Arc::new(out)), true))
+        }
+        (T_EQLC, H(a), H(b)) => Ok((l.clone(), a.approx_eq(b, |x, y| x == y))),
+        (T_NEQ, H(a), H(b)) => Ok((l.clone(), !a.approx_eq(b, |x, y| x == y))),
+        _ => Err(types()),
+    }
+}
+
+fn note_hist(
+    ev: &mut Evaluator<'_>,
+    op: TokenId,
+    note: HistNote,
+    at: &promql_parser::parser::Expr,
+    metric: &str,
+) {
+    match note {
+        HistNote::Types(a, b) => ev.info(
+            format!(
+                "incompatible sample types encountered for binary operator {:?}: {a} {} {b}",
+                op_name(op),
+                op_name(op)
+            ),
+            Some(at),
+        ),
+        HistNote::Incompatible(e) => ev.warn(histogram_error_message(e, metric), Some(at)),
+        HistNote::Reconciled(op) => ev.info(
+            format!(
+                "mismatched custom buckets were reconciled during {}",
+                if op == T_ADD {
+                    "addition"
+                } else {
+                    "subtraction"
+                }
+            ),
+            Some(at),
+        ),
+    }
+}
 
 pub(super) fn eval<'a>(ev: &mut Evaluator<'a>, b: &'a BinaryExpr, g: Grid) -> Result<Val<'a>> {
     let op = b.op.id();
@@ -34,17 +162,40 @@ pub(super) fn eval<'a>(ev: &mut Evaluator<'a>, b: &'a BinaryExpr, g: Grid) -> Re
                 .collect(),
         )),
         (Val::Vector(v), Val::Scalar(s)) => {
-            Ok(Val::Vector(vector_scalar(op, v, &s, false, return_bool)))
+            let mut notes = Vec::new();
+            let out = vector_scalar(op, v, &s, false, return_bool, &mut notes);
+            for n in notes {
+                note_hist(ev, op, n, b_expr(b), "");
+            }
+            Ok(Val::Vector(out))
         }
         (Val::Scalar(s), Val::Vector(v)) => {
-            Ok(Val::Vector(vector_scalar(op, v, &s, true, return_bool)))
+            let mut notes = Vec::new();
+            let out = vector_scalar(op, v, &s, true, return_bool, &mut notes);
+            for n in notes {
+                note_hist(ev, op, n, b_expr(b), "");
+            }
+            Ok(Val::Vector(out))
         }
         (Val::Vector(l), Val::Vector(r)) => {
             let out = match op {
                 T_LAND => and_unless(l, &r, modifier, g, true),
                 T_LUNLESS => and_unless(l, &r, modifier, g, false),
                 T_LOR => or(l, r, modifier, g),
-                _ => vector_vector(op, l, r, modifier, return_bool, g)?,
+                _ => {
+                    let mut notes = Vec::new();
+                    let metric = l
+                        .iter()
+                        .chain(&r)
+                        .find_map(|s| s.labels.metric_name())
+                        .unwrap_or("")
+                        .to_string();
+                    let out = vector_vector(op, l, r, modifier, return_bool, g, &mut notes)?;
+                    for n in notes {
+                        note_hist(ev, op, n, b_expr(b), &metric);
+                    }
+                    out
+                }
             };
             Ok(Val::Vector(out))
         }
@@ -93,9 +244,23 @@ fn vector_scalar(
     s: &[f64],
     swap: bool,
     return_bool: bool,
+    notes: &mut Vec<HistNote>,
 ) -> Vec<VSeries> {
     let comparison = is_comparison(op);
     for series in &mut v {
+        for (i, slot) in series.hists.iter_mut().enumerate() {
+            let Some(h) = slot.take() else { continue };
+            let (l, r) = if swap {
+                (Operand::F(s[i]), Operand::H(h))
+            } else {
+                (Operand::H(h), Operand::F(s[i]))
+            };
+            match apply_hist(op, &l, &r, notes) {
+                Ok((Operand::H(out), true)) if !return_bool => *slot = Some(out),
+                Ok(_) => {}
+                Err(n) => notes.push(n),
+            }
+        }
         for (x, &sv) in series.vals.iter_mut().zip(s) {
             if !is_present(*x) {
                 continue;
@@ -117,8 +282,13 @@ fn vector_scalar(
             series.drop_name = true;
         }
     }
-    v.retain(|s| s.vals.iter().any(|x| is_present(*x)));
+    v.retain(|s| s.points() > 0);
     v
+}
+
+/// The expression a binary operator's annotations point at.
+fn b_expr(b: &BinaryExpr) -> &promql_parser::parser::Expr {
+    &b.lhs
 }
 
 /// The labels vector matching compares: the `on` labels, or every label but the metric
@@ -158,7 +328,7 @@ fn presence(r: &[VSeries], m: Option<&LabelModifier>, n: usize) -> HashMap<Vec<u
             .entry(signature(&s.labels, m))
             .or_insert_with(|| vec![false; n]);
         for (i, v) in s.vals.iter().enumerate() {
-            if is_present(*v) {
+            if is_present(*v) || s.hist(i).is_some() {
                 p[i] = true;
             }
         }
@@ -181,10 +351,13 @@ fn and_unless(
             let matched = p.is_some_and(|p| p[i]);
             if matched != and {
                 *v = absent();
+                if let Some(h) = s.hists.get_mut(i) {
+                    *h = None;
+                }
             }
         }
     }
-    l.retain(|s| s.vals.iter().any(|x| is_present(*x)));
+    l.retain(|s| s.points() > 0);
     l
 }
 
@@ -196,11 +369,14 @@ fn or(mut l: Vec<VSeries>, mut r: Vec<VSeries>, m: Option<&BinModifier>, g: Grid
             for (i, v) in s.vals.iter_mut().enumerate() {
                 if p[i] {
                     *v = absent();
+                    if let Some(h) = s.hists.get_mut(i) {
+                        *h = None;
+                    }
                 }
             }
         }
     }
-    r.retain(|s| s.vals.iter().any(|x| is_present(*x)));
+    r.retain(|s| s.points() > 0);
     l.extend(r);
     l
 }
@@ -234,6 +410,7 @@ fn vector_vector(
     modifier: Option<&BinModifier>,
     return_bool: bool,
     g: Grid,
+    notes: &mut Vec<HistNote>,
 ) -> Result<Vec<VSeries>> {
     let default = BinModifier {
         card: VectorMatchCardinality::OneToOne,
@@ -259,7 +436,7 @@ fn vector_vector(
             .entry(signature(&s.labels, lm))
             .or_insert_with(|| vec![-1; g.n]);
         for (i, v) in s.vals.iter().enumerate() {
-            if !is_present(*v) {
+            if !is_present(*v) && s.hist(i).is_none() {
                 continue;
             }
             if col[i] >= 0 {
@@ -293,7 +470,7 @@ fn vector_vector(
         let mut cached: Option<(i32, usize)> = None;
         for i in 0..g.n {
             let v = s.vals[i];
-            if !is_present(v) || col[i] < 0 {
+            if (!is_present(v) && s.hist(i).is_none()) || col[i] < 0 {
                 continue;
             }
             if one_to_one {
@@ -310,22 +487,54 @@ fn vector_vector(
                 seen[i] = true;
             }
             let other = &one[col[i] as usize];
-            let (l, r) = if one_to_many {
-                (other.vals[i], v)
+            let mut hist_value: Option<Arc<FloatHistogram>> = None;
+            let value = if s.hist(i).is_some() || other.hist(i).is_some() {
+                let (Some(a), Some(o)) = (Operand::at(s, i), Operand::at(other, i)) else {
+                    continue;
+                };
+                let (l, r) = if one_to_many { (o, a) } else { (a, o) };
+                match apply_hist(op, &l, &r, notes) {
+                    Ok((_, keep)) if return_bool => {
+                        if keep {
+                            1.0
+                        } else {
+                            0.0
+                        }
+                    }
+                    Ok((_, false)) => continue,
+                    Ok((out, true)) => {
+                        let out = if comparison && one_to_many { l } else { out };
+                        match out {
+                            Operand::H(h) => {
+                                hist_value = Some(h);
+                                absent()
+                            }
+                            Operand::F(f) => f,
+                        }
+                    }
+                    Err(n) => {
+                        notes.push(n);
+                        continue;
+                    }
+                }
             } else {
-                (v, other.vals[i])
-            };
-            let (mut value, keep) = apply(op, l, r);
-            if comparison && one_to_many {
-                // Filtering keeps the left-hand side's value.
-                value = l;
-            }
-            let value = if return_bool {
-                if keep { 1.0 } else { 0.0 }
-            } else if keep {
-                value
-            } else {
-                continue;
+                let (l, r) = if one_to_many {
+                    (other.vals[i], v)
+                } else {
+                    (v, other.vals[i])
+                };
+                let (mut value, keep) = apply(op, l, r);
+                if comparison && one_to_many {
+                    // Filtering keeps the left-hand side's value.
+                    value = l;
+                }
+                if return_bool {
+                    if keep { 1.0 } else { 0.0 }
+                } else if keep {
+                    value
+                } else {
+                    continue;
+                }
             };
             // Result series for this pair.
             let slot = match cached {
@@ -336,11 +545,11 @@ fn vector_vector(
                     let slot = match out_index.get(&key) {
                         Some(&slot) => slot,
                         None => {
-                            out.push(VSeries {
-                                labels: key.1.clone(),
-                                drop_name: s.drop_name || drop,
-                                vals: vec![absent(); g.n],
-                            });
+                            out.push(VSeries::floats(
+                                key.1.clone(),
+                                s.drop_name || drop,
+                                vec![absent(); g.n],
+                            ));
                             out_index.insert(key, out.len() - 1);
                             out.len() - 1
                         }
@@ -361,6 +570,13 @@ fn vector_vector(
                 list.push(labels.clone());
             }
             out[slot].vals[i] = value;
+            if let Some(h) = hist_value {
+                let o = &mut out[slot];
+                if o.hists.is_empty() {
+                    o.hists = vec![None; g.n];
+                }
+                o.hists[i] = Some(h);
+            }
         }
     }
     Ok(out)

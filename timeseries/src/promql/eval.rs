@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use promql_parser::parser::{
@@ -12,7 +13,9 @@ use promql_parser::parser::{
 use opendata_common::budget::{BudgetSpent, Reservation};
 
 use super::{InstantSample, QueryError, RangeSeries, Value};
-use crate::model::{Label, Labels, METRIC_NAME, Sample, Series, is_stale_marker};
+use crate::model::{
+    FloatHistogram, HistogramSample, Label, Labels, METRIC_NAME, Sample, Series, is_stale_marker,
+};
 
 /// Bit pattern marking "no point at this step" in a step column. A signalling NaN no
 /// arithmetic produces; a stored sample with these bits is read as an ordinary NaN.
@@ -55,12 +58,47 @@ pub(super) struct VSeries {
     /// name removal: functions can still read and preserve it until then).
     pub drop_name: bool,
     pub vals: Vec<f64>,
+    /// Native-histogram points: empty when the series has none, else one entry per step
+    /// (`vals` is absent where a histogram is).
+    pub hists: Vec<Option<Arc<FloatHistogram>>>,
 }
 
 impl VSeries {
+    /// A float series.
+    pub fn floats(labels: Labels, drop_name: bool, vals: Vec<f64>) -> Self {
+        Self {
+            labels,
+            drop_name,
+            vals,
+            hists: Vec::new(),
+        }
+    }
+
     pub fn points(&self) -> usize {
         self.vals.iter().filter(|v| is_present(**v)).count()
+            + self.hists.iter().filter(|h| h.is_some()).count()
     }
+
+    /// The histogram at step `i`, if any.
+    #[inline]
+    pub fn hist(&self, i: usize) -> Option<&Arc<FloatHistogram>> {
+        self.hists.get(i).and_then(|h| h.as_ref())
+    }
+
+    /// True when the series has a histogram at some step.
+    pub fn has_hists(&self) -> bool {
+        self.hists.iter().any(Option::is_some)
+    }
+
+    /// True when the series has a float at some step.
+    pub fn has_floats(&self) -> bool {
+        self.vals.iter().any(|v| is_present(*v))
+    }
+}
+
+/// True for a histogram stale marker (its sum is the stale NaN).
+pub(super) fn is_stale_histogram(h: &FloatHistogram) -> bool {
+    is_stale_marker(h.sum)
 }
 
 /// A range vector's series: samples in time order (stale markers removed).
@@ -69,6 +107,20 @@ pub(super) struct RSeries<'a> {
     pub labels: Labels,
     pub drop_name: bool,
     pub samples: Cow<'a, [Sample]>,
+    /// Histogram samples in time order (stale markers removed).
+    pub hists: Cow<'a, [HistogramSample]>,
+}
+
+impl RSeries<'_> {
+    /// A float series.
+    pub fn floats(labels: Labels, drop_name: bool, samples: Vec<Sample>) -> Self {
+        Self {
+            labels,
+            drop_name,
+            samples: Cow::Owned(samples),
+            hists: Cow::Owned(Vec::new()),
+        }
+    }
 }
 
 /// A range vector over the steps: at step `i`, a series' window is the samples with
@@ -93,9 +145,18 @@ impl RangeVec<'_> {
         let mut per_step = vec![0u64; self.ends.len()];
         for s in &self.series {
             let mut w = Windows::new(&s.samples);
+            let mut hw = HWindows::new(&s.hists);
             for (i, &end) in self.ends.iter().enumerate() {
                 let (lo, hi) = w.window(end, self.range);
                 per_step[i] += (hi - lo) as u64;
+                if !s.hists.is_empty() {
+                    let (lo, hi) = hw.window(end, self.range);
+                    // A histogram holds more than a float: counted by its buckets.
+                    per_step[i] += s.hists[lo..hi]
+                        .iter()
+                        .map(|h| hist_points(&h.histogram))
+                        .sum::<u64>();
+                }
             }
         }
         per_step.into_iter().max().unwrap_or(0)
@@ -139,6 +200,46 @@ impl<'s> Windows<'s> {
         }
         (self.lo, self.hi)
     }
+}
+
+/// Index windows of a series' histogram samples, step by step (as [`Windows`]).
+pub(super) struct HWindows<'s> {
+    samples: &'s [HistogramSample],
+    lo: usize,
+    hi: usize,
+}
+
+impl<'s> HWindows<'s> {
+    pub fn new(samples: &'s [HistogramSample]) -> Self {
+        Self {
+            samples,
+            lo: 0,
+            hi: 0,
+        }
+    }
+
+    /// The index range of samples in `(end - range, end]`; ends must not decrease.
+    #[inline]
+    pub fn window(&mut self, end: i64, range: i64) -> (usize, usize) {
+        let s = self.samples;
+        while self.hi < s.len() && s[self.hi].timestamp_ms <= end {
+            self.hi += 1;
+        }
+        let start = end - range;
+        if self.lo > self.hi {
+            self.lo = self.hi;
+        }
+        while self.lo < self.hi && s[self.lo].timestamp_ms <= start {
+            self.lo += 1;
+        }
+        (self.lo, self.hi)
+    }
+}
+
+/// Points a histogram is counted as against `max_samples` (Prometheus counts a
+/// histogram by its size: one point per 16 bytes-ish of buckets, at least one).
+pub(super) fn hist_points(h: &FloatHistogram) -> u64 {
+    1 + ((h.positive.len() + h.negative.len()) as u64) / 8
 }
 
 /// A value over the steps.
@@ -424,6 +525,9 @@ impl<'a> Evaluator<'a> {
                                 *x = -*x;
                             }
                         }
+                        for h in s.hists.iter_mut().flatten() {
+                            Arc::make_mut(h).mul(-1.0);
+                        }
                         s.drop_name = true;
                     }
                     Ok(Val::Vector(vs))
@@ -493,13 +597,37 @@ impl<'a> Evaluator<'a> {
         let mut out = Vec::new();
         for s in series {
             let samples = &s.samples;
+            let hs = &s.histograms;
             let mut vals = vec![absent(); g.n];
+            let mut hists: Vec<Option<Arc<FloatHistogram>>> = Vec::new();
+            if !hs.is_empty() {
+                hists = vec![None; g.n];
+            }
             let mut any = false;
-            let mut j = 0usize;
-            // Ends never decrease, so `j` only moves forward.
+            let (mut j, mut k) = (0usize, 0usize);
+            // Ends never decrease, so `j` and `k` only move forward.
             for (i, &end) in ends.iter().enumerate() {
                 while j < samples.len() && samples[j].timestamp_ms <= end {
                     j += 1;
+                }
+                while k < hs.len() && hs[k].timestamp_ms <= end {
+                    k += 1;
+                }
+                let float_t = (j > 0).then(|| samples[j - 1].timestamp_ms);
+                let hist_t = (k > 0).then(|| hs[k - 1].timestamp_ms);
+                // The newest sample of either kind.
+                if hist_t.is_some() && hist_t >= float_t {
+                    let h = &hs[k - 1];
+                    if h.timestamp_ms <= end - self.lookback || is_stale_histogram(&h.histogram) {
+                        continue;
+                    }
+                    if timestamps {
+                        vals[i] = h.timestamp_ms as f64 / 1000.0;
+                    } else {
+                        hists[i] = Some(h.histogram.clone());
+                    }
+                    any = true;
+                    continue;
                 }
                 if j == 0 {
                     continue;
@@ -516,10 +644,14 @@ impl<'a> Evaluator<'a> {
                 any = true;
             }
             if any {
+                if hists.iter().all(Option::is_none) {
+                    hists = Vec::new();
+                }
                 out.push(VSeries {
                     labels: s.labels.clone(),
                     drop_name: false,
                     vals,
+                    hists,
                 });
             }
         }
@@ -556,10 +688,25 @@ impl<'a> Evaluator<'a> {
                 } else {
                     Cow::Borrowed(slice)
                 };
+                let a = s.histograms.partition_point(|x| x.timestamp_ms <= lo);
+                let b = s.histograms.partition_point(|x| x.timestamp_ms <= hi);
+                let hslice = &s.histograms[a..b.max(a)];
+                let hists = if hslice.iter().any(|h| is_stale_histogram(&h.histogram)) {
+                    Cow::Owned(
+                        hslice
+                            .iter()
+                            .filter(|h| !is_stale_histogram(&h.histogram))
+                            .cloned()
+                            .collect(),
+                    )
+                } else {
+                    Cow::Borrowed(hslice)
+                };
                 out.push(RSeries {
                     labels: s.labels.clone(),
                     drop_name: false,
                     samples,
+                    hists,
                 });
             }
         }
@@ -603,23 +750,33 @@ impl<'a> Evaluator<'a> {
                             })
                             .collect(),
                     ),
+                    hists: Cow::Owned(
+                        s.hists
+                            .iter()
+                            .enumerate()
+                            .filter_map(|(i, h)| {
+                                h.as_ref().map(|h| HistogramSample {
+                                    timestamp_ms: inner.t(i),
+                                    histogram: h.clone(),
+                                })
+                            })
+                            .collect(),
+                    ),
                     labels: s.labels,
                     drop_name: s.drop_name,
                 })
                 .collect(),
-            Val::Scalar(vals) => vec![RSeries {
-                labels: Labels::default(),
-                drop_name: false,
-                samples: Cow::Owned(
-                    vals.iter()
-                        .enumerate()
-                        .map(|(i, v)| Sample {
-                            timestamp_ms: inner.t(i),
-                            value: *v,
-                        })
-                        .collect(),
-                ),
-            }],
+            Val::Scalar(vals) => vec![RSeries::floats(
+                Labels::default(),
+                false,
+                vals.iter()
+                    .enumerate()
+                    .map(|(i, v)| Sample {
+                        timestamp_ms: inner.t(i),
+                        value: *v,
+                    })
+                    .collect(),
+            )],
             other => {
                 return Err(QueryError::BadData(format!(
                     "subquery is only allowed on instant vector, got {} instead",
@@ -723,6 +880,7 @@ pub(super) fn finish(val: Val<'_>, g: Grid, instant: bool) -> Result<Value> {
                 Ok(Value::Matrix(vec![RangeSeries {
                     labels: Labels::default(),
                     floats: v.iter().enumerate().map(|(i, f)| (g.t(i), *f)).collect(),
+                    histograms: Vec::new(),
                 }]))
             }
         }
@@ -752,7 +910,13 @@ pub(super) fn finish(val: Val<'_>, g: Grid, instant: bool) -> Result<Value> {
                     .filter(|x| x.timestamp_ms > end - r.range && x.timestamp_ms <= end)
                     .map(|x| (x.timestamp_ms, x.value))
                     .collect();
-                if floats.is_empty() {
+                let histograms: Vec<(i64, Arc<FloatHistogram>)> = s
+                    .hists
+                    .iter()
+                    .filter(|x| x.timestamp_ms > end - r.range && x.timestamp_ms <= end)
+                    .map(|x| (x.timestamp_ms, x.histogram.clone()))
+                    .collect();
+                if floats.is_empty() && histograms.is_empty() {
                     continue;
                 }
                 let labels = if s.drop_name {
@@ -760,7 +924,11 @@ pub(super) fn finish(val: Val<'_>, g: Grid, instant: bool) -> Result<Value> {
                 } else {
                     s.labels
                 };
-                out.push(RangeSeries { labels, floats });
+                out.push(RangeSeries {
+                    labels,
+                    floats,
+                    histograms,
+                });
             }
             check_unique(out.iter().map(|s| &s.labels))?;
             out.sort_by(|a, b| a.labels.cmp(&b.labels));
@@ -768,29 +936,36 @@ pub(super) fn finish(val: Val<'_>, g: Grid, instant: bool) -> Result<Value> {
         }
         Val::Vector(vs) => {
             // Merge by final labels.
+            type Merged = (Labels, Vec<f64>, Vec<Option<Arc<FloatHistogram>>>);
             let mut index: HashMap<Labels, usize> = HashMap::new();
-            let mut merged: Vec<(Labels, Vec<f64>)> = Vec::new();
+            let mut merged: Vec<Merged> = Vec::new();
             for s in vs {
                 let labels = if s.drop_name {
                     without_name(&s.labels)
                 } else {
                     s.labels
                 };
+                let mut hists = s.hists;
+                if hists.is_empty() {
+                    hists = vec![None; s.vals.len()];
+                }
                 match index.get(&labels) {
                     Some(&i) => {
-                        let target = &mut merged[i].1;
-                        for (t, v) in target.iter_mut().zip(s.vals) {
-                            if is_present(v) {
-                                if is_present(*t) {
+                        let (_, tv, th) = &mut merged[i];
+                        for (k, (v, h)) in s.vals.into_iter().zip(hists).enumerate() {
+                            let here = is_present(tv[k]) || th[k].is_some();
+                            if is_present(v) || h.is_some() {
+                                if here {
                                     return Err(same_labelset());
                                 }
-                                *t = v;
+                                tv[k] = v;
+                                th[k] = h;
                             }
                         }
                     }
                     None => {
                         index.insert(labels.clone(), merged.len());
-                        merged.push((labels, s.vals));
+                        merged.push((labels, s.vals, hists));
                     }
                 }
             }
@@ -798,18 +973,19 @@ pub(super) fn finish(val: Val<'_>, g: Grid, instant: bool) -> Result<Value> {
                 Ok(Value::Vector(
                     merged
                         .into_iter()
-                        .filter(|(_, v)| is_present(v[0]))
-                        .map(|(labels, v)| InstantSample {
+                        .filter(|(_, v, h)| is_present(v[0]) || h[0].is_some())
+                        .map(|(labels, v, mut h)| InstantSample {
                             labels,
                             t: g.start,
-                            f: v[0],
+                            f: if is_present(v[0]) { v[0] } else { 0.0 },
+                            h: h[0].take(),
                         })
                         .collect(),
                 ))
             } else {
                 let mut out: Vec<RangeSeries> = merged
                     .into_iter()
-                    .map(|(labels, v)| RangeSeries {
+                    .map(|(labels, v, h)| RangeSeries {
                         labels,
                         floats: v
                             .iter()
@@ -817,8 +993,13 @@ pub(super) fn finish(val: Val<'_>, g: Grid, instant: bool) -> Result<Value> {
                             .filter(|(_, f)| is_present(**f))
                             .map(|(i, f)| (g.t(i), *f))
                             .collect(),
+                        histograms: h
+                            .into_iter()
+                            .enumerate()
+                            .filter_map(|(i, h)| h.map(|h| (g.t(i), h)))
+                            .collect(),
                     })
-                    .filter(|s| !s.floats.is_empty())
+                    .filter(|s| !s.floats.is_empty() || !s.histograms.is_empty())
                     .collect();
                 out.sort_by(|a, b| a.labels.cmp(&b.labels));
                 Ok(Value::Matrix(out))

@@ -7,9 +7,11 @@ use promql_parser::parser::{Call, Expr};
 use super::QueryError;
 use super::aggregate::valid_label_name;
 use super::eval::{
-    Evaluator, Grid, RangeVec, Result, VSeries, Val, Windows, absent, is_present, with_label,
+    Evaluator, Grid, HWindows, RangeVec, Result, VSeries, Val, Windows, absent, is_present,
+    with_label,
 };
-use super::histogram;
+use super::native::{self, RangeNote};
+use super::{aggregate, histogram};
 use crate::model::{Labels, METRIC_NAME, Sample};
 
 /// Neumaier's compensated addition: `(sum, compensation)` after adding `inc`.
@@ -145,11 +147,11 @@ pub(super) fn eval<'a>(ev: &mut Evaluator<'a>, c: &'a Call, g: Grid) -> Result<V
         "pi" => Ok(Val::Scalar(vec![std::f64::consts::PI; g.n])),
         "vector" => {
             let v = ev.eval_scalar(args[0], g)?;
-            Ok(Val::Vector(vec![VSeries {
-                labels: Labels::default(),
-                drop_name: false,
-                vals: v,
-            }]))
+            Ok(Val::Vector(vec![VSeries::floats(
+                Labels::default(),
+                false,
+                v,
+            )]))
         }
         "scalar" => {
             let v = ev.eval_vector(args[0], g)?;
@@ -180,8 +182,9 @@ pub(super) fn eval<'a>(ev: &mut Evaluator<'a>, c: &'a Call, g: Grid) -> Result<V
             } else {
                 let mut v = ev.eval_vector(inner, g)?;
                 for s in &mut v {
+                    let hists = std::mem::take(&mut s.hists);
                     for (i, x) in s.vals.iter_mut().enumerate() {
-                        if is_present(*x) {
+                        if is_present(*x) || hists.get(i).is_some_and(Option::is_some) {
                             *x = g.t(i) as f64 / 1000.0;
                         }
                     }
@@ -198,7 +201,7 @@ pub(super) fn eval<'a>(ev: &mut Evaluator<'a>, c: &'a Call, g: Grid) -> Result<V
             let mut vals = vec![1.0; g.n];
             for s in &v {
                 for (i, x) in s.vals.iter().enumerate() {
-                    if is_present(*x) {
+                    if is_present(*x) || s.hist(i).is_some() {
                         vals[i] = absent();
                     }
                 }
@@ -210,9 +213,11 @@ pub(super) fn eval<'a>(ev: &mut Evaluator<'a>, c: &'a Call, g: Grid) -> Result<V
             let mut vals = vec![1.0; g.n];
             for s in &r.series {
                 let mut w = Windows::new(&s.samples);
+                let mut hw = HWindows::new(&s.hists);
                 for (i, &end) in r.ends.iter().enumerate() {
                     let (lo, hi) = w.window(end, r.range);
-                    if hi > lo {
+                    let (hlo, hhi) = hw.window(end, r.range);
+                    if hi > lo || hhi > hlo {
                         vals[i] = absent();
                     }
                 }
@@ -225,6 +230,11 @@ pub(super) fn eval<'a>(ev: &mut Evaluator<'a>, c: &'a Call, g: Grid) -> Result<V
         "label_join" => label_join(ev, &args, g),
         "sort" | "sort_desc" => {
             let mut v = ev.eval_vector(args[0], g)?;
+            // Histogram samples are dropped, as Prometheus does.
+            for s in &mut v {
+                s.hists.clear();
+            }
+            v.retain(|s| s.points() > 0);
             if g.n == 1 {
                 let desc = name == "sort_desc";
                 v.sort_by(|a, b| {
@@ -270,19 +280,46 @@ pub(super) fn eval<'a>(ev: &mut Evaluator<'a>, c: &'a Call, g: Grid) -> Result<V
         "histogram_quantile" => {
             let q = ev.eval_scalar(args[0], g)?;
             let v = ev.eval_vector(args[1], g)?;
-            histogram::quantile(ev, &q, v, g, args[0], args[1])
+            let (classic, hists) = native::split(v);
+            let mut out = match histogram::quantile(ev, &q, classic, g, args[0], args[1])? {
+                Val::Vector(v) => v,
+                other => return Ok(other),
+            };
+            if !hists.is_empty() {
+                check_classic_and_native(ev, &out, &hists, args[1]);
+                out.extend(native::map_hist(&hists, g, |i, h| Some(h.quantile(q[i]))));
+            }
+            Ok(Val::Vector(out))
         }
         "histogram_fraction" => {
             let lower = ev.eval_scalar(args[0], g)?;
             let upper = ev.eval_scalar(args[1], g)?;
             let v = ev.eval_vector(args[2], g)?;
-            histogram::fraction(ev, &lower, &upper, v, g, args[2])
+            let (classic, hists) = native::split(v);
+            let mut out = match histogram::fraction(ev, &lower, &upper, classic, g, args[2])? {
+                Val::Vector(v) => v,
+                other => return Ok(other),
+            };
+            if !hists.is_empty() {
+                check_classic_and_native(ev, &out, &hists, args[2]);
+                out.extend(native::map_hist(&hists, g, |i, h| {
+                    Some(h.fraction(lower[i], upper[i]))
+                }));
+            }
+            Ok(Val::Vector(out))
         }
         "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev"
         | "histogram_stdvar" => {
             // These read native histogram samples only; float samples give nothing.
-            let _ = ev.eval_vector(args[0], g)?;
-            Ok(Val::Vector(Vec::new()))
+            let v = ev.eval_vector(args[0], g)?;
+            let f: fn(&crate::model::FloatHistogram) -> f64 = match name {
+                "histogram_count" => |h| h.count,
+                "histogram_sum" => |h| h.sum,
+                "histogram_avg" => |h| h.sum / h.count,
+                "histogram_stddev" => |h| h.stdvar().sqrt(),
+                _ => |h| h.stdvar(),
+            };
+            Ok(Val::Vector(native::map_hist(&v, g, |_, h| Some(f(h)))))
         }
         "round" => {
             let mut v = ev.eval_vector(args[0], g)?;
@@ -298,7 +335,9 @@ pub(super) fn eval<'a>(ev: &mut Evaluator<'a>, c: &'a Call, g: Grid) -> Result<V
                     }
                 }
                 s.drop_name = true;
+                s.hists.clear();
             }
+            v.retain(|s| s.points() > 0);
             Ok(Val::Vector(v))
         }
         "clamp" => {
@@ -317,8 +356,9 @@ pub(super) fn eval<'a>(ev: &mut Evaluator<'a>, c: &'a Call, g: Grid) -> Result<V
                     }
                 }
                 s.drop_name = true;
+                s.hists.clear();
             }
-            v.retain(|s| s.vals.iter().any(|x| is_present(*x)));
+            v.retain(|s| s.points() > 0);
             Ok(Val::Vector(v))
         }
         "clamp_min" | "clamp_max" => {
@@ -332,18 +372,20 @@ pub(super) fn eval<'a>(ev: &mut Evaluator<'a>, c: &'a Call, g: Grid) -> Result<V
                     }
                 }
                 s.drop_name = true;
+                s.hists.clear();
             }
+            v.retain(|s| s.points() > 0);
             Ok(Val::Vector(v))
         }
         "day_of_month" | "day_of_week" | "day_of_year" | "days_in_month" | "hour" | "minute"
         | "month" | "year" => {
             let mut v = match args.first() {
                 Some(a) => ev.eval_vector(a, g)?,
-                None => vec![VSeries {
-                    labels: Labels::default(),
-                    drop_name: false,
-                    vals: (0..g.n).map(|i| g.t(i) as f64 / 1000.0).collect(),
-                }],
+                None => vec![VSeries::floats(
+                    Labels::default(),
+                    false,
+                    (0..g.n).map(|i| g.t(i) as f64 / 1000.0).collect(),
+                )],
             };
             for s in &mut v {
                 for x in s.vals.iter_mut() {
@@ -352,7 +394,9 @@ pub(super) fn eval<'a>(ev: &mut Evaluator<'a>, c: &'a Call, g: Grid) -> Result<V
                     }
                 }
                 s.drop_name = true;
+                s.hists.clear();
             }
+            v.retain(|s| s.points() > 0);
             Ok(Val::Vector(v))
         }
         "abs" | "ceil" | "floor" | "exp" | "sqrt" | "ln" | "log2" | "log10" | "sgn" | "sin"
@@ -367,10 +411,40 @@ pub(super) fn eval<'a>(ev: &mut Evaluator<'a>, c: &'a Call, g: Grid) -> Result<V
                     }
                 }
                 s.drop_name = true;
+                s.hists.clear();
             }
+            v.retain(|s| s.points() > 0);
             Ok(Val::Vector(v))
         }
         _ => range_function(ev, name, &args, g),
+    }
+}
+
+/// Prometheus's warning when one metric has both classic and native histogram series of
+/// the same labels.
+fn check_classic_and_native(
+    ev: &mut Evaluator<'_>,
+    classic: &[VSeries],
+    hists: &[VSeries],
+    at: &Expr,
+) {
+    for h in hists {
+        let without: Vec<crate::model::Label> = h
+            .labels
+            .as_slice()
+            .iter()
+            .filter(|l| l.name != METRIC_NAME)
+            .cloned()
+            .collect();
+        let without = Labels::from_sorted(without);
+        if classic.iter().any(|c| c.labels == without) {
+            let metric = h.labels.metric_name().unwrap_or("").to_string();
+            ev.warn(
+                format!("vector contains a mix of classic and native histograms for metric name {metric:?}"),
+                Some(at),
+            );
+            return;
+        }
     }
 }
 
@@ -497,11 +571,7 @@ fn absent_result<'a>(arg: &Expr, vals: Vec<f64>) -> Val<'a> {
         }
     }
     let labels = Labels::from_pairs(pairs);
-    let v = VSeries {
-        labels,
-        drop_name: false,
-        vals,
-    };
+    let v = VSeries::floats(labels, false, vals);
     if v.vals.iter().any(|x| is_present(*x)) {
         Val::Vector(vec![v])
     } else {
@@ -694,11 +764,7 @@ fn info<'a>(ev: &mut Evaluator<'a>, args: &[&'a Expr], g: Grid) -> Result<Val<'a
                 }
             };
             let slot = *index.entry((si, labels.clone())).or_insert_with(|| {
-                out.push(VSeries {
-                    labels,
-                    drop_name: s.drop_name,
-                    vals: vec![absent(); g.n],
-                });
+                out.push(VSeries::floats(labels, s.drop_name, vec![absent(); g.n]));
                 out.len() - 1
             });
             out[slot].vals[i] = s.vals[i];
@@ -843,6 +909,7 @@ fn range_function<'a>(
     let mut out = Vec::with_capacity(r.series.len());
     let mut scratch: Vec<f64> = Vec::new();
     let mut non_counter: Option<String> = None;
+    let mut notes: Vec<RangeNote> = Vec::new();
     for (si, s) in r.series.iter().enumerate() {
         if si % 1024 == 1023 {
             ev.check_deadline()?;
@@ -986,8 +1053,15 @@ fn range_function<'a>(
                 any = true;
             }
         }
+        let mut hists = Vec::new();
+        if !s.hists.is_empty() {
+            hists = native::range_series(name, s, &r.ends, r.range, &mut vals, &mut notes);
+            any = native::any_float(&vals) || hists.iter().any(Option::is_some);
+        }
         if any {
-            if matches!(name, "rate" | "increase")
+            if matches!(name, "rate" | "increase") && s.samples.is_empty() && !s.hists.is_empty() {
+                // Native histograms are counters by their hint, not their name.
+            } else if matches!(name, "rate" | "increase")
                 && non_counter.is_none()
                 && let Some(n) = s.labels.get(METRIC_NAME)
                 && !s.drop_name
@@ -1001,7 +1075,38 @@ fn range_function<'a>(
                 labels: s.labels.clone(),
                 drop_name: if keep_name { s.drop_name } else { true },
                 vals,
+                hists,
             });
+        }
+    }
+    for n in notes {
+        let at = Some(args[ri]);
+        match n {
+            RangeNote::Mixed(m) => ev.warn(
+                format!("encountered a mix of histograms and floats for metric name {m:?}"),
+                at,
+            ),
+            RangeNote::IgnoredMixed(m) => ev.info(
+                format!(
+                    "ignored histograms in a range containing both floats and histograms for metric name {m:?}"
+                ),
+                at,
+            ),
+            RangeNote::Incompatible(e, m) => {
+                ev.warn(aggregate::histogram_error_message(e, &m), at)
+            }
+            RangeNote::NotCounter(m) => ev.warn(
+                format!("this native histogram metric is not a counter: {m:?}"),
+                at,
+            ),
+            RangeNote::NotGauge(m) => ev.warn(
+                format!("this native histogram metric is not a gauge: {m:?}"),
+                at,
+            ),
+            RangeNote::Reconciled => ev.info(
+                "mismatched custom buckets were reconciled during aggregation".into(),
+                at,
+            ),
         }
     }
     if let Some(n) = non_counter {

@@ -120,11 +120,7 @@ fn per_step(
             }
         }
         if any {
-            out.push(VSeries {
-                labels: groups.labels[gi].clone(),
-                drop_name: false,
-                vals,
-            });
+            out.push(VSeries::floats(groups.labels[gi].clone(), false, vals));
         }
     }
     out
@@ -209,11 +205,11 @@ pub(super) fn quantiles<'a>(
                     None => {
                         parts.push((
                             text.clone(),
-                            VSeries {
-                                labels: with_label(&s.labels, label, &text),
-                                drop_name: false,
-                                vals: vec![absent(); g.n],
-                            },
+                            VSeries::floats(
+                                with_label(&s.labels, label, &text),
+                                false,
+                                vec![absent(); g.n],
+                            ),
                         ));
                         parts.len() - 1
                     }

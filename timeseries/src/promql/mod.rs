@@ -26,6 +26,7 @@
 //! let samples = (0..10).map(|i| Sample { timestamp_ms: now - 90_000 + i * 10_000, value: (i * 10) as f64 });
 //! db.write(WriteBatch {
 //!     series: vec![SeriesSamples {
+//!         histograms: Vec::new(),
 //!         exemplars: Vec::new(),
 //!         created_timestamp_ms: None,
 //!         labels: Labels::from_pairs([("__name__", "requests_total"), ("job", "api")]),
@@ -51,6 +52,7 @@ mod eval;
 mod functions;
 mod histogram;
 pub mod locate;
+mod native;
 mod value;
 
 pub use functions::format_float;

@@ -1,10 +1,11 @@
 //! Query result values.
 //!
-//! Float points are kept apart from (future) native-histogram points, as Prometheus
-//! does: a series carries a list of float points and, when native histograms arrive, a
-//! list of histogram points beside it.
+//! Float points are kept apart from native-histogram points, as Prometheus does: a
+//! series carries a list of float points and a list of histogram points beside it.
 
-use crate::model::Labels;
+use std::sync::Arc;
+
+use crate::model::{FloatHistogram, Labels};
 
 /// One point of an instant vector.
 #[derive(Debug, Clone, PartialEq)]
@@ -13,8 +14,10 @@ pub struct InstantSample {
     pub labels: Labels,
     /// Evaluation timestamp in milliseconds.
     pub t: i64,
-    /// The value.
+    /// The value (when `h` is `None`).
     pub f: f64,
+    /// The native histogram, when the point is one.
+    pub h: Option<Arc<FloatHistogram>>,
 }
 
 /// A series of a range vector or of a range query's result.
@@ -24,6 +27,8 @@ pub struct RangeSeries {
     pub labels: Labels,
     /// `(timestamp ms, value)` in increasing time order.
     pub floats: Vec<(i64, f64)>,
+    /// `(timestamp ms, histogram)` in increasing time order.
+    pub histograms: Vec<(i64, Arc<FloatHistogram>)>,
 }
 
 /// A query's value, by Prometheus's result types.

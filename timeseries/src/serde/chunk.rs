@@ -56,11 +56,15 @@ pub fn series_prefix(bucket: u32, id: u32) -> Bytes {
     PREFIX.segmented(bucket, CHUNK).u32(id).build()
 }
 
-/// Decodes (series id, flush sequence) from a chunk key.
+/// Decodes (series id, flush sequence) from a chunk key: a float chunk's, or a
+/// histogram chunk's (`histogram_chunk.rs`: the same key with one more byte).
 pub fn decode_key(key: &[u8]) -> Result<(u32, u64), DecodeError> {
     let mut parsed = PREFIX.parse(key)?.expect_record_type(CHUNK)?;
     let id = parsed.read_u32()?;
     let seq = parsed.read_u64()?;
+    if parsed.remaining() == [super::histogram_chunk::KEY_SUFFIX] {
+        parsed.read_u8()?;
+    }
     parsed.finish()?;
     Ok((id, seq))
 }
@@ -83,7 +87,7 @@ fn unzigzag(z: u64) -> i64 {
     ((z >> 1) as i64) ^ -((z & 1) as i64)
 }
 
-fn put_signed(w: &mut BitWriter, v: i64) {
+pub(crate) fn put_signed(w: &mut BitWriter, v: i64) {
     let z = zigzag(v);
     if z == 0 {
         w.bit(false);
@@ -105,7 +109,7 @@ fn put_signed(w: &mut BitWriter, v: i64) {
     }
 }
 
-fn get_signed(r: &mut BitReader<'_>) -> Result<i64, DecodeError> {
+pub(crate) fn get_signed(r: &mut BitReader<'_>) -> Result<i64, DecodeError> {
     let mut ones = 0;
     while ones < 5 && r.bit()? {
         ones += 1;
@@ -122,7 +126,7 @@ fn get_signed(r: &mut BitReader<'_>) -> Result<i64, DecodeError> {
 }
 
 /// Writes `first`, then the first delta and the delta-of-deltas of `values`.
-fn put_series(w: &mut BitWriter, values: impl Iterator<Item = i64>) {
+pub(crate) fn put_series(w: &mut BitWriter, values: impl Iterator<Item = i64>) {
     let mut prev = None;
     let mut prev_delta = 0i64;
     for (i, v) in values.enumerate() {
@@ -142,7 +146,7 @@ fn put_series(w: &mut BitWriter, values: impl Iterator<Item = i64>) {
     }
 }
 
-fn get_series(r: &mut BitReader<'_>, count: usize) -> Result<Vec<i64>, DecodeError> {
+pub(crate) fn get_series(r: &mut BitReader<'_>, count: usize) -> Result<Vec<i64>, DecodeError> {
     let mut out: Vec<i64> = Vec::with_capacity(count);
     let mut prev_delta = 0i64;
     for i in 0..count {

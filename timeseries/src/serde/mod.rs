@@ -28,6 +28,7 @@ pub mod bucket;
 pub mod chunk;
 pub mod dictionary;
 pub mod exemplar;
+pub mod histogram_chunk;
 pub mod label_names;
 pub mod labels;
 pub mod metadata;

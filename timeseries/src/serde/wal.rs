@@ -9,11 +9,16 @@
 //!        │ 0x01 v. │ new series LEB128    │ n × ( id LEB128 │ labels )                │
 //!        ├─────────┴──────────────────────┼───────────────────────────────────────────┤
 //!        │ sample groups LEB128           │ m × ( id LEB128 │ len LEB128 │ chunk )     │
+//!        ├────────────────────────────────┼───────────────────────────────────────────┤
+//!        │ histogram groups LEB128 (v. 2)  │ k × ( id LEB128 │ len LEB128 │ h. chunk )  │
 //!        └────────────────────────────────┴───────────────────────────────────────────┘
 //! ```
 //!
-//! `labels` is the label encoding (`labels.rs`) and `chunk` the sample chunk codec
-//! (`chunk.rs`), holding the samples in the order they were received (out-of-order
+//! `labels` is the label encoding (`labels.rs`), `chunk` the sample chunk codec
+//! (`chunk.rs`) and `h. chunk` the histogram chunk codec (`histogram_chunk.rs`). A
+//! record without histograms is written as version 1, without the last part (so
+//! records written before histograms existed read the same); one with histograms is
+//! version 2. Chunks hold the samples in the order they were received (out-of-order
 //! and duplicate timestamps included: replay applies them in the same order, so
 //! last-write-wins comes out the same). New series are those the bucket had not seen
 //! before this commit. Records of a bucket are replayed in sequence order; once a
@@ -25,10 +30,11 @@ use opendata_common::DecodeError;
 use opendata_common::encoding::{get_leb128, put_leb128};
 
 use super::{PREFIX, WAL, get_slice, labels};
-use crate::model::{Labels, Sample};
-use crate::serde::chunk;
+use crate::model::{HistogramSample, Labels, Sample};
+use crate::serde::{chunk, histogram_chunk};
 
 const VERSION: u8 = 1;
+const VERSION_WITH_HISTOGRAMS: u8 = 2;
 
 /// Key of the record of write `seq` in `bucket`.
 pub fn key(bucket: u32, seq: u64) -> Bytes {
@@ -58,6 +64,8 @@ pub struct WalBuilder {
     new_count: u64,
     groups: Vec<u8>,
     group_count: u64,
+    histograms: Vec<u8>,
+    histogram_count: u64,
 }
 
 impl WalBuilder {
@@ -82,19 +90,39 @@ impl WalBuilder {
         self.group_count += 1;
     }
 
+    /// Adds histogram samples of series `id`, in the order received.
+    pub fn histograms(&mut self, id: u32, samples: &[HistogramSample]) {
+        let chunk = histogram_chunk::encode(samples);
+        put_leb128(&mut self.histograms, id as u64);
+        put_leb128(&mut self.histograms, chunk.len() as u64);
+        self.histograms.extend_from_slice(&chunk);
+        self.histogram_count += 1;
+    }
+
     /// True when nothing was added.
     pub fn is_empty(&self) -> bool {
-        self.new_count == 0 && self.group_count == 0
+        self.new_count == 0 && self.group_count == 0 && self.histogram_count == 0
     }
 
     /// The record value.
     pub fn finish(self) -> Bytes {
-        let mut out = Vec::with_capacity(self.new_series.len() + self.groups.len() + 21);
-        out.push(VERSION);
+        let mut out = Vec::with_capacity(
+            self.new_series.len() + self.groups.len() + self.histograms.len() + 31,
+        );
+        let with_histograms = self.histogram_count > 0;
+        out.push(if with_histograms {
+            VERSION_WITH_HISTOGRAMS
+        } else {
+            VERSION
+        });
         put_leb128(&mut out, self.new_count);
         out.extend_from_slice(&self.new_series);
         put_leb128(&mut out, self.group_count);
         out.extend_from_slice(&self.groups);
+        if with_histograms {
+            put_leb128(&mut out, self.histogram_count);
+            out.extend_from_slice(&self.histograms);
+        }
         Bytes::from(out)
     }
 }
@@ -106,6 +134,8 @@ pub struct WalRecord {
     pub new_series: Vec<(u32, Labels)>,
     /// Samples per series, in the order received.
     pub samples: Vec<(u32, Vec<Sample>)>,
+    /// Histogram samples per series, in the order received.
+    pub histograms: Vec<(u32, Vec<HistogramSample>)>,
 }
 
 fn get_id(buf: &[u8], pos: &mut usize) -> Result<u32, DecodeError> {
@@ -115,7 +145,8 @@ fn get_id(buf: &[u8], pos: &mut usize) -> Result<u32, DecodeError> {
 
 /// Decodes a record value.
 pub fn decode(value: &[u8]) -> Result<WalRecord, DecodeError> {
-    if value.first() != Some(&VERSION) {
+    let version = value.first().copied();
+    if version != Some(VERSION) && version != Some(VERSION_WITH_HISTOGRAMS) {
         return Err(DecodeError::new("wal record", "unknown version"));
     }
     let mut pos = 1;
@@ -139,12 +170,28 @@ pub fn decode(value: &[u8]) -> Result<WalRecord, DecodeError> {
         let bytes = get_slice(value, &mut pos, "wal record")?;
         samples.push((id, chunk::decode(bytes)?));
     }
+    let mut histograms = Vec::new();
+    if version == Some(VERSION_WITH_HISTOGRAMS) {
+        let k = get_leb128(value, &mut pos)? as usize;
+        if k > value.len() {
+            return Err(DecodeError::new(
+                "wal record",
+                "histogram group count too large",
+            ));
+        }
+        for _ in 0..k {
+            let id = get_id(value, &mut pos)?;
+            let bytes = get_slice(value, &mut pos, "wal record")?;
+            histograms.push((id, histogram_chunk::decode(bytes)?));
+        }
+    }
     if pos != value.len() {
         return Err(DecodeError::new("wal record", "trailing bytes"));
     }
     Ok(WalRecord {
         new_series,
         samples,
+        histograms,
     })
 }
 
@@ -174,7 +221,15 @@ mod tests {
             let new: Vec<(u32, Labels)> = new.into_iter().map(|(id, m)| (id, Labels::from_pairs(m))).collect();
             for (id, l) in &new { b.new_series(*id, l); }
             for (id, s) in &groups { b.samples(*id, s); }
+            let hist = |t: i64| crate::model::HistogramSample {
+                timestamp_ms: t,
+                histogram: std::sync::Arc::new(crate::model::FloatHistogram { count: 2.0, sum: 3.0, positive: vec![(1, 2.0)], ..Default::default() }),
+            };
+            let with_histograms = groups.len() % 2 == 1;
+            if with_histograms { b.histograms(7, &[hist(1), hist(2)]); }
             let rec = decode(&b.finish()).unwrap();
+            prop_assert_eq!(rec.histograms.len(), usize::from(with_histograms));
+            if with_histograms { prop_assert_eq!(&rec.histograms[0].1, &vec![hist(1), hist(2)]); }
             prop_assert_eq!(&rec.new_series, &new);
             prop_assert_eq!(rec.samples.len(), groups.len());
             for ((id, got), (want_id, want)) in rec.samples.iter().zip(&groups) {

@@ -24,7 +24,9 @@ use crate::error::Result;
 use crate::model::Labels;
 use crate::serde::bucket::{self, BucketState};
 use crate::serde::labels::fingerprint;
-use crate::serde::{PREFIX, chunk, dictionary, label_names, labels, postings, series, wal};
+use crate::serde::{
+    PREFIX, chunk, dictionary, histogram_chunk, label_names, labels, postings, series, wal,
+};
 
 /// Bytes of writes gathered before handing them to the committer.
 const FLUSH_BATCH_BYTES: usize = 4 << 20;
@@ -74,6 +76,13 @@ impl Inner {
         // stored once as a column, and chunks hold values only.
         let mut columns: FastMap<u64, Vec<i64>> = FastMap::default();
         for (id, sd) in &frozen.series {
+            let histograms = sd.histograms(i64::MIN, i64::MAX);
+            if !histograms.is_empty() {
+                ops.put(
+                    histogram_chunk::key(b, *id, seq),
+                    histogram_chunk::encode(&histograms),
+                );
+            }
             let samples = sd.samples(i64::MIN, i64::MAX)?;
             if samples.is_empty() {
                 continue;

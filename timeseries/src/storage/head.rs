@@ -16,7 +16,7 @@ use roaring::RoaringBitmap;
 
 use super::select::{Postings, select};
 use crate::error::Result;
-use crate::model::{Labels, Matcher, Sample};
+use crate::model::{FloatHistogram, HistogramSample, Labels, Matcher, Sample};
 use crate::serde::chunk;
 
 pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
@@ -33,6 +33,9 @@ pub(crate) struct SeriesData {
     overwrites: BTreeMap<i64, u64>,
     /// Timestamp of the newest in-order sample.
     last_ts: Option<i64>,
+    /// Native-histogram samples by timestamp (the newest write wins). A timestamp
+    /// written as a float and as a histogram answers with the histogram.
+    histograms: BTreeMap<i64, Arc<FloatHistogram>>,
 }
 
 impl SeriesData {
@@ -61,18 +64,39 @@ impl SeriesData {
         }
     }
 
-    /// Timestamp of the newest sample (every overwrite is at or before it).
+    fn append_histogram(&mut self, s: &HistogramSample) {
+        self.histograms.insert(s.timestamp_ms, s.histogram.clone());
+    }
+
+    /// Timestamp of the newest float sample (every overwrite is at or before it).
     pub(crate) fn last_ts(&self) -> Option<i64> {
         self.last_ts
     }
 
-    /// Number of samples held (overwrites included).
+    /// Number of samples held (overwrites and histograms included).
     fn len_hint(&self) -> usize {
-        self.sealed.len() * 120 + self.tail.len() + self.overwrites.len()
+        self.sealed.len() * 120 + self.tail.len() + self.overwrites.len() + self.histograms.len()
     }
 
     fn is_empty(&self) -> bool {
-        self.sealed.is_empty() && self.tail.is_empty() && self.overwrites.is_empty()
+        self.sealed.is_empty()
+            && self.tail.is_empty()
+            && self.overwrites.is_empty()
+            && self.histograms.is_empty()
+    }
+
+    /// The histogram samples in `[start, end]`, sorted.
+    pub(crate) fn histograms(&self, start: i64, end: i64) -> Vec<HistogramSample> {
+        if start > end {
+            return Vec::new();
+        }
+        self.histograms
+            .range(start..=end)
+            .map(|(&timestamp_ms, h)| HistogramSample {
+                timestamp_ms,
+                histogram: h.clone(),
+            })
+            .collect()
     }
 
     /// Moves the samples out, keeping the in-order end so later samples are ordered the
@@ -83,6 +107,7 @@ impl SeriesData {
             tail: std::mem::take(&mut self.tail),
             overwrites: std::mem::take(&mut self.overwrites),
             last_ts: self.last_ts,
+            histograms: std::mem::take(&mut self.histograms),
         }
     }
 
@@ -120,8 +145,25 @@ impl SeriesData {
     }
 }
 
+/// Something at a timestamp: a float or a histogram sample.
+pub(crate) trait Timed: Clone {
+    fn ts(&self) -> i64;
+}
+
+impl Timed for Sample {
+    fn ts(&self) -> i64 {
+        self.timestamp_ms
+    }
+}
+
+impl Timed for HistogramSample {
+    fn ts(&self) -> i64 {
+        self.timestamp_ms
+    }
+}
+
 /// Merges two sorted, timestamp-unique runs; on equal timestamps `newer` wins.
-pub(crate) fn overlay(older: Vec<Sample>, newer: Vec<Sample>) -> Vec<Sample> {
+pub(crate) fn overlay<T: Timed>(older: Vec<T>, newer: Vec<T>) -> Vec<T> {
     if older.is_empty() {
         return newer;
     }
@@ -131,15 +173,15 @@ pub(crate) fn overlay(older: Vec<Sample>, newer: Vec<Sample>) -> Vec<Sample> {
     let mut out = Vec::with_capacity(older.len() + newer.len());
     let (mut i, mut j) = (0, 0);
     while i < older.len() && j < newer.len() {
-        let (a, b) = (older[i], newer[j]);
-        if a.timestamp_ms < b.timestamp_ms {
-            out.push(a);
+        let (a, b) = (older[i].ts(), newer[j].ts());
+        if a < b {
+            out.push(older[i].clone());
             i += 1;
-        } else if a.timestamp_ms > b.timestamp_ms {
-            out.push(b);
+        } else if a > b {
+            out.push(newer[j].clone());
             j += 1;
         } else {
-            out.push(b);
+            out.push(newer[j].clone());
             i += 1;
             j += 1;
         }
@@ -314,6 +356,17 @@ impl BucketData {
         if let Some(s) = self.series.get_mut(&id) {
             for &sample in samples {
                 s.data.append(sample, seal_at);
+            }
+            self.unflushed_samples += samples.len() as u64;
+        }
+    }
+
+    /// Appends histogram samples (in the order received) to series `id`, which must be
+    /// known.
+    pub(crate) fn append_histograms(&mut self, id: u32, samples: &[HistogramSample]) {
+        if let Some(s) = self.series.get_mut(&id) {
+            for h in samples {
+                s.data.append_histogram(h);
             }
             self.unflushed_samples += samples.len() as u64;
         }

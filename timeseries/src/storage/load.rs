@@ -76,6 +76,12 @@ pub(crate) fn apply_wal(
             }
             data.append(id, &samples, seal_at);
         }
+        for (id, histograms) in record.histograms {
+            if let Some(t) = histograms.iter().map(|s| s.timestamp_ms).max() {
+                max_ts = max_ts.max(Some(t));
+            }
+            data.append_histograms(id, &histograms);
+        }
         data.last_seq = seq;
     }
     max_ts

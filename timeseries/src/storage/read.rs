@@ -19,8 +19,12 @@ use super::head::{Head, HeadBucket, overlay};
 use super::select::{Postings, select};
 use super::{bucket_end, bucket_of, bucket_start};
 use crate::error::Result;
-use crate::model::{Labels, METRIC_NAME, Matcher, MetricMetadata, Sample, Series, SeriesExemplars};
-use crate::serde::{chunk, exemplar, label_names, labels, metadata, postings, series};
+use crate::model::{
+    HistogramSample, Labels, METRIC_NAME, Matcher, MetricMetadata, Sample, Series, SeriesExemplars,
+};
+use crate::serde::{
+    chunk, exemplar, histogram_chunk, label_names, labels, metadata, postings, series,
+};
 
 /// Series read per batch when streaming samples.
 const READ_BATCH: usize = 512;
@@ -60,6 +64,9 @@ impl Part {
         }
     }
 }
+
+/// A series' float and histogram samples in one bucket.
+type Parts = (Vec<Sample>, Vec<HistogramSample>);
 
 /// Series selected by matchers, their samples read in batches as the caller iterates.
 /// Series come in label order; each series' samples in time order.
@@ -132,7 +139,7 @@ impl SeriesSet {
         }
         // Buckets are read and decoded in parallel tasks, so a long range uses every
         // core of the runtime.
-        let mut stored: BTreeMap<(u32, u32), Vec<Sample>> = BTreeMap::new();
+        let mut stored: BTreeMap<(u32, u32), Parts> = BTreeMap::new();
         let tasks: Vec<_> = wanted
             .into_iter()
             .map(|(bucket, ids)| {
@@ -157,24 +164,28 @@ impl SeriesSet {
         }
         for (labels, parts) in batch {
             let mut samples: Vec<Sample> = Vec::new();
+            let mut histograms: Vec<HistogramSample> = Vec::new();
             for p in parts {
-                let from_storage = stored
+                let (from_storage, from_storage_h) = stored
                     .remove(&(p.bucket(), part_id(&p)))
                     .unwrap_or_default();
-                let mut part = match &p {
-                    Part::Stored { .. } => from_storage,
+                let (mut part, mut part_h) = match &p {
+                    Part::Stored { .. } => (from_storage, from_storage_h),
                     Part::Head { bucket, id } => {
                         let data = bucket.data.read();
                         let mut merged = from_storage;
+                        let mut merged_h = from_storage_h;
                         if let Some(frozen) = &data.frozen
                             && let Some(sd) = frozen.series.get(id)
                         {
                             merged = overlay(merged, sd.samples(self.start, self.end)?);
+                            merged_h = overlay(merged_h, sd.histograms(self.start, self.end));
                         }
                         if let Some(s) = data.series.get(id) {
                             merged = overlay(merged, s.data.samples(self.start, self.end)?);
+                            merged_h = overlay(merged_h, s.data.histograms(self.start, self.end));
                         }
-                        merged
+                        (merged, merged_h)
                     }
                 };
                 if samples.is_empty() {
@@ -182,9 +193,23 @@ impl SeriesSet {
                 } else {
                     samples.append(&mut part);
                 }
+                if histograms.is_empty() {
+                    histograms = part_h;
+                } else {
+                    histograms.append(&mut part_h);
+                }
             }
-            if !samples.is_empty() {
-                self.ready.push_back(Series { labels, samples });
+            if !histograms.is_empty() && !samples.is_empty() {
+                // A timestamp holds one sample: a histogram written there wins.
+                let at: BTreeSet<i64> = histograms.iter().map(|h| h.timestamp_ms).collect();
+                samples.retain(|s| !at.contains(&s.timestamp_ms));
+            }
+            if !samples.is_empty() || !histograms.is_empty() {
+                self.ready.push_back(Series {
+                    labels,
+                    samples,
+                    histograms,
+                });
             }
         }
         Ok(())
@@ -363,7 +388,7 @@ impl Querier {
         ids: &BTreeSet<u32>,
         start: i64,
         end: i64,
-        out: &mut BTreeMap<(u32, u32), Vec<Sample>>,
+        out: &mut BTreeMap<(u32, u32), Parts>,
     ) -> Result<()> {
         let Some(&first) = ids.iter().next() else {
             return Ok(());
@@ -380,6 +405,7 @@ impl Querier {
         let mut columns: BTreeMap<(u64, u64), Arc<Vec<i64>>> = BTreeMap::new();
         for &id in ids {
             let mut merged: Vec<Sample> = Vec::new();
+            let mut merged_h: Vec<HistogramSample> = Vec::new();
             // A key read past the previous series may already belong to this one.
             let mut carried = pending.take();
             if carried.as_ref().is_none_or(|(got, _, _)| *got < id) {
@@ -404,6 +430,14 @@ impl Querier {
                 if got < id {
                     continue;
                 }
+                if histogram_chunk::is_histogram_chunk(&value) {
+                    let samples: Vec<HistogramSample> = histogram_chunk::decode(&value)?
+                        .into_iter()
+                        .filter(|s| s.timestamp_ms >= start && s.timestamp_ms <= end)
+                        .collect();
+                    merged_h = overlay(merged_h, samples);
+                    continue;
+                }
                 let decoded = match chunk::timestamp_column(&value)? {
                     None => chunk::decode(&value)?,
                     Some(col) => {
@@ -417,8 +451,8 @@ impl Querier {
                     .collect();
                 merged = overlay(merged, samples);
             }
-            if !merged.is_empty() {
-                out.insert((bucket, id), merged);
+            if !merged.is_empty() || !merged_h.is_empty() {
+                out.insert((bucket, id), (merged, merged_h));
             }
         }
         Ok(())

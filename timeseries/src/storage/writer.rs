@@ -1,6 +1,7 @@
 //! The writer: remote-write batches in, through group commit, into write-ahead records
 //! and the head.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -19,8 +20,8 @@ use super::{DATABASE, MAX_ABS_TIMESTAMP_MS, bucket_end, bucket_of, load, now_ms}
 use crate::config::TimeSeriesConfig;
 use crate::error::{Error, Result};
 use crate::model::{
-    Exemplar, Labels, MAX_EXEMPLAR_LABEL_CHARS, MetricMetadata, Sample, SeriesSamples, WriteBatch,
-    valid_label_name,
+    Exemplar, HistogramSample, Labels, MAX_EXEMPLAR_LABEL_CHARS, MetricMetadata, Sample,
+    SeriesSamples, WriteBatch, valid_label_name,
 };
 use crate::serde::labels::fingerprint;
 use crate::serde::wal::{self, WalBuilder};
@@ -32,8 +33,10 @@ const WRITE_SEQUENCE_BLOCK: u64 = 1 << 20;
 /// What a write did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WriteOutcome {
-    /// Samples written.
+    /// Float samples written.
     pub samples: usize,
+    /// Histogram samples written.
+    pub histograms: usize,
     /// Series seen for the first time in a bucket.
     pub new_series: usize,
     /// Metadata records written (changed or new).
@@ -271,13 +274,25 @@ impl TimeSeriesDb {
         durability: Durability,
     ) -> Result<WriteOutcome> {
         for (i, s) in batch.series.iter().enumerate() {
-            for sample in &s.samples {
-                if !(-MAX_ABS_TIMESTAMP_MS..=MAX_ABS_TIMESTAMP_MS).contains(&sample.timestamp_ms) {
+            let times = s
+                .samples
+                .iter()
+                .map(|x| x.timestamp_ms)
+                .chain(s.histograms.iter().map(|h| h.timestamp_ms));
+            for t in times {
+                if !(-MAX_ABS_TIMESTAMP_MS..=MAX_ABS_TIMESTAMP_MS).contains(&t) {
                     return Err(Error::BadData(format!(
-                        "series {i}: timestamp {} ms is out of range (|t| must be at most {} ms)",
-                        sample.timestamp_ms, MAX_ABS_TIMESTAMP_MS
+                        "series {i}: timestamp {t} ms is out of range (|t| must be at most {MAX_ABS_TIMESTAMP_MS} ms)",
                     )));
                 }
+            }
+            for h in &s.histograms {
+                h.histogram.validate().map_err(|why| {
+                    Error::BadData(format!(
+                        "series {i}: histogram sample at {} ms: {why}",
+                        h.timestamp_ms
+                    ))
+                })?;
             }
         }
         if batch.series.is_empty() && batch.metadata.is_empty() {
@@ -492,6 +507,96 @@ impl Inner {
                 out.samples += accepted.len() - usize::from(zero_taken);
                 let run_max = accepted.iter().map(|s| s.timestamp_ms).max();
                 max_ts = max_ts.max(run_max);
+            }
+        }
+        // Histogram samples: the same windows as float samples.
+        for s in &batch.series {
+            if s.histograms.is_empty() {
+                continue;
+            }
+            let (id, labels) = st.resolve(&s.labels, ops)?;
+            let mut by_bucket: BTreeMap<u32, Vec<HistogramSample>> = BTreeMap::new();
+            for h in &s.histograms {
+                let t = h.timestamp_ms;
+                let bucket = bucket_of(t, bucket_ms);
+                let end = bucket_end(bucket, bucket_ms);
+                if self.shared.closed.read().contains(&bucket)
+                    || max_before.is_some_and(|m| end.saturating_add(ooo_ms) <= m)
+                {
+                    refuse(
+                        &mut out,
+                        1,
+                        format!(
+                            "histogram sample at {t} ms of series {} is older than the \
+                             out-of-order window ({} s before the newest sample)",
+                            describe(&labels),
+                            cfg.out_of_order_secs
+                        ),
+                    );
+                } else if t < oldest {
+                    refuse(
+                        &mut out,
+                        1,
+                        format!(
+                            "histogram sample at {t} ms of series {} is older than the retention period",
+                            describe(&labels)
+                        ),
+                    );
+                } else if t > newest {
+                    refuse(
+                        &mut out,
+                        1,
+                        format!(
+                            "histogram sample at {t} ms of series {} is more than {} s in the future",
+                            describe(&labels),
+                            cfg.max_future_secs
+                        ),
+                    );
+                } else {
+                    by_bucket.entry(bucket).or_default().push(h.clone());
+                }
+            }
+            for (bucket, accepted) in by_bucket {
+                let k = match wals.iter().position(|w| w.bucket == bucket) {
+                    Some(k) => k,
+                    None => {
+                        wals.push(BucketWal {
+                            bucket,
+                            head: self.shared.head.bucket(bucket),
+                            wal: WalBuilder::new(),
+                        });
+                        wals.len() - 1
+                    }
+                };
+                let w = &mut wals[k];
+                let mut data = w.head.data.write();
+                if data.closing {
+                    drop(data);
+                    refuse(
+                        &mut out,
+                        accepted.len(),
+                        format!(
+                            "histogram sample at {} ms of series {} falls in a bucket that is closing",
+                            accepted[0].timestamp_ms,
+                            describe(&labels)
+                        ),
+                    );
+                    continue;
+                }
+                if !data.contains(id) {
+                    data.add_series(id, labels.clone(), false);
+                    w.wal.new_series(id, &labels);
+                    out.new_series += 1;
+                }
+                data.append_histograms(id, &accepted);
+                if cfg.flush_samples > 0 && data.unflushed_samples >= cfg.flush_samples {
+                    self.due.store(true, Ordering::Relaxed);
+                }
+                data.last_seq = seq;
+                drop(data);
+                w.wal.histograms(id, &accepted);
+                out.histograms += accepted.len();
+                max_ts = max_ts.max(accepted.iter().map(|h| h.timestamp_ms).max());
             }
         }
         for w in wals {

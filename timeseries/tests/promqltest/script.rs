@@ -5,9 +5,13 @@
 //! line it does not understand: an unknown construct inside an eval block marks that eval
 //! broken (it then counts as failed), anywhere else it becomes a script error.
 
+use std::sync::Arc;
+
+use opendata_timeseries::model::{CounterResetHint, FloatHistogram};
+
 /// A number of points in expanding notation: a float, a missing point, a staleness
-/// marker or a native-histogram literal (recognised, not decoded).
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// marker or a native-histogram literal.
+#[derive(Debug, Clone, PartialEq)]
 pub enum Point {
     /// A float value.
     Float(f64),
@@ -15,8 +19,9 @@ pub enum Point {
     Missing,
     /// `stale`: a staleness marker.
     Stale,
-    /// `{{...}}`: a native-histogram sample.
-    Histogram,
+    /// `{{...}}`: a native-histogram sample, and whether the literal set its counter
+    /// reset hint (a result then must have the same hint).
+    Histogram(Arc<FloatHistogram>, bool),
 }
 
 /// `(name, value)` pairs as written, the metric name as `__name__`.
@@ -36,7 +41,9 @@ pub struct SeriesLine {
 impl SeriesLine {
     /// True if any point is a native-histogram sample.
     pub fn has_histogram(&self) -> bool {
-        self.points.contains(&Point::Histogram)
+        self.points
+            .iter()
+            .any(|p| matches!(p, Point::Histogram(..)))
     }
 
     /// The metric name, if any.
@@ -795,10 +802,12 @@ fn expand_token(token: &str, points: &mut Vec<Point>) -> Result<(), String> {
     if head.starts_with("{{") {
         // `H`, `HxN`, `H+HxN` or `H-HxN`.
         let end = head.find("}}").unwrap() + 2;
-        check_histogram(&head[..end])?;
+        let (first, hint_set) = parse_histogram(&head[..end])?;
         let tail = &head[end..];
+        let mut inc: Option<(FloatHistogram, bool)> = None;
         if !tail.is_empty() {
-            let inc = tail
+            let negative = tail.starts_with('-');
+            let lit = tail
                 .strip_prefix('+')
                 .or_else(|| tail.strip_prefix('-'))
                 .filter(|t| t.starts_with("{{") && t.ends_with("}}"))
@@ -806,10 +815,23 @@ fn expand_token(token: &str, points: &mut Vec<Point>) -> Result<(), String> {
             if repeat.is_none() {
                 return Err(format!("histogram increment without a count: {token:?}"));
             }
-            check_histogram(inc)?;
+            inc = Some((parse_histogram(lit)?.0, negative));
         }
         let n = repeat.map_or(1, |n| n + 1);
-        points.extend(std::iter::repeat_n(Point::Histogram, n));
+        let mut current = first;
+        for k in 0..n {
+            if k > 0
+                && let Some((i, negative)) = &inc
+            {
+                let r = if *negative {
+                    current.sub(i)
+                } else {
+                    current.add(i)
+                };
+                r.map_err(|e| format!("bad histogram series {token:?}: {e}"))?;
+            }
+            points.push(Point::Histogram(Arc::new(current.clone()), hint_set));
+        }
         return Ok(());
     }
     let Some(n) = repeat else {
@@ -834,12 +856,19 @@ fn expand_token(token: &str, points: &mut Vec<Point>) -> Result<(), String> {
     Ok(())
 }
 
-/// Checks the shape of a native-histogram literal `{{key:value ...}}` (not its meaning).
-fn check_histogram(literal: &str) -> Result<(), String> {
+/// A native-histogram literal `{{key:value ...}}`: `schema`, `sum`, `count`,
+/// `z_bucket` (zero count), `z_bucket_w` (zero threshold), `buckets` from `offset`,
+/// `n_buckets` from `n_offset`, `custom_values`, `counter_reset_hint`; and whether the
+/// hint was given.
+pub fn parse_histogram(literal: &str) -> Result<(FloatHistogram, bool), String> {
     let inner = literal
         .strip_prefix("{{")
         .and_then(|s| s.strip_suffix("}}"))
         .ok_or_else(|| format!("bad histogram literal {literal:?}"))?;
+    let mut h = FloatHistogram::default();
+    let mut hint_set = false;
+    let (mut offset, mut n_offset) = (0i32, 0i32);
+    let (mut buckets, mut n_buckets): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
     let mut rest = inner.trim();
     while !rest.is_empty() {
         let colon = rest
@@ -856,30 +885,51 @@ fn check_histogram(literal: &str) -> Result<(), String> {
             let end = after.find(char::is_whitespace).unwrap_or(after.len());
             (&after[..end], &after[end..])
         };
+        let int = |v: &str| {
+            v.parse::<i32>()
+                .map_err(|_| format!("bad {key} {v:?} in histogram {literal:?}"))
+        };
+        let list = |v: &str| -> Result<Vec<f64>, String> {
+            v.split_whitespace().map(parse_float).collect()
+        };
         match key {
-            "schema" | "offset" | "n_offset" => {
-                value
-                    .parse::<i64>()
-                    .map_err(|_| format!("bad {key} {value:?} in histogram {literal:?}"))?;
-            }
-            "sum" | "count" | "z_bucket" | "z_bucket_w" => {
-                parse_float(value)?;
-            }
-            "buckets" | "n_buckets" | "custom_values" => {
-                for v in value.split_whitespace() {
-                    parse_float(v)?;
-                }
-            }
+            "schema" => h.schema = int(value)?,
+            "offset" => offset = int(value)?,
+            "n_offset" => n_offset = int(value)?,
+            "sum" => h.sum = parse_float(value)?,
+            "count" => h.count = parse_float(value)?,
+            "z_bucket" => h.zero_count = parse_float(value)?,
+            "z_bucket_w" => h.zero_threshold = parse_float(value)?,
+            "buckets" => buckets = list(value)?,
+            "n_buckets" => n_buckets = list(value)?,
+            "custom_values" => h.custom_values = Arc::from(list(value)?),
             "counter_reset_hint" => {
-                if !matches!(value, "unknown" | "reset" | "not_reset" | "gauge") {
-                    return Err(format!("bad counter_reset_hint {value:?} in {literal:?}"));
+                hint_set = true;
+                h.counter_reset_hint = match value {
+                    "unknown" => CounterResetHint::Unknown,
+                    "reset" => CounterResetHint::CounterReset,
+                    "not_reset" => CounterResetHint::NotCounterReset,
+                    "gauge" => CounterResetHint::Gauge,
+                    _ => {
+                        return Err(format!("bad counter_reset_hint {value:?} in {literal:?}"));
+                    }
                 }
             }
             _ => return Err(format!("unknown histogram field {key:?} in {literal:?}")),
         }
         rest = next.trim_start();
     }
-    Ok(())
+    h.positive = buckets
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| (offset + i as i32, c))
+        .collect();
+    h.negative = n_buckets
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| (n_offset + i as i32, c))
+        .collect();
+    Ok((h, hint_set))
 }
 
 /// A Prometheus duration (`1h30m`, `10s53ms`, units y w d h m s ms in that order, each at

@@ -158,14 +158,14 @@ async fn remote_write(
         .ingest_pool
         .run(async move { remote_write::decode(&body, version, max) })
         .await??;
-    let total = batch.sample_count();
+    let total = batch.sample_count() + batch.histogram_count();
     let outcome = db.write(batch).await?;
     if outcome.out_of_bounds > 0 {
         return Err(ApiError::bad_data(format!(
             "{} of {} samples were refused as out of bounds and the other {} were written; first: {}",
             outcome.out_of_bounds,
             total,
-            outcome.samples,
+            outcome.samples + outcome.histograms,
             outcome.first_out_of_bounds.unwrap_or_default()
         )));
     }
@@ -178,7 +178,7 @@ async fn remote_write(
         );
         h.insert(
             "X-Prometheus-Remote-Write-Histograms-Written",
-            HeaderValue::from(0),
+            HeaderValue::from(outcome.histograms),
         );
         h.insert(
             "X-Prometheus-Remote-Write-Exemplars-Written",

@@ -29,7 +29,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
 use opendata_timeseries::TimeSeriesRead;
-use opendata_timeseries::model::{Exemplar, Labels, Matcher};
+use opendata_timeseries::model::{Exemplar, FloatHistogram, Labels, Matcher};
 use opendata_timeseries::promql::{
     Engine, QueryError, QueryOptions, QueryResult, Value, check_limits, format_float,
     selector_matchers,
@@ -292,8 +292,16 @@ pub fn write_value(out: &mut String, value: &Value) {
                 }
                 out.push_str(r#"{"metric":"#);
                 write_labels(out, &s.labels);
-                out.push_str(r#","value":"#);
-                write_point(out, s.t, &format_float(s.f));
+                match &s.h {
+                    Some(h) => {
+                        out.push_str(r#","histogram":"#);
+                        write_histogram_point(out, s.t, h);
+                    }
+                    None => {
+                        out.push_str(r#","value":"#);
+                        write_point(out, s.t, &format_float(s.f));
+                    }
+                }
                 out.push('}');
             }
             out.push(']');
@@ -317,11 +325,59 @@ pub fn write_value(out: &mut String, value: &Value) {
                     }
                     out.push(']');
                 }
+                if !s.histograms.is_empty() {
+                    out.push_str(r#","histograms":["#);
+                    for (j, (t, h)) in s.histograms.iter().enumerate() {
+                        if j > 0 {
+                            out.push(',');
+                        }
+                        write_histogram_point(out, *t, h);
+                    }
+                    out.push(']');
+                }
                 out.push('}');
             }
             out.push(']');
         }
     }
+}
+
+/// A native histogram point as Prometheus writes it: `[t, {"count": "…", "sum": "…",
+/// "buckets": [[boundary rule, "lower", "upper", "count"], …]}]`, buckets in value
+/// order and only those with a count; the rule is 0 for `(l, u]`, 1 for `[l, u)`, 3 for
+/// the zero bucket `[l, u]`.
+fn write_histogram_point(out: &mut String, t: i64, h: &FloatHistogram) {
+    let _ = write!(
+        out,
+        "[{},{{\"count\":\"{}\",\"sum\":\"{}\"",
+        format_timestamp(t),
+        format_float(h.count),
+        format_float(h.sum)
+    );
+    let buckets: Vec<_> = h.buckets().into_iter().filter(|b| b.count != 0.0).collect();
+    if !buckets.is_empty() {
+        out.push_str(r#","buckets":["#);
+        for (i, b) in buckets.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let rule = match (b.lower_inclusive, b.upper_inclusive) {
+                (false, true) => 0,
+                (true, false) => 1,
+                (false, false) => 2,
+                (true, true) => 3,
+            };
+            let _ = write!(
+                out,
+                "[{rule},\"{}\",\"{}\",\"{}\"]",
+                format_float(b.lower),
+                format_float(b.upper),
+                format_float(b.count)
+            );
+        }
+        out.push(']');
+    }
+    out.push_str("}]");
 }
 
 fn write_point(out: &mut String, t: i64, v: &str) {
@@ -773,6 +829,7 @@ mod tests {
                 labels: labels.clone(),
                 t: 1001,
                 f: f64::NAN,
+                h: None,
             }]),
         );
         assert_eq!(
@@ -786,16 +843,59 @@ mod tests {
                 RangeSeries {
                     labels,
                     floats: vec![(1000, 1.0), (2000, f64::INFINITY)],
+                    histograms: vec![],
                 },
                 RangeSeries {
                     labels: Labels::default(),
                     floats: vec![],
+                    histograms: vec![],
                 },
             ]),
         );
         assert_eq!(
             out,
             r#"[{"metric":{"__name__":"m","job":"a\"b"},"values":[[1,"1"],[2,"+Inf"]]},{"metric":{}}]"#
+        );
+    }
+
+    #[test]
+    fn should_write_native_histograms_as_prometheus_does() {
+        use opendata_timeseries::promql::{InstantSample, RangeSeries};
+        let h = std::sync::Arc::new(FloatHistogram {
+            count: 5.0,
+            sum: 7.5,
+            zero_threshold: 0.001,
+            zero_count: 1.0,
+            positive: vec![(0, 2.0), (1, 0.0), (2, 1.0)],
+            negative: vec![(1, 1.0)],
+            ..Default::default()
+        });
+        let mut out = String::new();
+        write_value(
+            &mut out,
+            &Value::Vector(vec![InstantSample {
+                labels: Labels::default(),
+                t: 1000,
+                f: 0.0,
+                h: Some(h.clone()),
+            }]),
+        );
+        assert_eq!(
+            out,
+            r#"[{"metric":{},"histogram":[1,{"count":"5","sum":"7.5","buckets":[[1,"-2","-1","1"],[3,"-0.001","0.001","1"],[0,"0.5","1","2"],[0,"2","4","1"]]}]}]"#
+        );
+        out.clear();
+        write_value(
+            &mut out,
+            &Value::Matrix(vec![RangeSeries {
+                labels: Labels::default(),
+                floats: vec![(1000, 1.0)],
+                histograms: vec![(2000, h)],
+            }]),
+        );
+        assert!(
+            out.starts_with(r#"[{"metric":{},"values":[[1,"1"]],"histograms":[[2,{"count":"5""#),
+            "{out}"
         );
     }
 
@@ -807,6 +907,7 @@ mod tests {
                 labels: Labels::from_pairs([("i", i.to_string())]),
                 t: 0,
                 f: 1.0,
+                h: None,
             })
             .collect();
         let result = QueryResult {

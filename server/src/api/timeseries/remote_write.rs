@@ -19,11 +19,12 @@ use std::collections::HashMap;
 
 use prost::Message;
 
-use super::proto::{v1, v2};
+use super::proto::{self, v1, v2};
 use opendata_timeseries::error::{Error, Result};
+use opendata_timeseries::histogram::MAX_BUCKETS;
 use opendata_timeseries::model::{
-    Exemplar, Label, Labels, METRIC_NAME, MetricMetadata, MetricType, Sample, SeriesSamples,
-    WriteBatch, valid_label_name,
+    CounterResetHint, Exemplar, FloatHistogram, HistogramSample, Label, Labels, METRIC_NAME,
+    MetricMetadata, MetricType, Sample, SeriesSamples, WriteBatch, valid_label_name,
 };
 
 /// The remote-write protocol version of a request.
@@ -159,6 +160,166 @@ fn validate_labels(index: usize, pairs: Vec<(String, String)>) -> Result<Labels>
     Ok(labels)
 }
 
+/// Expands spans and counts (deltas for integer histograms, absolute for float ones)
+/// into sparse (index, count) buckets. `what` names the side in errors.
+fn expand_buckets(
+    index: usize,
+    spans: &[proto::BucketSpan],
+    deltas: &[i64],
+    counts: &[f64],
+    integer: bool,
+    what: &str,
+) -> Result<Vec<(i32, f64)>> {
+    let total: u64 = spans.iter().map(|s| u64::from(s.length)).sum();
+    let have = if integer { deltas.len() } else { counts.len() };
+    if total != have as u64 {
+        return Err(Error::BadData(format!(
+            "series {index}: histogram {what} spans hold {total} buckets but {have} counts were sent"
+        )));
+    }
+    if total > MAX_BUCKETS as u64 {
+        return Err(Error::BadData(format!(
+            "series {index}: histogram has {total} {what} buckets; the limit is {MAX_BUCKETS}"
+        )));
+    }
+    let mut out = Vec::with_capacity(total as usize);
+    let mut idx: i64 = 0;
+    let mut k = 0usize;
+    let mut running: i64 = 0;
+    for (n, span) in spans.iter().enumerate() {
+        idx += i64::from(span.offset);
+        if n > 0 && span.offset < 0 {
+            return Err(Error::BadData(format!(
+                "series {index}: histogram {what} span {n} has a negative offset"
+            )));
+        }
+        for _ in 0..span.length {
+            let i = i32::try_from(idx).map_err(|_| {
+                Error::BadData(format!(
+                    "series {index}: histogram {what} bucket index out of range"
+                ))
+            })?;
+            let count = if integer {
+                running = running.checked_add(deltas[k]).ok_or_else(|| {
+                    Error::BadData(format!(
+                        "series {index}: histogram {what} bucket count overflows"
+                    ))
+                })?;
+                if running < 0 {
+                    return Err(Error::BadData(format!(
+                        "series {index}: histogram {what} bucket {i} has a negative count ({running})"
+                    )));
+                }
+                running as f64
+            } else {
+                counts[k]
+            };
+            out.push((i, count));
+            k += 1;
+            idx += 1;
+        }
+    }
+    Ok(out)
+}
+
+/// A remote-write histogram as a model sample.
+fn histogram_sample(index: usize, h: &proto::Histogram) -> Result<HistogramSample> {
+    let (integer, count) = match h.count {
+        Some(proto::Count::CountInt(c)) => (true, c as f64),
+        Some(proto::Count::CountFloat(c)) => (false, c),
+        None => (
+            !h.positive_deltas.is_empty()
+                || !h.negative_deltas.is_empty()
+                || h.positive_counts.is_empty() && h.negative_counts.is_empty(),
+            0.0,
+        ),
+    };
+    let zero_count = match h.zero_count {
+        Some(proto::ZeroCount::ZeroCountInt(c)) => c as f64,
+        Some(proto::ZeroCount::ZeroCountFloat(c)) => c,
+        None => 0.0,
+    };
+    let positive = expand_buckets(
+        index,
+        &h.positive_spans,
+        &h.positive_deltas,
+        &h.positive_counts,
+        integer,
+        "positive",
+    )?;
+    let negative = expand_buckets(
+        index,
+        &h.negative_spans,
+        &h.negative_deltas,
+        &h.negative_counts,
+        integer,
+        "negative",
+    )?;
+    let histogram = FloatHistogram {
+        counter_reset_hint: CounterResetHint::from_wire(h.reset_hint),
+        schema: h.schema,
+        zero_threshold: h.zero_threshold,
+        zero_count,
+        count,
+        sum: h.sum,
+        positive,
+        negative,
+        custom_values: std::sync::Arc::from(h.custom_values.as_slice()),
+    };
+    histogram.validate().map_err(|why| {
+        Error::BadData(format!(
+            "series {index}: histogram sample at {} ms: {why}",
+            h.timestamp
+        ))
+    })?;
+    Ok(HistogramSample {
+        timestamp_ms: h.timestamp,
+        histogram: std::sync::Arc::new(histogram),
+    })
+}
+
+/// A model histogram as the remote-write message (float counts).
+pub fn histogram_message(s: &HistogramSample) -> proto::Histogram {
+    let h = &s.histogram;
+    let spans = |b: &[(i32, f64)]| -> (Vec<proto::BucketSpan>, Vec<f64>) {
+        let mut spans: Vec<proto::BucketSpan> = Vec::new();
+        let mut prev_end: Option<i32> = None;
+        for &(i, _) in b {
+            match (prev_end, spans.last_mut()) {
+                (Some(end), Some(last)) if i == end => last.length += 1,
+                (Some(end), _) => spans.push(proto::BucketSpan {
+                    offset: i - end,
+                    length: 1,
+                }),
+                (None, _) => spans.push(proto::BucketSpan {
+                    offset: i,
+                    length: 1,
+                }),
+            }
+            prev_end = Some(i + 1);
+        }
+        (spans, b.iter().map(|x| x.1).collect())
+    };
+    let (positive_spans, positive_counts) = spans(&h.positive);
+    let (negative_spans, negative_counts) = spans(&h.negative);
+    proto::Histogram {
+        count: Some(proto::Count::CountFloat(h.count)),
+        sum: h.sum,
+        schema: h.schema,
+        zero_threshold: h.zero_threshold,
+        zero_count: Some(proto::ZeroCount::ZeroCountFloat(h.zero_count)),
+        negative_spans,
+        negative_deltas: Vec::new(),
+        negative_counts,
+        positive_spans,
+        positive_deltas: Vec::new(),
+        positive_counts,
+        reset_hint: h.counter_reset_hint.to_wire(),
+        timestamp: s.timestamp_ms,
+        custom_values: h.custom_values.to_vec(),
+    }
+}
+
 fn from_v1(req: v1::WriteRequest) -> Result<WriteBatch> {
     let mut series = Vec::with_capacity(req.timeseries.len());
     for (i, ts) in req.timeseries.into_iter().enumerate() {
@@ -174,6 +335,11 @@ fn from_v1(req: v1::WriteRequest) -> Result<WriteBatch> {
                 value: s.value,
             })
             .collect();
+        let histograms = ts
+            .histograms
+            .iter()
+            .map(|h| histogram_sample(i, h))
+            .collect::<Result<Vec<_>>>()?;
         // Exemplars are checked where they are stored: a bad one is refused alone, as
         // Prometheus does, not the request.
         let exemplars = ts
@@ -186,6 +352,7 @@ fn from_v1(req: v1::WriteRequest) -> Result<WriteBatch> {
             })
             .collect();
         series.push(SeriesSamples {
+            histograms,
             labels,
             samples,
             exemplars,
@@ -262,6 +429,11 @@ fn from_v2(req: v2::Request) -> Result<WriteBatch> {
                 value: s.value,
             })
             .collect();
+        let histograms = ts
+            .histograms
+            .iter()
+            .map(|h| histogram_sample(i, h))
+            .collect::<Result<Vec<_>>>()?;
         let mut exemplars = Vec::with_capacity(ts.exemplars.len());
         for e in &ts.exemplars {
             exemplars.push(Exemplar {
@@ -271,6 +443,7 @@ fn from_v2(req: v2::Request) -> Result<WriteBatch> {
             });
         }
         series.push(SeriesSamples {
+            histograms,
             labels,
             samples,
             exemplars,
@@ -290,6 +463,7 @@ pub fn to_remote_write_v1(batch: &WriteBatch) -> v1::WriteRequest {
             .series
             .iter()
             .map(|s| v1::TimeSeries {
+                histograms: s.histograms.iter().map(histogram_message).collect(),
                 exemplars: s
                     .exemplars
                     .iter()
@@ -359,6 +533,7 @@ mod tests {
 
     fn v1_series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> v1::TimeSeries {
         v1::TimeSeries {
+            histograms: vec![],
             exemplars: vec![],
             labels: labels
                 .iter()
@@ -499,6 +674,7 @@ mod tests {
                 "Requests.".into(),
             ],
             timeseries: vec![v2::TimeSeries {
+                histograms: vec![],
                 created_timestamp: 0,
                 exemplars: vec![],
                 labels_refs: vec![1, 2, 3, 4],
@@ -579,6 +755,7 @@ mod tests {
         fn should_roundtrip_v1_and_v2(series in proptest::collection::vec(arb_series(), 0..4)) {
             let v1req = v1::WriteRequest {
                 timeseries: series.iter().map(|(labels, samples)| v1::TimeSeries {
+                    histograms: vec![],
                     exemplars: vec![],
                     labels: labels.iter().map(|(n, v)| v1::Label { name: n.clone(), value: v.clone() }).collect(),
                     samples: samples.iter().map(|(t, bits)| v1::Sample { value: f64::from_bits(*bits), timestamp: *t }).collect(),
@@ -592,6 +769,7 @@ mod tests {
                 *index.entry(s.to_string()).or_insert_with(|| { symbols.push(s.to_string()); (symbols.len() - 1) as u32 })
             };
             let timeseries: Vec<v2::TimeSeries> = series.iter().map(|(labels, samples)| v2::TimeSeries {
+                histograms: vec![],
                 created_timestamp: 0,
                 exemplars: vec![],
                 labels_refs: labels.iter().flat_map(|(n, v)| [sym(n), sym(v)]).collect(),
