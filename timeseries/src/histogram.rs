@@ -460,19 +460,22 @@ impl FloatHistogram {
     /// compensated (Kahan) summation, at the coarsest schema, the widest zero bucket and
     /// the custom bounds all have; `true` when custom bounds were reconciled. The mean
     /// switches to an incremental mean where a sum would overflow, as for floats.
-    pub fn sum_of(
-        hs: &[&FloatHistogram],
-        mean: bool,
-    ) -> Result<(FloatHistogram, bool), HistogramError> {
+    pub fn sum_of(hs: &[&FloatHistogram], mean: bool) -> Result<Sum, HistogramError> {
         let Some(first) = hs.first() else {
-            return Ok((FloatHistogram::default(), false));
+            return Ok(Sum {
+                histogram: FloatHistogram::default(),
+                reconciled: false,
+                conflict: false,
+            });
         };
         let custom = first.uses_custom_buckets();
         if hs.iter().any(|h| h.uses_custom_buckets() != custom) {
             return Err(HistogramError::MixedSchemas);
         }
         let mut hint = first.counter_reset_hint;
+        let mut conflict = false;
         for h in &hs[1..] {
+            conflict |= conflicting(hint, h.counter_reset_hint);
             hint = combined_hint(hint, h.counter_reset_hint);
         }
         let mut reconciled = false;
@@ -566,7 +569,17 @@ impl FloatHistogram {
             negative: neg.into_iter().map(|(i, a)| (i, a.value(mean))).collect(),
             custom_values: base.custom_values.clone(),
         };
-        Ok((out, reconciled))
+        Ok(Sum {
+            histogram: out,
+            reconciled,
+            conflict,
+        })
+    }
+
+    /// True when adding `other` to this one mixes a counter reset with a "no reset"
+    /// hint (Prometheus warns of the collision).
+    pub fn conflicts_with(&self, other: &FloatHistogram) -> bool {
+        conflicting(self.counter_reset_hint, other.counter_reset_hint)
     }
 
     /// Multiplies every count and the sum by `factor`.
@@ -804,6 +817,10 @@ impl FloatHistogram {
             count = self.count;
         }
         if count < rank {
+            // The rank falls among NaN observations (counted, in no bucket).
+            if self.sum.is_nan() {
+                return f64::NAN;
+            }
             return bucket.upper;
         }
         if forward {
@@ -848,8 +865,12 @@ impl FloatHistogram {
                 b.lower = 0.0;
             }
             let linear = |v: f64| {
-                if b.lower.is_infinite() || b.upper.is_infinite() {
-                    // A bucket without a finite width: no interpolation inside it.
+                // A bucket without a finite width: no interpolation inside it, its
+                // observations sit at its finite edge.
+                if b.lower == f64::NEG_INFINITY {
+                    return rank + b.count;
+                }
+                if b.upper == f64::INFINITY {
                     return rank;
                 }
                 rank + b.count * (v - b.lower) / (b.upper - b.lower)
@@ -896,11 +917,23 @@ impl FloatHistogram {
             }
             rank += b.count;
         }
-        if !lower_set || lower_rank > self.count {
-            lower_rank = self.count;
+        // NaN observations are counted but in no bucket: they are in no fraction.
+        let observed = if self.sum.is_nan() {
+            self.zero_count
+                + self
+                    .positive
+                    .iter()
+                    .chain(&self.negative)
+                    .map(|b| b.1)
+                    .sum::<f64>()
+        } else {
+            self.count
+        };
+        if !lower_set || lower_rank > observed {
+            lower_rank = observed;
         }
-        if !upper_set || upper_rank > self.count {
-            upper_rank = self.count;
+        if !upper_set || upper_rank > observed {
+            upper_rank = observed;
         }
         (upper_rank - lower_rank) / self.count
     }
@@ -935,6 +968,23 @@ fn combined_hint(a: CounterResetHint, b: CounterResetHint) -> CounterResetHint {
         (Gauge, _) | (_, Gauge) => Gauge,
         _ => Unknown,
     }
+}
+
+/// True when a sum mixes a counter reset with a "no reset" hint.
+fn conflicting(a: CounterResetHint, b: CounterResetHint) -> bool {
+    use CounterResetHint::*;
+    matches!((a, b), (CounterReset, NotCounterReset) | (NotCounterReset, CounterReset))
+}
+
+/// What [`FloatHistogram::sum_of`] gives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sum {
+    /// The sum or mean.
+    pub histogram: FloatHistogram,
+    /// Custom bucket bounds were reconciled.
+    pub reconciled: bool,
+    /// A counter-reset hint met a "no reset" hint.
+    pub conflict: bool,
 }
 
 /// The bounds two custom-bucket layouts have in common.

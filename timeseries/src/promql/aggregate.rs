@@ -71,6 +71,10 @@ pub(super) fn eval<'a>(ev: &mut Evaluator<'a>, a: &'a AggregateExpr, g: Grid) ->
                             "mismatched custom buckets were reconciled during aggregation".into(),
                             Some(&a.expr),
                         ),
+                        Note::Conflict => ev.warn(
+                            "conflicting counter resets during histogram aggregation".into(),
+                            Some(&a.expr),
+                        ),
                     }
                 }
             }
@@ -182,24 +186,29 @@ pub(super) fn eval<'a>(ev: &mut Evaluator<'a>, a: &'a AggregateExpr, g: Grid) ->
             }
             ev.check_label_name(&label)?;
             let mut out: Vec<VSeries> = Vec::new();
-            let mut idx: HashMap<(usize, String), usize> = HashMap::new();
+            // Keyed by the result's labels: when the count label overwrites a grouping
+            // label, groups that end up alike are counted together (as Prometheus does).
+            let mut idx: HashMap<Labels, usize> = HashMap::new();
             for (s, &gi) in input.iter().zip(&group_of) {
                 for i in 0..g.n {
                     let v = s.vals[i];
                     let text = if let Some(h) = s.hist(i) {
-                        h.to_string()
+                        histogram_text(h)
                     } else if is_present(v) {
                         format_float(v)
                     } else {
                         continue;
                     };
-                    let key = (gi, text);
-                    let slot = match idx.get(&key) {
+                    let labels = with_label(&groups[gi].0, &label, &text);
+                    let slot = match idx.get(&labels) {
                         Some(&slot) => slot,
                         None => {
-                            let labels = with_label(&groups[gi].0, &label, &key.1);
-                            out.push(VSeries::floats(labels, groups[gi].1, vec![absent(); g.n]));
-                            idx.insert(key, out.len() - 1);
+                            out.push(VSeries::floats(
+                                labels.clone(),
+                                groups[gi].1,
+                                vec![absent(); g.n],
+                            ));
+                            idx.insert(labels, out.len() - 1);
                             out.len() - 1
                         }
                     };
@@ -299,6 +308,27 @@ fn simple(
         .collect()
 }
 
+/// A histogram as Prometheus prints it (`count_values` labels):
+/// `{count:20, sum:10, [-2,-1):2, [-0.001,0.001]:2, (0.5,1]:1}`, buckets with a count.
+fn histogram_text(h: &FloatHistogram) -> String {
+    let mut out = format!("{{count:{}, sum:{}", go_g(h.count), go_g(h.sum));
+    for b in h.buckets() {
+        if b.count == 0.0 {
+            continue;
+        }
+        out.push_str(&format!(
+            ", {}{},{}{}:{}",
+            if b.lower_inclusive { '[' } else { '(' },
+            go_g(b.lower),
+            go_g(b.upper),
+            if b.upper_inclusive { ']' } else { ')' },
+            go_g(b.count)
+        ));
+    }
+    out.push('}');
+    out
+}
+
 /// What aggregating histograms ran into.
 enum Note {
     /// Floats and histograms in one group at one step.
@@ -309,6 +339,8 @@ enum Note {
     Ignored,
     /// Custom bucket bounds were reconciled.
     Reconciled,
+    /// A counter reset met a "no reset" hint.
+    Conflict,
 }
 
 /// Prometheus's warning for histograms that cannot be combined.
@@ -386,10 +418,14 @@ fn histograms(
                     }
                     match FloatHistogram::sum_of(&cell, op == T_AVG) {
                         Err(e) => notes.push(Note::Incompatible(e)),
-                        Ok((mut h, reconciled)) => {
-                            if reconciled {
+                        Ok(sum) => {
+                            if sum.reconciled {
                                 notes.push(Note::Reconciled);
                             }
+                            if sum.conflict {
+                                notes.push(Note::Conflict);
+                            }
+                            let mut h = sum.histogram;
                             h.compact();
                             *slot = Some(Arc::new(h));
                         }

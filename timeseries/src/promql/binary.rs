@@ -46,6 +46,8 @@ enum HistNote {
     Incompatible(crate::histogram::HistogramError),
     /// Custom bucket bounds were reconciled (for `+` or `-`).
     Reconciled(TokenId),
+    /// A counter reset met a "no reset" hint (for `+` or `-`).
+    Conflict(TokenId),
 }
 
 fn op_name(op: TokenId) -> &'static str {
@@ -79,6 +81,9 @@ fn apply_hist(
     let types = || HistNote::Types(l.kind(), r.kind());
     match (op, l, r) {
         (T_ADD, H(a), H(b)) | (T_SUB, H(a), H(b)) => {
+            if a.conflicts_with(b) {
+                notes.push(HistNote::Conflict(op));
+            }
             let mut out = FloatHistogram::clone(a);
             let reconciled = if op == T_ADD {
                 out.add(b)
@@ -127,6 +132,13 @@ fn note_hist(
             Some(at),
         ),
         HistNote::Incompatible(e) => ev.warn(histogram_error_message(e, metric), Some(at)),
+        HistNote::Conflict(op) => ev.warn(
+            format!(
+                "conflicting counter resets during histogram {}",
+                if op == T_ADD { "addition" } else { "subtraction" }
+            ),
+            Some(at),
+        ),
         HistNote::Reconciled(op) => ev.info(
             format!(
                 "mismatched custom buckets were reconciled during {}",

@@ -269,6 +269,54 @@ pub(super) fn node_key(vs: &VectorSelector) -> usize {
     vs as *const VectorSelector as usize
 }
 
+/// The selectors Prometheus decodes for histogram statistics only: those whose nearest
+/// enclosing histogram function is `histogram_count`, `histogram_sum` or
+/// `histogram_avg` (not `histogram_quantile` or `histogram_fraction`), without a binary
+/// operator in between. Their samples get counter-reset hints detected on the fly.
+pub(super) fn stats_selectors(e: &Expr) -> std::collections::HashSet<usize> {
+    fn walk(e: &Expr, ctx: Option<bool>, out: &mut std::collections::HashSet<usize>) {
+        match e {
+            Expr::VectorSelector(vs) => {
+                if ctx == Some(true) {
+                    out.insert(node_key(vs));
+                }
+            }
+            Expr::MatrixSelector(ms) => {
+                if ctx == Some(true) {
+                    out.insert(node_key(&ms.vs));
+                }
+            }
+            Expr::Call(c) => {
+                let ctx = match c.func.name {
+                    "histogram_count" | "histogram_sum" | "histogram_avg" => Some(true),
+                    "histogram_quantile" | "histogram_fraction" => Some(false),
+                    _ => ctx,
+                };
+                for a in &c.args.args {
+                    walk(a, ctx, out);
+                }
+            }
+            Expr::Binary(b) => {
+                walk(&b.lhs, None, out);
+                walk(&b.rhs, None, out);
+            }
+            Expr::Aggregate(a) => {
+                walk(&a.expr, ctx, out);
+                if let Some(p) = &a.param {
+                    walk(p, ctx, out);
+                }
+            }
+            Expr::Paren(p) => walk(&p.expr, ctx, out),
+            Expr::Unary(u) => walk(&u.expr, ctx, out),
+            Expr::Subquery(s) => walk(&s.expr, ctx, out),
+            _ => {}
+        }
+    }
+    let mut out = std::collections::HashSet::new();
+    walk(e, None, &mut out);
+    out
+}
+
 /// Milliseconds of an `offset` (negative offsets look forward).
 pub(super) fn offset_ms(offset: &Option<Offset>) -> i64 {
     match offset {
@@ -526,7 +574,9 @@ impl<'a> Evaluator<'a> {
                             }
                         }
                         for h in s.hists.iter_mut().flatten() {
-                            Arc::make_mut(h).mul(-1.0);
+                            let h = Arc::make_mut(h);
+                            h.mul(-1.0);
+                            h.counter_reset_hint = crate::model::CounterResetHint::Gauge;
                         }
                         s.drop_name = true;
                     }
@@ -755,9 +805,21 @@ impl<'a> Evaluator<'a> {
                             .iter()
                             .enumerate()
                             .filter_map(|(i, h)| {
-                                h.as_ref().map(|h| HistogramSample {
-                                    timestamp_ms: inner.t(i),
-                                    histogram: h.clone(),
+                                h.as_ref().map(|h| {
+                                    // Steps of a subquery are not adjacent samples: a
+                                    // counter's reset hints do not carry over.
+                                    let mut histogram = h.clone();
+                                    if !histogram.is_gauge()
+                                        && histogram.counter_reset_hint
+                                            != crate::model::CounterResetHint::Unknown
+                                    {
+                                        Arc::make_mut(&mut histogram).counter_reset_hint =
+                                            crate::model::CounterResetHint::Unknown;
+                                    }
+                                    HistogramSample {
+                                        timestamp_ms: inner.t(i),
+                                        histogram,
+                                    }
                                 })
                             })
                             .collect(),

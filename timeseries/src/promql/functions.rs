@@ -142,7 +142,11 @@ pub(super) fn eval<'a>(ev: &mut Evaluator<'a>, c: &'a Call, g: Grid) -> Result<V
             for a in &args[2..] {
                 qs.push((ev.eval_scalar(a, g)?, *a));
             }
-            histogram::quantiles(ev, &label, &qs, v, g, args[0])
+            let (classic, hists) = split_histograms(ev, v, args[0]);
+            for (q, _) in &qs {
+                note_nan_observations(ev, &hists, Some(q), args[0]);
+            }
+            histogram::quantiles(ev, &label, &qs, classic, &hists, g, args[0])
         }
         "pi" => Ok(Val::Scalar(vec![std::f64::consts::PI; g.n])),
         "vector" => {
@@ -280,13 +284,13 @@ pub(super) fn eval<'a>(ev: &mut Evaluator<'a>, c: &'a Call, g: Grid) -> Result<V
         "histogram_quantile" => {
             let q = ev.eval_scalar(args[0], g)?;
             let v = ev.eval_vector(args[1], g)?;
-            let (classic, hists) = native::split(v);
+            let (classic, hists) = split_histograms(ev, v, args[1]);
             let mut out = match histogram::quantile(ev, &q, classic, g, args[0], args[1])? {
                 Val::Vector(v) => v,
                 other => return Ok(other),
             };
             if !hists.is_empty() {
-                check_classic_and_native(ev, &out, &hists, args[1]);
+                note_nan_observations(ev, &hists, Some(&q), args[1]);
                 out.extend(native::map_hist(&hists, g, |i, h| Some(h.quantile(q[i]))));
             }
             Ok(Val::Vector(out))
@@ -295,13 +299,13 @@ pub(super) fn eval<'a>(ev: &mut Evaluator<'a>, c: &'a Call, g: Grid) -> Result<V
             let lower = ev.eval_scalar(args[0], g)?;
             let upper = ev.eval_scalar(args[1], g)?;
             let v = ev.eval_vector(args[2], g)?;
-            let (classic, hists) = native::split(v);
+            let (classic, hists) = split_histograms(ev, v, args[2]);
             let mut out = match histogram::fraction(ev, &lower, &upper, classic, g, args[2])? {
                 Val::Vector(v) => v,
                 other => return Ok(other),
             };
             if !hists.is_empty() {
-                check_classic_and_native(ev, &out, &hists, args[2]);
+                note_nan_observations(ev, &hists, None, args[2]);
                 out.extend(native::map_hist(&hists, g, |i, h| {
                     Some(h.fraction(lower[i], upper[i]))
                 }));
@@ -420,31 +424,98 @@ pub(super) fn eval<'a>(ev: &mut Evaluator<'a>, c: &'a Call, g: Grid) -> Result<V
     }
 }
 
-/// Prometheus's warning when one metric has both classic and native histogram series of
-/// the same labels.
-fn check_classic_and_native(
+/// Splits the argument of `histogram_quantile(s)` and `histogram_fraction` into its
+/// classic part (float series, by `le`) and its native histograms. Where one metric has
+/// both for the same labels, Prometheus warns and answers neither.
+fn split_histograms(
     ev: &mut Evaluator<'_>,
-    classic: &[VSeries],
+    v: Vec<VSeries>,
+    at: &Expr,
+) -> (Vec<VSeries>, Vec<VSeries>) {
+    let (mut classic, mut hists) = native::split(v);
+    if hists.is_empty() || classic.is_empty() {
+        return (classic, hists);
+    }
+    let key = |l: &Labels, drop_le: bool| -> Labels {
+        Labels::from_sorted(
+            l.as_slice()
+                .iter()
+                .filter(|x| x.name != METRIC_NAME && !(drop_le && x.name == "le"))
+                .cloned()
+                .collect(),
+        )
+    };
+    let native_keys: std::collections::HashSet<(Option<String>, Labels)> = hists
+        .iter()
+        .map(|h| (h.labels.metric_name().map(str::to_string), key(&h.labels, false)))
+        .collect();
+    let mut clash: std::collections::HashSet<(Option<String>, Labels)> = Default::default();
+    for c in &classic {
+        let k = (c.labels.metric_name().map(str::to_string), key(&c.labels, true));
+        if native_keys.contains(&k) {
+            clash.insert(k);
+        }
+    }
+    if clash.is_empty() {
+        return (classic, hists);
+    }
+    let mut names: Vec<String> = clash.iter().filter_map(|(n, _)| n.clone()).collect();
+    names.sort();
+    names.dedup();
+    for n in names {
+        ev.warn(
+            format!("vector contains a mix of classic and native histograms for metric name {n:?}"),
+            Some(at),
+        );
+    }
+    classic.retain(|c| {
+        !clash.contains(&(c.labels.metric_name().map(str::to_string), key(&c.labels, true)))
+    });
+    hists.retain(|h| {
+        !clash.contains(&(h.labels.metric_name().map(str::to_string), key(&h.labels, false)))
+    });
+    (classic, hists)
+}
+
+/// Prometheus's info for native histograms with NaN observations (a NaN sum): for
+/// `histogram_quantile` (given `q` per step) whether the result is NaN or skewed
+/// higher, for `histogram_fraction` that NaNs are excluded.
+fn note_nan_observations(
+    ev: &mut Evaluator<'_>,
     hists: &[VSeries],
+    q: Option<&[f64]>,
     at: &Expr,
 ) {
-    for h in hists {
-        let without: Vec<crate::model::Label> = h
-            .labels
-            .as_slice()
-            .iter()
-            .filter(|l| l.name != METRIC_NAME)
-            .cloned()
-            .collect();
-        let without = Labels::from_sorted(without);
-        if classic.iter().any(|c| c.labels == without) {
-            let metric = h.labels.metric_name().unwrap_or("").to_string();
-            ev.warn(
-                format!("vector contains a mix of classic and native histograms for metric name {metric:?}"),
-                Some(at),
-            );
-            return;
+    let mut notes: Vec<String> = Vec::new();
+    for s in hists {
+        let metric = s.labels.metric_name().unwrap_or("");
+        for (i, h) in s.hists.iter().enumerate() {
+            let Some(h) = h else { continue };
+            if !(h.sum.is_nan() && h.count > 0.0) {
+                continue;
+            }
+            let msg = match q {
+                Some(q) => {
+                    let what = if h.quantile(q[i]).is_nan() {
+                        "result is NaN"
+                    } else {
+                        "result is skewed higher"
+                    };
+                    format!(
+                        "input to histogram_quantile has NaN observations, {what} for metric name {metric:?}"
+                    )
+                }
+                None => format!(
+                    "input to histogram_fraction has NaN observations, which are excluded from all fractions for metric name {metric:?}"
+                ),
+            };
+            if !notes.contains(&msg) {
+                notes.push(msg);
+            }
         }
+    }
+    for n in notes {
+        ev.info(n, Some(at));
     }
 }
 
@@ -1103,8 +1174,12 @@ fn range_function<'a>(
                 format!("this native histogram metric is not a gauge: {m:?}"),
                 at,
             ),
-            RangeNote::Reconciled => ev.info(
-                "mismatched custom buckets were reconciled during aggregation".into(),
+            RangeNote::Reconciled(during) => ev.info(
+                format!("mismatched custom buckets were reconciled during {during}"),
+                at,
+            ),
+            RangeNote::Conflict => ev.warn(
+                "conflicting counter resets during histogram aggregation".into(),
                 at,
             ),
         }

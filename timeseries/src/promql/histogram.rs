@@ -178,11 +178,13 @@ pub(super) fn quantile<'a>(
 
 /// `histogram_quantiles(v, label, q...)`: one series per group and quantile, the
 /// quantile written into `label`.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn quantiles<'a>(
     ev: &mut Evaluator<'a>,
     label: &str,
     qs: &[(Vec<f64>, &Expr)],
     v: Vec<VSeries>,
+    hists: &[VSeries],
     g: Grid,
     v_expr: &Expr,
 ) -> Result<Val<'a>> {
@@ -192,7 +194,9 @@ pub(super) fn quantiles<'a>(
     let groups = group(ev, &v, v_expr);
     let mut out = Vec::new();
     for (q, _) in qs {
-        for s in quantile_groups(ev, q, &v, &groups, g, v_expr) {
+        let mut per_q = quantile_groups(ev, q, &v, &groups, g, v_expr);
+        per_q.extend(super::native::map_hist(hists, g, |i, h| Some(h.quantile(q[i]))));
+        for s in per_q {
             // Split by the label value the quantile gives at each step.
             let mut parts: Vec<(String, VSeries)> = Vec::new();
             for (i, x) in s.vals.iter().enumerate() {
@@ -207,7 +211,7 @@ pub(super) fn quantiles<'a>(
                             text.clone(),
                             VSeries::floats(
                                 with_label(&s.labels, label, &text),
-                                false,
+                                s.drop_name,
                                 vec![absent(); g.n],
                             ),
                         ));

@@ -482,6 +482,7 @@ impl Engine {
         };
         let mut plan = HashMap::new();
         planner.plan(expr, start, end, &mut plan)?;
+        let stats = eval::stats_selectors(expr);
 
         // Load every selector's samples, within the time left, reserving their memory.
         let max_samples = self.config.max_samples;
@@ -500,9 +501,22 @@ impl Engine {
                     series.sort_by(|a, b| a.labels.cmp(&b.labels));
                     series.dedup_by(|a, b| a.labels == b.labels);
                 }
-                let samples = series.iter().map(|s| s.samples.len() as u64).sum::<u64>();
-                let bytes =
-                    samples * eval::POINT_BYTES + series.iter().map(series_overhead).sum::<u64>();
+                let mut hist_bytes = 0u64;
+                let mut hist_points = 0u64;
+                for s in &mut series {
+                    if !s.histograms.is_empty() {
+                        native::normalize_hints(&mut s.histograms, stats.contains(&key));
+                        for h in &s.histograms {
+                            hist_bytes += h.histogram.memory_size() as u64;
+                            hist_points += eval::hist_points(&h.histogram);
+                        }
+                    }
+                }
+                let samples =
+                    series.iter().map(|s| s.samples.len() as u64).sum::<u64>() + hist_points;
+                let bytes = samples * eval::POINT_BYTES
+                    + hist_bytes
+                    + series.iter().map(series_overhead).sum::<u64>();
                 memory
                     .grow(bytes)
                     .map_err(|e| eval::budget_error(e, memory.bytes()))?;

@@ -81,8 +81,11 @@ pub(super) enum RangeNote {
     NotCounter(String),
     /// `delta` of a counter histogram.
     NotGauge(String),
-    /// Custom bucket bounds were reconciled.
-    Reconciled,
+    /// Custom bucket bounds were reconciled, in `"addition"`, `"subtraction"` or
+    /// `"aggregation"`.
+    Reconciled(&'static str),
+    /// A counter reset met a "no reset" hint in an aggregation over time.
+    Conflict,
 }
 
 /// The result at one step of a range function over a series with histograms.
@@ -155,7 +158,7 @@ fn histogram_change(
             push_once(notes, mixed());
             return None;
         }
-        Ok(true) => push_once(notes, RangeNote::Reconciled),
+        Ok(true) => push_once(notes, RangeNote::Reconciled("subtraction")),
         Ok(false) => {}
     }
     if counter {
@@ -168,7 +171,7 @@ fn histogram_change(
                         push_once(notes, mixed());
                         return None;
                     }
-                    Ok(true) => push_once(notes, RangeNote::Reconciled),
+                    Ok(true) => push_once(notes, RangeNote::Reconciled("addition")),
                     Ok(false) => {}
                 }
             }
@@ -309,7 +312,7 @@ pub(super) fn range_step(
                         push_once(notes, RangeNote::Incompatible(e, metric(s)));
                         return StepResult::Drop;
                     }
-                    Ok(true) => push_once(notes, RangeNote::Reconciled),
+                    Ok(true) => push_once(notes, RangeNote::Reconciled("subtraction")),
                     Ok(false) => {}
                 }
             }
@@ -335,12 +338,16 @@ pub(super) fn range_step(
                     push_once(notes, RangeNote::Incompatible(e, metric(s)));
                     StepResult::Drop
                 }
-                Ok((mut sum, reconciled)) => {
-                    if reconciled {
-                        push_once(notes, RangeNote::Reconciled);
+                Ok(sum) => {
+                    if sum.reconciled {
+                        push_once(notes, RangeNote::Reconciled("aggregation"));
                     }
-                    sum.compact();
-                    StepResult::Hist(Arc::new(sum))
+                    if sum.conflict {
+                        push_once(notes, RangeNote::Conflict);
+                    }
+                    let mut h = sum.histogram;
+                    h.compact();
+                    StepResult::Hist(Arc::new(h))
                 }
             }
         }
@@ -459,4 +466,43 @@ pub(super) fn range_series(
 /// True when a float column holds a point at some step.
 pub(super) fn any_float(vals: &[f64]) -> bool {
     vals.iter().any(|v| is_present(*v))
+}
+
+/// Counter-reset hints as Prometheus's storage returns them, set on a series' loaded
+/// histogram samples in time order: the first keeps its own; later counter samples get
+/// "not a reset" unless a reset is detected against the previous sample (then
+/// "unknown", as Prometheus's chunks return it, or, for `stats`, "reset": the
+/// statistics-only decoding `histogram_count`, `histogram_sum` and `histogram_avg` get
+/// detects resets itself). Gauges and explicit "not a reset" keep their hint.
+pub(super) fn normalize_hints(hs: &mut [HistogramSample], stats: bool) {
+    use crate::model::CounterResetHint::*;
+    let mut prev: Option<Arc<FloatHistogram>> = None;
+    for s in hs.iter_mut() {
+        if super::eval::is_stale_histogram(&s.histogram) {
+            prev = None;
+            continue;
+        }
+        let h = &s.histogram;
+        let hint = match (h.counter_reset_hint, &prev) {
+            (Gauge, _) | (NotCounterReset, _) | (_, None) => h.counter_reset_hint,
+            (CounterReset, Some(_)) => {
+                if stats {
+                    CounterReset
+                } else {
+                    Unknown
+                }
+            }
+            (Unknown, Some(p)) => {
+                if h.detect_reset(p) {
+                    if stats { CounterReset } else { Unknown }
+                } else {
+                    NotCounterReset
+                }
+            }
+        };
+        if hint != h.counter_reset_hint {
+            Arc::make_mut(&mut s.histogram).counter_reset_hint = hint;
+        }
+        prev = Some(s.histogram.clone());
+    }
 }
