@@ -473,11 +473,16 @@ impl FloatHistogram {
             return Err(HistogramError::MixedSchemas);
         }
         let mut hint = first.counter_reset_hint;
-        let mut conflict = false;
         for h in &hs[1..] {
-            conflict |= conflicting(hint, h.counter_reset_hint);
             hint = combined_hint(hint, h.counter_reset_hint);
         }
+        // Prometheus warns when the inputs hold both a reset and a "no reset" hint.
+        let conflict = hs
+            .iter()
+            .any(|h| h.counter_reset_hint == CounterResetHint::CounterReset)
+            && hs
+                .iter()
+                .any(|h| h.counter_reset_hint == CounterResetHint::NotCounterReset);
         let mut reconciled = false;
         // The common layout.
         let aligned: Vec<FloatHistogram> = if custom {
@@ -973,7 +978,10 @@ fn combined_hint(a: CounterResetHint, b: CounterResetHint) -> CounterResetHint {
 /// True when a sum mixes a counter reset with a "no reset" hint.
 fn conflicting(a: CounterResetHint, b: CounterResetHint) -> bool {
     use CounterResetHint::*;
-    matches!((a, b), (CounterReset, NotCounterReset) | (NotCounterReset, CounterReset))
+    matches!(
+        (a, b),
+        (CounterReset, NotCounterReset) | (NotCounterReset, CounterReset)
+    )
 }
 
 /// What [`FloatHistogram::sum_of`] gives.

@@ -776,16 +776,20 @@ fn hseries(name: &str, samples: &[(i64, std::sync::Arc<FloatHistogram>)]) -> Ser
 }
 
 async fn histograms_of(q: &Querier, name: &str) -> Vec<(i64, FloatHistogram)> {
-    q.select(&[Matcher::equal("__name__", name)], i64::MIN / 4, i64::MAX / 4)
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap()
-        .into_iter()
-        .flat_map(|s| s.histograms)
-        .map(|h| (h.timestamp_ms, FloatHistogram::clone(&h.histogram)))
-        .collect()
+    q.select(
+        &[Matcher::equal("__name__", name)],
+        i64::MIN / 4,
+        i64::MAX / 4,
+    )
+    .await
+    .unwrap()
+    .collect()
+    .await
+    .unwrap()
+    .into_iter()
+    .flat_map(|s| s.histograms)
+    .map(|h| (h.timestamp_ms, FloatHistogram::clone(&h.histogram)))
+    .collect()
 }
 
 #[tokio::test]
@@ -855,7 +859,11 @@ async fn should_store_native_histograms_through_flushes_restarts_and_replicas() 
     db.write(batch(vec![hseries("h", &[(t + 45_000, h1.clone())])]))
         .await
         .unwrap();
-    assert!(read_all(&db, &[Matcher::equal("__name__", "h")]).await[0].1.is_empty());
+    assert!(
+        read_all(&db, &[Matcher::equal("__name__", "h")]).await[0]
+            .1
+            .is_empty()
+    );
     db.close().await.unwrap();
 }
 

@@ -135,7 +135,11 @@ fn note_hist(
         HistNote::Conflict(op) => ev.warn(
             format!(
                 "conflicting counter resets during histogram {}",
-                if op == T_ADD { "addition" } else { "subtraction" }
+                if op == T_ADD {
+                    "addition"
+                } else {
+                    "subtraction"
+                }
             ),
             Some(at),
         ),

@@ -447,11 +447,19 @@ fn split_histograms(
     };
     let native_keys: std::collections::HashSet<(Option<String>, Labels)> = hists
         .iter()
-        .map(|h| (h.labels.metric_name().map(str::to_string), key(&h.labels, false)))
+        .map(|h| {
+            (
+                h.labels.metric_name().map(str::to_string),
+                key(&h.labels, false),
+            )
+        })
         .collect();
     let mut clash: std::collections::HashSet<(Option<String>, Labels)> = Default::default();
     for c in &classic {
-        let k = (c.labels.metric_name().map(str::to_string), key(&c.labels, true));
+        let k = (
+            c.labels.metric_name().map(str::to_string),
+            key(&c.labels, true),
+        );
         if native_keys.contains(&k) {
             clash.insert(k);
         }
@@ -469,10 +477,16 @@ fn split_histograms(
         );
     }
     classic.retain(|c| {
-        !clash.contains(&(c.labels.metric_name().map(str::to_string), key(&c.labels, true)))
+        !clash.contains(&(
+            c.labels.metric_name().map(str::to_string),
+            key(&c.labels, true),
+        ))
     });
     hists.retain(|h| {
-        !clash.contains(&(h.labels.metric_name().map(str::to_string), key(&h.labels, false)))
+        !clash.contains(&(
+            h.labels.metric_name().map(str::to_string),
+            key(&h.labels, false),
+        ))
     });
     (classic, hists)
 }
@@ -480,12 +494,7 @@ fn split_histograms(
 /// Prometheus's info for native histograms with NaN observations (a NaN sum): for
 /// `histogram_quantile` (given `q` per step) whether the result is NaN or skewed
 /// higher, for `histogram_fraction` that NaNs are excluded.
-fn note_nan_observations(
-    ev: &mut Evaluator<'_>,
-    hists: &[VSeries],
-    q: Option<&[f64]>,
-    at: &Expr,
-) {
+fn note_nan_observations(ev: &mut Evaluator<'_>, hists: &[VSeries], q: Option<&[f64]>, at: &Expr) {
     let mut notes: Vec<String> = Vec::new();
     for s in hists {
         let metric = s.labels.metric_name().unwrap_or("");

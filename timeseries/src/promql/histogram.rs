@@ -195,7 +195,9 @@ pub(super) fn quantiles<'a>(
     let mut out = Vec::new();
     for (q, _) in qs {
         let mut per_q = quantile_groups(ev, q, &v, &groups, g, v_expr);
-        per_q.extend(super::native::map_hist(hists, g, |i, h| Some(h.quantile(q[i]))));
+        per_q.extend(super::native::map_hist(hists, g, |i, h| {
+            Some(h.quantile(q[i]))
+        }));
         for s in per_q {
             // Split by the label value the quantile gives at each step.
             let mut parts: Vec<(String, VSeries)> = Vec::new();
