@@ -737,6 +737,167 @@ impl FloatHistogram {
         Ok(())
     }
 
+    /// The histogram trimmed at `cutoff` (PromQL's `</` with `upper`, which keeps the
+    /// observations below the cutoff, and `>/`, which keeps those above it).
+    ///
+    /// A bucket entirely on the kept side stays, one entirely on the other side goes, and
+    /// one the cutoff falls inside keeps the share of its observations an interpolation
+    /// puts on the kept side: exponential inside exponential buckets, linear in the zero
+    /// bucket and in custom buckets. The zero bucket counts as `[0, zt]` when the
+    /// histogram has only positive buckets and as `[-zt, 0]` with only negative ones. A
+    /// custom bucket without a finite width cannot be interpolated: it is kept whole when
+    /// its infinite end is on the kept side and dropped otherwise (the first custom bucket
+    /// starts at 0 when its upper bound is positive). When anything was trimmed the sum is
+    /// estimated again from what is left, each bucket's observations at the geometric
+    /// mean of its kept range (exponential buckets) or at its middle (the others, or at
+    /// its finite end for an infinite one).
+    pub fn trim(&self, cutoff: f64, upper: bool) -> FloatHistogram {
+        let mut out = self.clone();
+        if cutoff.is_nan() {
+            return out;
+        }
+        let has_pos = self.positive.iter().any(|b| b.1 != 0.0);
+        let has_neg = self.negative.iter().any(|b| b.1 != 0.0);
+        let mut trimmed = false;
+        let mut sum = 0.0;
+        let mut count = 0.0;
+        // (kept count, representative value) of one bucket.
+        let linear = |l: f64, u: f64, c: f64| -> (f64, f64) {
+            if upper {
+                if u <= cutoff {
+                    (c, (l + u) / 2.0)
+                } else if l >= cutoff {
+                    (0.0, 0.0)
+                } else {
+                    (c * (cutoff - l) / (u - l), (l + cutoff) / 2.0)
+                }
+            } else if l >= cutoff {
+                (c, (l + u) / 2.0)
+            } else if u <= cutoff {
+                (0.0, 0.0)
+            } else {
+                (c * (u - cutoff) / (u - l), (cutoff + u) / 2.0)
+            }
+        };
+        let exponential = |l: f64, u: f64, c: f64| -> (f64, f64) {
+            let sign = if u <= 0.0 { -1.0 } else { 1.0 };
+            let geo = |a: f64, b: f64| sign * (a.abs() * b.abs()).sqrt();
+            let keep_all = if upper { u <= cutoff } else { l >= cutoff };
+            let keep_none = if upper { l >= cutoff } else { u <= cutoff };
+            if keep_all {
+                return (c, geo(l, u));
+            }
+            if keep_none {
+                return (0.0, 0.0);
+            }
+            // Share of the bucket below the cutoff, on a logarithmic scale.
+            let below = if sign > 0.0 {
+                (cutoff.log2() - l.log2()) / (u.log2() - l.log2())
+            } else {
+                (l.abs().log2() - cutoff.abs().log2()) / (l.abs().log2() - u.abs().log2())
+            };
+            if upper {
+                (c * below, geo(l, cutoff))
+            } else {
+                (c * (1.0 - below), geo(cutoff, u))
+            }
+        };
+        if self.uses_custom_buckets() {
+            let mut kept = Vec::with_capacity(self.positive.len());
+            for &(i, c) in &self.positive {
+                let (mut l, u) = self.bucket_bounds(i, true);
+                if l == f64::NEG_INFINITY && u > 0.0 {
+                    l = 0.0;
+                }
+                let (k, rep) = if l.is_finite() && u.is_finite() {
+                    linear(l, u, c)
+                } else if l == f64::NEG_INFINITY && u == f64::INFINITY {
+                    // Neither end is finite: kept only when nothing is cut.
+                    if (upper && cutoff == f64::INFINITY) || (!upper && cutoff == f64::NEG_INFINITY)
+                    {
+                        (c, 0.0)
+                    } else {
+                        (0.0, 0.0)
+                    }
+                } else if l == f64::NEG_INFINITY {
+                    // (-Inf, u]: kept whole on the lower side of the cutoff.
+                    match (upper, u <= cutoff) {
+                        (true, true) => (c, u),
+                        (true, false) => (c, cutoff),
+                        (false, true) => (0.0, 0.0),
+                        (false, false) => (0.0, 0.0),
+                    }
+                } else {
+                    // (l, +Inf): kept whole on the upper side of the cutoff.
+                    match (upper, l >= cutoff) {
+                        (false, true) => (c, l),
+                        (false, false) => (c, cutoff),
+                        (true, _) => {
+                            if cutoff == f64::INFINITY {
+                                (c, l)
+                            } else {
+                                (0.0, 0.0)
+                            }
+                        }
+                    }
+                };
+                if k != c {
+                    trimmed = true;
+                }
+                if k != 0.0 {
+                    kept.push((i, k));
+                    count += k;
+                    sum += k * rep;
+                }
+            }
+            out.positive = kept;
+        } else {
+            let mut side = |buckets: &[(i32, f64)], positive: bool| -> Vec<(i32, f64)> {
+                let mut kept = Vec::with_capacity(buckets.len());
+                for &(i, c) in buckets {
+                    let (l, u) = self.bucket_bounds(i, positive);
+                    let (k, rep) = exponential(l, u, c);
+                    if k != c {
+                        trimmed = true;
+                    }
+                    if k != 0.0 {
+                        kept.push((i, k));
+                        count += k;
+                        sum += k * rep;
+                    }
+                }
+                kept
+            };
+            out.positive = side(&self.positive, true);
+            out.negative = side(&self.negative, false);
+            if self.zero_count != 0.0 {
+                let zt = self.zero_threshold;
+                let (l, u) = match (has_pos, has_neg) {
+                    (true, false) => (0.0, zt),
+                    (false, true) => (-zt, 0.0),
+                    _ => (-zt, zt),
+                };
+                let (k, rep) = if u > l {
+                    linear(l, u, self.zero_count)
+                } else {
+                    (self.zero_count, 0.0)
+                };
+                if k != self.zero_count {
+                    trimmed = true;
+                }
+                out.zero_count = k;
+                count += k;
+                sum += k * rep;
+            }
+        }
+        if !trimmed {
+            return self.clone();
+        }
+        out.count = count;
+        out.sum = sum;
+        out
+    }
+
     /// Observations' variance estimated from the buckets (`histogram_stdvar`): each
     /// bucket's observations at its geometric mean (arithmetic mean for custom buckets,
     /// 0 in the zero bucket).
@@ -1279,6 +1440,59 @@ mod tests {
         a.compact();
         assert!(a.positive.is_empty());
         assert_eq!(a.count, 0.0);
+    }
+
+    #[test]
+    fn should_trim_like_prometheus() {
+        // h_test of upstream's native_histograms.test.
+        let h = FloatHistogram {
+            count: 34.0,
+            sum: 123.75,
+            zero_count: 1.0,
+            zero_threshold: 0.001,
+            positive: vec![(0, 2.0), (1, 4.0), (2, 8.0), (3, 16.0)],
+            negative: vec![(0, 1.0), (1, 2.0)],
+            ..Default::default()
+        };
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-9 * b.abs().max(1.0);
+        assert_eq!(h.trim(f64::INFINITY, true), h);
+        assert_eq!(h.trim(f64::NEG_INFINITY, false), h);
+        let t = h.trim(2.0, true);
+        assert_eq!(t.count, 10.0);
+        assert!(close(t.sum, 3.5355339059327373), "{}", t.sum);
+        let t = h.trim(2f64.sqrt(), true);
+        assert!(close(t.count, 8.0));
+        assert!(close(t.sum, 0.2570938865989847), "{}", t.sum);
+        let t = h.trim(0.0, false);
+        assert!(close(t.count, 30.5));
+        assert!(close(t.sum, 120.20840280171308), "{}", t.sum);
+        assert!(t.negative.is_empty());
+        // Custom buckets (cbh).
+        let c = FloatHistogram {
+            schema: CUSTOM_BUCKETS_SCHEMA,
+            count: 15.0,
+            sum: 172.5,
+            positive: vec![(0, 1.0), (1, 6.0), (2, 4.0), (3, 3.0), (4, 1.0)],
+            custom_values: Arc::from(vec![5.0, 10.0, 15.0, 20.0]),
+            ..Default::default()
+        };
+        let t = c.trim(13.0, true);
+        assert!(close(t.count, 9.4) && close(t.sum, 75.1), "{t}");
+        let t = c.trim(13.0, false);
+        assert!(close(t.count, 5.6) && close(t.sum, 94.9), "{t}");
+        let t = c.trim(50.0, true);
+        assert!(close(t.count, 14.0) && close(t.sum, 150.0), "{t}");
+        assert_eq!(c.trim(0.0, false), c);
+        assert_eq!(c.trim(0.0, true).count, 0.0);
+        // The zero bucket alone (zero_bucket_only).
+        let z = FloatHistogram {
+            count: 5.0,
+            zero_count: 5.0,
+            zero_threshold: 0.1,
+            ..Default::default()
+        };
+        let t = z.trim(0.05, false);
+        assert!(close(t.count, 1.25) && close(t.sum, 0.09375), "{t}");
     }
 
     #[test]
