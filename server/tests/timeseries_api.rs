@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use opendata_common::StorageConfig;
-use opendata_server::api::timeseries::proto::{v1, v2};
+use opendata_server::api::timeseries::proto::{self, v1, v2};
 use opendata_timeseries::TimeSeriesDb;
 use opendata_timeseries::model::Matcher;
 use parking_lot::Mutex;
@@ -706,4 +706,150 @@ async fn should_take_created_timestamps_as_a_zero_sample_when_enabled() {
         stderr.contains("unknown feature \"warp-drive\""),
         "{stderr}"
     );
+}
+
+/// An integer native histogram as Prometheus remote-writes it: schema 0, buckets
+/// (0.5,1]: 2, (1,2]: 1, (2,4]: 3 (deltas 2, -1, 2), zero bucket 1.
+fn int_histogram(t: i64, scale: u64) -> proto::Histogram {
+    proto::Histogram {
+        count: Some(proto::Count::CountInt(7 * scale)),
+        sum: 12.5 * scale as f64,
+        schema: 0,
+        zero_threshold: 0.001,
+        zero_count: Some(proto::ZeroCount::ZeroCountInt(scale)),
+        negative_spans: vec![],
+        negative_deltas: vec![],
+        negative_counts: vec![],
+        positive_spans: vec![proto::BucketSpan {
+            offset: 0,
+            length: 3,
+        }],
+        positive_deltas: vec![2 * scale as i64, -(scale as i64), 2 * scale as i64],
+        positive_counts: vec![],
+        reset_hint: 0,
+        timestamp: t,
+        custom_values: vec![],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn should_take_native_histograms_over_remote_write_and_answer_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data").display().to_string();
+    let args = ["--object-store", data.as_str()];
+    let server = ServerProcess::start(&args, &dir.path().join("server.log")).await;
+    let client = reqwest::Client::new();
+    let api = TestClient::with(&client, &server.base);
+    let t = now_ms() - 120_000;
+
+    // Remote write 1.0: integer histograms.
+    let mut series = ts(&[("__name__", "rpc_seconds"), ("job", "api")], &[]);
+    series.histograms = vec![int_histogram(t, 1), int_histogram(t + 60_000, 3)];
+    let (status, body) = post_write(&api, v1_body(vec![series])).await;
+    assert_eq!(status, 204, "{body}");
+
+    // Remote write 2.0: a float histogram with custom buckets; the response counts it.
+    let v2req = v2::Request {
+        symbols: vec![
+            "".into(),
+            "__name__".into(),
+            "queue_seconds".into(),
+        ],
+        timeseries: vec![v2::TimeSeries {
+            labels_refs: vec![1, 2],
+            samples: vec![],
+            histograms: vec![proto::Histogram {
+                count: Some(proto::Count::CountFloat(4.0)),
+                sum: 9.0,
+                schema: -53,
+                zero_threshold: 0.0,
+                zero_count: None,
+                negative_spans: vec![],
+                negative_deltas: vec![],
+                negative_counts: vec![],
+                positive_spans: vec![proto::BucketSpan {
+                    offset: 0,
+                    length: 2,
+                }],
+                positive_deltas: vec![],
+                positive_counts: vec![1.0, 3.0],
+                reset_hint: 3,
+                timestamp: t + 60_000,
+                custom_values: vec![1.0, 5.0],
+            }],
+            exemplars: vec![],
+            metadata: None,
+            created_timestamp: 0,
+        }],
+    };
+    let r = post_v2(&client, &server.base, &v2req).await;
+    assert_eq!(r.status(), 204);
+    assert_eq!(r.headers()["x-prometheus-remote-write-histograms-written"], "1");
+    assert_eq!(r.headers()["x-prometheus-remote-write-samples-written"], "0");
+
+    let at = (t + 60_000) as f64 / 1000.0;
+    let query = |q: &str| format!("/api/v1/query?query={q}&time={at}");
+    let check = |api: TestClient| async move {
+        // The histogram itself, as Prometheus's JSON has it.
+        let (status, body) = api.get_json(&query("rpc_seconds")).await;
+        assert_eq!(status, 200, "{body}");
+        let h = &body["data"]["result"][0]["histogram"][1];
+        assert_eq!(h["count"], "21", "{body}");
+        assert_eq!(h["sum"], "37.5");
+        assert_eq!(
+            h["buckets"],
+            serde_json::json!([
+                [3, "-0.001", "0.001", "3"],
+                [0, "0.5", "1", "6"],
+                [0, "1", "2", "3"],
+                [0, "2", "4", "9"]
+            ])
+        );
+        // Functions over it.
+        let (_, body) = api.get_json(&query("histogram_count(rpc_seconds)")).await;
+        assert_eq!(body["data"]["result"][0]["value"][1], "21", "{body}");
+        let (_, body) = api
+            .get_json(&query("histogram_count(increase(rpc_seconds%5B2m%5D))"))
+            .await;
+        let increase: f64 = body["data"]["result"][0]["value"][1]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(increase >= 14.0, "{body}");
+        let (_, body) = api
+            .get_json(&query("histogram_quantile(0.5%2C%20queue_seconds)"))
+            .await;
+        let q: f64 = body["data"]["result"][0]["value"][1]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        // Rank 2 of 4 falls a third into (1, 5]: linear in custom buckets.
+        assert!((q - (1.0 + 4.0 / 3.0)).abs() < 1e-12, "{body}");
+        // A range query returns "histograms".
+        let (_, body) = api
+            .get_json(&format!(
+                "/api/v1/query_range?query=rpc_seconds&start={}&end={at}&step=60",
+                at - 60.0
+            ))
+            .await;
+        let points = body["data"]["result"][0]["histograms"].as_array().unwrap().len();
+        assert_eq!(points, 2, "{body}");
+    };
+    check(TestClient::with(&client, &server.base)).await;
+
+    // A histogram whose spans and counts disagree is refused, naming the problem.
+    let mut bad = ts(&[("__name__", "bad_seconds")], &[]);
+    let mut h = int_histogram(t, 1);
+    h.positive_deltas.pop();
+    bad.histograms = vec![h];
+    let (status, body) = post_write(&api, v1_body(vec![bad])).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("spans hold 3 buckets but 2 counts"), "{body}");
+
+    // Acknowledged histograms survive a SIGKILL.
+    server.kill();
+    let server = ServerProcess::start(&args, &dir.path().join("server2.log")).await;
+    check(TestClient::with(&client, &server.base)).await;
 }

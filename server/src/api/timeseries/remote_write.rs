@@ -663,6 +663,47 @@ mod tests {
     }
 
     #[test]
+    fn should_expand_integer_histogram_deltas_and_refuse_bad_ones() {
+        let mut h = proto::Histogram {
+            count: Some(proto::Count::CountInt(6)),
+            sum: 10.0,
+            schema: 1,
+            zero_threshold: 0.0,
+            zero_count: None,
+            negative_spans: vec![],
+            negative_deltas: vec![],
+            negative_counts: vec![],
+            positive_spans: vec![
+                proto::BucketSpan {
+                    offset: -1,
+                    length: 2,
+                },
+                proto::BucketSpan {
+                    offset: 3,
+                    length: 1,
+                },
+            ],
+            positive_deltas: vec![1, 2, -1],
+            positive_counts: vec![],
+            reset_hint: 0,
+            timestamp: 5,
+            custom_values: vec![],
+        };
+        let got = histogram_sample(0, &h).unwrap();
+        assert_eq!(got.histogram.positive, vec![(-1, 1.0), (0, 3.0), (4, 2.0)]);
+        h.positive_deltas = vec![1, -2, 1];
+        let err = histogram_sample(3, &h).unwrap_err().to_string();
+        assert!(err.contains("negative count"), "{err}");
+        h.positive_deltas = vec![1];
+        let err = histogram_sample(3, &h).unwrap_err().to_string();
+        assert!(err.contains("spans hold 3 buckets but 1 counts"), "{err}");
+        h.positive_deltas = vec![1, 1, 1];
+        h.schema = 12;
+        let err = histogram_sample(3, &h).unwrap_err().to_string();
+        assert!(err.contains("schema 12"), "{err}");
+    }
+
+    #[test]
     fn should_decode_v2_symbols_and_metadata() {
         let req = v2::Request {
             symbols: vec![
@@ -787,6 +828,35 @@ mod tests {
                 let bits_b: Vec<(i64, u64)> = sb.samples.iter().map(|s| (s.timestamp_ms, s.value.to_bits())).collect();
                 prop_assert_eq!(&bits_b, samples);
             }
+        }
+
+        #[test]
+        fn should_round_trip_histograms_through_the_wire_message(
+            schema in -4i32..=8,
+            pos in proptest::collection::btree_map(-30i32..30, 1u32..1000, 0..8),
+            neg in proptest::collection::btree_map(-30i32..30, 1u32..1000, 0..4),
+            zero in 0u32..10,
+            hint in 0i32..4,
+        ) {
+            let positive: Vec<(i32, f64)> = pos.into_iter().map(|(i, c)| (i, c as f64)).collect();
+            let negative: Vec<(i32, f64)> = neg.into_iter().map(|(i, c)| (i, c as f64)).collect();
+            let count = positive.iter().chain(&negative).map(|b| b.1).sum::<f64>() + zero as f64;
+            let h = HistogramSample {
+                timestamp_ms: 1234,
+                histogram: std::sync::Arc::new(FloatHistogram {
+                    counter_reset_hint: CounterResetHint::from_wire(hint),
+                    schema,
+                    zero_threshold: 0.001,
+                    zero_count: zero as f64,
+                    count,
+                    sum: 1.5,
+                    positive,
+                    negative,
+                    custom_values: std::sync::Arc::from(Vec::new()),
+                }),
+            };
+            let back = histogram_sample(0, &histogram_message(&h)).unwrap();
+            prop_assert_eq!(back, h);
         }
 
         #[test]
