@@ -51,6 +51,7 @@ mod eval;
 mod functions;
 mod histogram;
 pub mod locate;
+pub mod parser;
 mod value;
 
 pub use functions::format_float;
