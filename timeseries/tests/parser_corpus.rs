@@ -7,7 +7,8 @@
 //!
 //! For every eval:
 //! - expected to succeed: the query must parse; its printed form must parse to the
-//!   same tree (spans aside) and print the same again; where `promql-parser` accepts
+//!   same tree (spans aside) and print the same again, and so must its pretty
+//!   (multi-line) form; where `promql-parser` accepts
 //!   the query it must accept our printed form too, and read it as the same tree
 //!   (both trees printed by `promql-parser` must be equal).
 //! - expected to fail (`expect fail`, `eval_fail`): many such queries fail only when
@@ -70,6 +71,7 @@ struct Counts {
     evals: usize,
     parsed: usize,
     round_tripped: usize,
+    pretty_round_tripped: usize,
     also_promql_parser: usize,
     promql_parser_accepts_ours: usize,
     same_structure: usize,
@@ -157,6 +159,13 @@ fn should_parse_every_query_of_the_upstream_scripts() {
                     "{at}: printed as {printed}, which does not parse: {err}"
                 )),
             }
+            let pretty = expr.pretty();
+            match parser::parse_with(&pretty, &options()) {
+                Ok(again) if structure(&again) == structure(&expr) => c.pretty_round_tripped += 1,
+                _ => problems.push(format!(
+                    "{at}: the pretty form does not read back: {pretty}"
+                )),
+            }
             match upstream {
                 Ok(theirs_tree) => {
                     c.also_promql_parser += 1;
@@ -203,5 +212,6 @@ fn should_parse_every_query_of_the_upstream_scripts() {
     );
     assert_eq!(c.parsed + c.expected_fail, c.evals);
     assert_eq!(c.round_tripped, c.parsed);
+    assert_eq!(c.pretty_round_tripped, c.parsed);
     assert!(c.evals > 1000, "only {} evals found", c.evals);
 }

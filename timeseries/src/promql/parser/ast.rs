@@ -54,9 +54,23 @@ impl ValueType {
     }
 }
 
+impl ValueType {
+    /// Upstream's name of the type (`"vector"`, `"matrix"`, ...), as its API's
+    /// `parse_query` shows it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ValueType::Scalar => "scalar",
+            ValueType::Vector => "vector",
+            ValueType::Matrix => "matrix",
+            ValueType::String => "string",
+        }
+    }
+}
+
+/// Upstream's name ([`ValueType::as_str`]).
 impl std::fmt::Display for ValueType {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.documented_name())
+        f.write_str(self.as_str())
     }
 }
 

@@ -25,7 +25,11 @@ impl Checker<'_> {
         if got != want {
             return Err(self.err(
                 e.span(),
-                format!("expected type {want} in {context}, got {got}"),
+                format!(
+                    "expected type {} in {context}, got {}",
+                    want.documented_name(),
+                    got.documented_name()
+                ),
             ));
         }
         Ok(())
@@ -61,7 +65,10 @@ impl Checker<'_> {
                 if t != ValueType::Vector {
                     return Err(self.err(
                         s.span,
-                        format!("subquery is only allowed on instant vector, got {t} instead"),
+                        format!(
+                            "subquery is only allowed on instant vector, got {} instead",
+                            t.documented_name()
+                        ),
                     ));
                 }
             }

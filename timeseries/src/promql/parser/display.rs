@@ -89,6 +89,124 @@ fn fmt_expr(e: &Expr, f: &mut Formatter<'_>) -> fmt::Result {
     }
 }
 
+/// Lines longer than this are split by [`Expr::pretty`] (upstream's limit).
+pub const PRETTY_LINE_WIDTH: usize = 100;
+
+impl Expr {
+    /// The expression formatted over several lines as upstream's `format_query` does:
+    /// a node whose one-line form is longer than [`PRETTY_LINE_WIDTH`] puts its
+    /// children on their own lines, indented by two spaces per level (a binary
+    /// operator on a line of its own between its operands). It reads back as the same
+    /// tree.
+    pub fn pretty(&self) -> String {
+        let mut out = String::new();
+        pretty(self, 0, &mut out);
+        out
+    }
+}
+
+fn indent(out: &mut String, level: usize) {
+    for _ in 0..level {
+        out.push_str("  ");
+    }
+}
+
+fn pretty(e: &Expr, level: usize, out: &mut String) {
+    super::with_stack(|| pretty_inner(e, level, out));
+}
+
+fn pretty_inner(e: &Expr, level: usize, out: &mut String) {
+    let one_line = e.to_string();
+    let split = one_line.len() > PRETTY_LINE_WIDTH;
+    match e {
+        Expr::Aggregate(a) if split => {
+            indent(out, level);
+            out.push_str(a.op.name());
+            match &a.modifier {
+                Some(LabelModifier::Include(l)) => {
+                    let _ = write!(out, " by ({}) ", Labels(l));
+                }
+                Some(LabelModifier::Exclude(l)) => {
+                    let _ = write!(out, " without ({}) ", Labels(l));
+                }
+                None => {}
+            }
+            out.push_str("(\n");
+            if let Some(p) = &a.param {
+                pretty(p, level + 1, out);
+                out.push_str(",\n");
+            }
+            pretty(&a.expr, level + 1, out);
+            out.push('\n');
+            indent(out, level);
+            out.push(')');
+        }
+        Expr::Binary(b) if split && binary_children_unwrapped(b) => {
+            pretty(&b.lhs, level + 1, out);
+            out.push('\n');
+            indent(out, level);
+            // The operator and its modifiers, as the one-line form prints them.
+            let mut op_line = String::new();
+            let _ = fmt_binary_operator(b, &mut op_line);
+            out.push_str(op_line.trim_start());
+            out.push('\n');
+            pretty(&b.rhs, level + 1, out);
+        }
+        Expr::Call(c) if split => {
+            indent(out, level);
+            out.push_str(c.func.name);
+            out.push_str("(\n");
+            for (i, a) in c.args.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(",\n");
+                }
+                pretty(a, level + 1, out);
+            }
+            out.push('\n');
+            indent(out, level);
+            out.push(')');
+        }
+        Expr::Paren(p) if split => {
+            indent(out, level);
+            out.push_str("(\n");
+            pretty(&p.expr, level + 1, out);
+            out.push('\n');
+            indent(out, level);
+            out.push(')');
+        }
+        Expr::Subquery(s) if split && !needs_parens_before_postfix(&s.expr) => {
+            pretty(&s.expr, level, out);
+            let full = e.to_string();
+            let inner = s.expr.to_string();
+            out.push_str(&full[inner.len()..]);
+        }
+        Expr::Unary(u)
+            if split
+                && !matches!(&*u.expr, Expr::Binary(b) if b.op.precedence() < BinaryOp::Pow.precedence()) =>
+        {
+            indent(out, level);
+            out.push_str(match u.op {
+                UnaryOp::Neg => "-",
+                UnaryOp::Plus => "+",
+            });
+            let mut child = String::new();
+            pretty(&u.expr, level, &mut child);
+            out.push_str(child.trim_start());
+        }
+        _ => {
+            indent(out, level);
+            out.push_str(&one_line);
+        }
+    }
+}
+
+/// Whether neither operand needs parentheses the tree does not have (else the
+/// binary expression stays on one line).
+fn binary_children_unwrapped(b: &BinaryExpr) -> bool {
+    let (l, r) = operand_wraps(b);
+    !l && !r
+}
+
 struct Wrapped<'a, T>(&'a T, bool);
 
 impl<T: Display> Display for Wrapped<'_, T> {
@@ -131,7 +249,8 @@ fn needs_parens_before_postfix(e: &Expr) -> bool {
     }
 }
 
-fn fmt_binary(b: &BinaryExpr, f: &mut Formatter<'_>) -> fmt::Result {
+/// Whether the left and right operands need parentheses to read back as such.
+fn operand_wraps(b: &BinaryExpr) -> (bool, bool) {
     let prec = b.op.precedence();
     let lhs_wrap = match &*b.lhs {
         Expr::Binary(l) => {
@@ -147,7 +266,19 @@ fn fmt_binary(b: &BinaryExpr, f: &mut Formatter<'_>) -> fmt::Result {
         }
         _ => false,
     };
-    write!(f, "{} {}", Wrapped(&*b.lhs, lhs_wrap), b.op)?;
+    (lhs_wrap, rhs_wrap)
+}
+
+fn fmt_binary(b: &BinaryExpr, f: &mut Formatter<'_>) -> fmt::Result {
+    let (lhs_wrap, rhs_wrap) = operand_wraps(b);
+    write!(f, "{}", Wrapped(&*b.lhs, lhs_wrap))?;
+    fmt_binary_operator(b, f)?;
+    write!(f, " {}", Wrapped(&*b.rhs, rhs_wrap))
+}
+
+/// ` <op>[ bool][ on (..)|ignoring (..)][ group_x (..)][ fill..]`.
+fn fmt_binary_operator(b: &BinaryExpr, f: &mut impl Write) -> fmt::Result {
+    write!(f, " {}", b.op)?;
     if let Some(m) = &b.modifier {
         if m.return_bool {
             f.write_str(" bool")?;
@@ -176,7 +307,7 @@ fn fmt_binary(b: &BinaryExpr, f: &mut Formatter<'_>) -> fmt::Result {
             }
         }
     }
-    write!(f, " {}", Wrapped(&*b.rhs, rhs_wrap))
+    Ok(())
 }
 
 /// Words a bare metric name must not be, lest it read back as something else.

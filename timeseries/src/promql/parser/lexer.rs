@@ -237,49 +237,94 @@ fn lex_number(input: &str, i: usize) -> Result<(Tok, usize), ParseError> {
     }
 }
 
-/// A decimal (`1`, `1.5`, `.5`, `2.`, `1e-3`) or hexadecimal (`0x1f`) number.
+/// A number as upstream reads one: an integer in Go's syntax first (`0x1f` hex,
+/// `017` octal, `1_000` with separators), else a decimal float (`1.5`, `.5`, `2.`,
+/// `1e-3`, `1_000.5`). Underscores must each sit between two digits (or right after
+/// `0x`).
 pub(crate) fn parse_number(text: &str) -> Option<f64> {
     let b = text.as_bytes();
     if b.len() > 2 && b[0] == b'0' && (b[1] == b'x' || b[1] == b'X') {
-        let digits = &text[2..];
-        if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_hexdigit()) {
-            return None;
-        }
-        let mut v = 0f64;
-        for c in digits.chars() {
-            v = v * 16.0 + f64::from(c.to_digit(16)?);
-        }
-        return Some(v);
+        let digits = text[2..].strip_prefix('_').unwrap_or(&text[2..]);
+        let digits = strip_separators(digits, |c| c.is_ascii_hexdigit())?;
+        return i64::from_str_radix(&digits, 16).ok().map(|v| v as f64);
     }
-    let mut k = 0;
-    let digits = |k: &mut usize| {
-        let s = *k;
-        while *k < b.len() && b[*k].is_ascii_digit() {
-            *k += 1;
-        }
-        *k - s
+    // Mantissa digits, optional fraction, optional exponent.
+    let (mantissa, exponent) = match text.find(['e', 'E']) {
+        Some(i) => (&text[..i], Some(&text[i + 1..])),
+        None => (text, None),
     };
-    let mut n = digits(&mut k);
-    if k < b.len() && b[k] == b'.' {
-        k += 1;
-        n += digits(&mut k);
-    }
-    if n == 0 {
+    let (int_part, frac_part) = match mantissa.find('.') {
+        Some(i) => (&mantissa[..i], Some(&mantissa[i + 1..])),
+        None => (mantissa, None),
+    };
+    let int_digits = if int_part.is_empty() {
+        String::new()
+    } else {
+        strip_separators(int_part, |c| c.is_ascii_digit())?
+    };
+    let frac_digits = match frac_part {
+        Some("") | None => String::new(),
+        Some(f) => strip_separators(f, |c| c.is_ascii_digit())?,
+    };
+    if int_digits.is_empty() && frac_digits.is_empty() {
         return None;
     }
-    if k < b.len() && (b[k] == b'e' || b[k] == b'E') {
-        k += 1;
-        if k < b.len() && (b[k] == b'+' || b[k] == b'-') {
-            k += 1;
+    let exp = match exponent {
+        None => None,
+        Some(e) => {
+            let (sign, digits) = match e.as_bytes().first() {
+                Some(b'+') => ("", &e[1..]),
+                Some(b'-') => ("-", &e[1..]),
+                _ => ("", e),
+            };
+            Some(format!(
+                "{sign}{}",
+                strip_separators(digits, |c| c.is_ascii_digit())?
+            ))
         }
-        if digits(&mut k) == 0 {
+    };
+    if frac_part.is_none() && exp.is_none() {
+        // An integer: a leading 0 makes it octal when every digit is.
+        if int_digits.len() > 1
+            && int_digits.starts_with('0')
+            && int_digits.bytes().all(|c| (b'0'..=b'7').contains(&c))
+            && let Ok(v) = i64::from_str_radix(&int_digits, 8)
+        {
+            return Some(v as f64);
+        }
+    }
+    let mut normalized = int_digits;
+    if frac_part.is_some() {
+        normalized.push('.');
+        normalized.push_str(&frac_digits);
+    }
+    if let Some(e) = exp {
+        normalized.push('e');
+        normalized.push_str(&e);
+    }
+    normalized.parse().ok()
+}
+
+/// `s` without its digit separators, if each `_` stands between two digits and
+/// every other character is a digit.
+fn strip_separators(s: &str, is_digit: impl Fn(u8) -> bool) -> Option<String> {
+    let b = s.as_bytes();
+    if b.is_empty() || !is_digit(b[0]) || !is_digit(b[b.len() - 1]) {
+        return None;
+    }
+    let mut out = String::with_capacity(s.len());
+    for (i, &c) in b.iter().enumerate() {
+        if c == b'_' {
+            if !is_digit(b[i - 1]) || !is_digit(b[i + 1]) {
+                return None;
+            }
+        } else if is_digit(c) {
+            out.push(c as char);
+        } else {
             return None;
         }
     }
-    if k != b.len() {
-        return None;
-    }
-    text.parse().ok()
+    Some(out)
 }
 
 enum DurationError {
@@ -502,6 +547,15 @@ mod tests {
         assert_eq!(kinds("12.34e+6")[0], Tok::Number(12.34e6));
         assert_eq!(kinds("1E-3")[0], Tok::Number(1e-3));
         assert_eq!(kinds("0x1F")[0], Tok::Number(31.0));
+        assert_eq!(kinds("0x_1_f")[0], Tok::Number(31.0));
+        assert_eq!(kinds("017")[0], Tok::Number(15.0));
+        assert_eq!(kinds("089")[0], Tok::Number(89.0));
+        assert_eq!(kinds("1_000_000")[0], Tok::Number(1e6));
+        assert_eq!(kinds("1_000.000_5")[0], Tok::Number(1000.0005));
+        assert_eq!(kinds("1e1_0")[0], Tok::Number(1e10));
+        assert_eq!(kinds("007.5")[0], Tok::Number(7.5));
+        assert_eq!(kinds("99999999999999999999")[0], Tok::Number(1e20));
+        assert_eq!(kinds("_1_2")[0], Tok::Ident);
         assert_eq!(kinds("InF")[0], Tok::Number(f64::INFINITY));
         assert!(matches!(kinds("nan")[0], Tok::Number(v) if v.is_nan()));
     }
@@ -527,7 +581,12 @@ mod tests {
         );
         assert!(err("1.5m").contains("bad number or duration syntax"));
         assert!(err("100..").contains("bad number or duration syntax"));
-        assert!(err("1_000").contains("bad number or duration syntax"));
+        assert!(err("1__000").contains("bad number or duration syntax"));
+        assert!(err("1_").contains("bad number or duration syntax"));
+        assert!(err("1_e2").contains("bad number or duration syntax"));
+        assert!(err("1e_1").contains("bad number or duration syntax"));
+        assert!(err("0x1_").contains("bad number or duration syntax"));
+        assert!(err("0x8000000000000000").contains("bad number or duration syntax"));
         assert!(err("0xg").contains("bad number or duration syntax"));
         assert!(err("1e").contains("bad number or duration syntax"));
     }

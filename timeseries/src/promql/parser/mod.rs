@@ -38,7 +38,7 @@ mod lexer;
 mod parse;
 
 pub use ast::*;
-pub use display::{format_duration, format_number};
+pub use display::{PRETTY_LINE_WIDTH, format_duration, format_number};
 pub use error::ParseError;
 pub use functions::{ANCHORED_FUNCTIONS, FUNCTIONS, Function, SMOOTHED_FUNCTIONS, get_function};
 

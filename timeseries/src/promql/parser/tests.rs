@@ -806,4 +806,39 @@ fn should_name_features_after_prometheus_flags() {
     assert_eq!(Features::default(), Features::from_flags([]).unwrap());
 }
 
+#[test]
+fn should_pretty_print_long_queries_over_lines() {
+    let q = "sum by (job, instance) (rate(http_requests_total{job=\"api-server\", code=~\"5..\"}[5m])) / on (job) group_left () sum by (job) (rate(http_requests_total[5m])) > bool 0.05";
+    let pretty = p(q).pretty();
+    let want = "    sum by (job, instance) (rate(http_requests_total{job=\"api-server\", code=~\"5..\"}[5m]))
+  / on (job) group_left ()
+    sum by (job) (rate(http_requests_total[5m]))
+> bool
+  0.05";
+    assert_eq!(pretty, want);
+    assert_eq!(
+        format!("{:?}", p(&pretty).strip_spans()),
+        format!("{:?}", p(q).strip_spans())
+    );
+    assert_eq!(p("rate(foo[5m])").pretty(), "rate(foo[5m])");
+    let long = format!("sum(rate({}[5m]))", "a".repeat(100));
+    assert_eq!(
+        p(&long).pretty(),
+        format!("sum(\n  rate(\n    {}[5m]\n  )\n)", "a".repeat(100))
+    );
+}
+
+#[test]
+fn should_parse_deep_queries_on_a_small_thread_stack() {
+    let q = format!("{}foo{}", "abs((".repeat(250), "))".repeat(250));
+    let handle = std::thread::Builder::new()
+        .stack_size(128 * 1024)
+        .spawn(move || {
+            let e = parse_with(&q, &all()).map(|e| (e.to_string().len(), e.pretty().len()));
+            e.is_ok()
+        })
+        .unwrap();
+    assert!(handle.join().unwrap());
+}
+
 mod props;

@@ -647,7 +647,11 @@ proptest! {
         let printed = tree.to_string();
         let parsed = parse_with(&printed, &all())
             .map_err(|e| TestCaseError::fail(format!("{printed}: {e}")))?;
-        prop_assert_eq!(debug(tree), debug(parsed), "{}", printed);
+        prop_assert_eq!(debug(tree.clone()), debug(parsed), "{}", printed);
+        let pretty = tree.pretty();
+        let parsed = parse_with(&pretty, &all())
+            .map_err(|e| TestCaseError::fail(format!("{pretty}: {e}")))?;
+        prop_assert_eq!(debug(tree), debug(parsed), "{}", pretty);
     }
 
     #[test]
