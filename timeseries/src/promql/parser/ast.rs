@@ -716,7 +716,10 @@ impl DurationExpr {
         let secs = self.eval_secs(step_ms, range_ms)?;
         let ms = (secs * 1000.0).round();
         if !ms.is_finite() || ms.abs() > MAX_DURATION_MS as f64 {
-            return Err(format!("duration out of range: {secs}s"));
+            return Err(format!(
+                "duration out of range: {}s",
+                super::display::format_number(secs)
+            ));
         }
         Ok(ms as i64)
     }
@@ -814,6 +817,35 @@ impl Expr {
             Expr::StringLiteral(_) => ValueType::String,
             Expr::Call(c) => c.func.return_type,
         }
+    }
+
+    /// The direct sub-expressions, in source order (an aggregation's parameter before
+    /// its expression).
+    pub fn children(&self) -> Vec<&Expr> {
+        match self {
+            Expr::Aggregate(a) => a.param.iter().map(|p| &**p).chain([&*a.expr]).collect(),
+            Expr::Unary(u) => vec![&*u.expr],
+            Expr::Binary(b) => vec![&*b.lhs, &*b.rhs],
+            Expr::Paren(p) => vec![&*p.expr],
+            Expr::Subquery(s) => vec![&*s.expr],
+            Expr::Call(c) => c.args.iter().collect(),
+            Expr::NumberLiteral(_)
+            | Expr::StringLiteral(_)
+            | Expr::VectorSelector(_)
+            | Expr::MatrixSelector(_) => Vec::new(),
+        }
+    }
+
+    /// Visits the tree depth-first, parents before children; `visit` returning false
+    /// skips a node's children.
+    pub fn walk(&self, visit: &mut impl FnMut(&Expr) -> bool) {
+        super::with_stack(|| {
+            if visit(self) {
+                for c in self.children() {
+                    c.walk(visit);
+                }
+            }
+        })
     }
 
     /// The same tree with every span set to `0..0`, for comparing structure.

@@ -310,37 +310,25 @@ fn fmt_binary_operator(b: &BinaryExpr, f: &mut impl Write) -> fmt::Result {
     Ok(())
 }
 
-/// Words a bare metric name must not be, lest it read back as something else.
+/// Words a bare metric name must not be, lest it read back as something else: the
+/// keywords that cannot be metric names, and the words that are numbers. Other
+/// keywords are safe because a printed selector is never followed by `(`.
 const RESERVED_NAMES: &[&str] = &[
     "inf",
     "nan",
-    "by",
-    "without",
+    "bool",
     "on",
     "ignoring",
     "group_left",
     "group_right",
-    "bool",
-    "offset",
-    "and",
-    "or",
-    "unless",
     "atan2",
-    "anchored",
-    "smoothed",
-    "fill",
-    "fill_left",
-    "fill_right",
 ];
 
 fn fmt_selector(f: &mut Formatter<'_>, vs: &VectorSelector) -> fmt::Result {
     let mut quoted_name = None;
     if let Some(name) = &vs.name {
         let lower = name.to_ascii_lowercase();
-        if is_metric_name(name)
-            && !RESERVED_NAMES.contains(&lower.as_str())
-            && AggregateOp::from_name(name).is_none()
-        {
+        if is_metric_name(name) && !RESERVED_NAMES.contains(&lower.as_str()) {
             f.write_str(name)?;
         } else {
             quoted_name = Some(name);

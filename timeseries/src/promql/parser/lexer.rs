@@ -144,11 +144,8 @@ pub(crate) fn lex(input: &str) -> Result<Vec<Token>, ParseError> {
             }
             b'0'..=b'9' => lex_number(input, i)?,
             b'.' if b.get(i + 1).is_some_and(u8::is_ascii_digit) => lex_number(input, i)?,
-            b':' if open.last() == Some(&b'[')
-                || !b.get(i + 1).is_some_and(|&n| is_word_start(n) || n == b':') =>
-            {
-                simple(Tok::Colon, 1)
-            }
+            // Outside brackets a colon starts a metric name (`:` alone is one).
+            b':' if open.last() == Some(&b'[') => simple(Tok::Colon, 1),
             c if is_word_start(c) || c == b':' => {
                 let mut j = i + 1;
                 while j < b.len() && is_word_char(b[j]) {
@@ -622,7 +619,7 @@ mod tests {
     #[test]
     fn should_lex_operators_and_words() {
         assert_eq!(
-            kinds("a:b =~ !~ == != >= <= = @ :"),
+            kinds("a:b =~ !~ == != >= <= = @ [:]"),
             vec![
                 Tok::Ident,
                 Tok::EqlRegex,
@@ -633,7 +630,9 @@ mod tests {
                 Tok::Lte,
                 Tok::Assign,
                 Tok::At,
+                Tok::LBracket,
                 Tok::Colon,
+                Tok::RBracket,
                 Tok::Eof
             ]
         );

@@ -35,6 +35,17 @@ const KEYWORDS: &[&str] = &[
     "fill_right",
 ];
 
+/// Keywords that cannot stand as a metric name (upstream's `metric_identifier` does
+/// not list them); every other word can.
+const NOT_METRIC_NAMES: &[&str] = &[
+    "bool",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "atan2",
+];
+
 #[derive(Clone, Copy, PartialEq)]
 enum Open {
     Paren,
@@ -387,6 +398,12 @@ impl<'a> Parser<'a> {
                 }
                 if self.peek_at(1).tok == Tok::LParen {
                     return self.parse_call();
+                }
+                if NOT_METRIC_NAMES
+                    .iter()
+                    .any(|k| word.eq_ignore_ascii_case(k))
+                {
+                    return Err(self.unexpected(None, None));
                 }
                 self.next();
                 self.parse_selector(Some(word.to_string()), t.span)
@@ -1039,7 +1056,23 @@ impl<'a> Parser<'a> {
     /// arithmetic.
     fn parse_bracket_duration(&mut self) -> PResult<DurationExpr> {
         let d = self.parse_duration_expr(0)?;
-        self.check_duration_feature(&d)?;
+        if !self.features.duration_expressions
+            && !matches!(
+                d,
+                DurationExpr::Literal { .. } | DurationExpr::Number { .. }
+            )
+        {
+            return Err(self.duration_feature_error(&d));
+        }
+        if !d.is_dynamic() {
+            match d.eval_ms(0, 0) {
+                Ok(ms) if ms <= 0 => {
+                    return Err(self.error_at(d.span(), "duration must be greater than 0".into()));
+                }
+                Ok(_) => {}
+                Err(e) => return Err(self.error_at(d.span(), e)),
+            }
+        }
         Ok(d)
     }
 
@@ -1066,6 +1099,11 @@ impl<'a> Parser<'a> {
             _ => inner,
         };
         self.check_duration_feature(&d)?;
+        if !d.is_dynamic()
+            && let Err(e) = d.eval_ms(0, 0)
+        {
+            return Err(self.error_at(d.span(), e));
+        }
         Ok(d)
     }
 
@@ -1084,13 +1122,17 @@ impl<'a> Parser<'a> {
         if plain {
             Ok(())
         } else {
-            Err(self.error_at(
-                d.span(),
-                "experimental duration expression is not enabled; enable it with \
-                 --enable-feature=promql-duration-expr"
-                    .into(),
-            ))
+            Err(self.duration_feature_error(d))
         }
+    }
+
+    fn duration_feature_error(&self, d: &DurationExpr) -> Box<ParseError> {
+        self.error_at(
+            d.span(),
+            "experimental duration expression is not enabled; enable it with \
+             --enable-feature=promql-duration-expr"
+                .into(),
+        )
     }
 
     fn duration_function_ahead(&self) -> bool {

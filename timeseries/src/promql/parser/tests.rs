@@ -159,15 +159,30 @@ fn should_keep_keywords_usable_as_metric_names() {
         "by",
         "offset",
         "and",
-        "on",
+        "or",
         "start",
         "step",
+        "fill",
+        "anchored",
         "foo * sum",
-        "bool{a=\"b\"}",
+        ":",
+        "a:b:c",
     ] {
         p(q);
     }
-    assert_eq!(round("foo * sum"), "foo * {\"sum\"}");
+    assert_eq!(round("foo * sum"), "foo * sum");
+    assert_eq!(round("-offset{a=\"b\"} + by"), "-offset{a=\"b\"} + by");
+    assert_eq!(round("{\"bool\"}"), "{\"bool\"}");
+    assert_eq!(e("bool"), "1:1: parse error: unexpected <bool>");
+    assert_eq!(
+        e("foo + on"),
+        "1:9: parse error: unexpected end of input in grouping opts, expected \"(\""
+    );
+    assert_eq!(
+        e("atan2{a=\"b\"}"),
+        "1:1: parse error: unexpected <op:atan2>"
+    );
+    p("{on=\"x\", bool=\"y\"}");
     assert_eq!(vs("{\"Inf\"}").name.as_deref(), Some("Inf"));
     assert_eq!(round("{\"Inf\"}"), "{\"Inf\"}");
 }
@@ -257,6 +272,11 @@ fn should_report_range_errors() {
         "1:5: parse error: unexpected \"]\" in subquery selector, expected duration"
     );
     assert!(e("foo[0s]").contains("duration must be greater than 0"));
+    assert!(e("foo[0]").contains("duration must be greater than 0"));
+    assert!(e("foo[1m - 1m]").contains("duration must be greater than 0"));
+    assert!(e("foo[5m:-1m]").contains("duration must be greater than 0"));
+    assert!(e_default("foo[-5m]").contains("promql-duration-expr"));
+    p("foo[step() - 1m]");
     assert_eq!(
         e("foo[5m][5m]"),
         "1:8: parse error: ranges only allowed for vector selectors"
@@ -386,10 +406,15 @@ fn should_evaluate_duration_edge_cases_without_panicking() {
         panic!()
     };
     assert!(m.range.eval_ms(1000, 0).is_err());
-    let Expr::MatrixSelector(m) = p("foo[10 ^ 300]") else {
+    assert_eq!(
+        e("foo[10 ^ 300]"),
+        "1:5: parse error: duration out of range: 1e300s"
+    );
+    assert!(e("foo offset (1m / 0)").contains("division by zero"));
+    let Expr::MatrixSelector(m) = p("foo[step() ^ 300]") else {
         panic!()
     };
-    assert!(m.range.constant_ms().is_none());
+    assert!(m.range.eval_ms(10_000, 0).is_err());
     assert!(e("foo[1e300]").contains("duration out of range"));
 }
 
@@ -757,6 +782,35 @@ fn should_carry_spans_for_every_node() {
         &q[par.expr.span().start..par.expr.span().end],
         "foo offset 5m @ 10"
     );
+}
+
+#[test]
+fn should_walk_the_tree_parents_first() {
+    let e = p("topk(3, sum by (a) (rate(x[5m]))) + on() -y");
+    let mut seen = Vec::new();
+    e.walk(&mut |n| {
+        seen.push(n.to_string());
+        true
+    });
+    assert_eq!(
+        seen,
+        [
+            "topk(3, sum by (a) (rate(x[5m]))) + on () -y",
+            "topk(3, sum by (a) (rate(x[5m])))",
+            "3",
+            "sum by (a) (rate(x[5m]))",
+            "rate(x[5m])",
+            "x[5m]",
+            "-y",
+            "y",
+        ]
+    );
+    let mut calls = 0;
+    e.walk(&mut |n| {
+        calls += 1;
+        !matches!(n, Expr::Aggregate(_))
+    });
+    assert_eq!(calls, 4);
 }
 
 #[test]

@@ -173,12 +173,25 @@ fn duration(r: &mut Rng, depth: u32) -> DurationExpr {
     }
 }
 
+/// A range or step: when it does not depend on the query, a positive one.
+fn positive_duration(r: &mut Rng) -> DurationExpr {
+    let d = duration(r, 2);
+    if d.is_dynamic() || d.eval_ms(0, 0).is_ok_and(|ms| ms > 0) {
+        d
+    } else {
+        DurationExpr::millis(300_000)
+    }
+}
+
 /// An offset as the parser reads it: a signed primary.
 fn offset(r: &mut Rng) -> Option<DurationExpr> {
     if !r.chance(30) {
         return None;
     }
-    let d = duration(r, 2);
+    let mut d = duration(r, 2);
+    if !d.is_dynamic() && d.eval_ms(0, 0).is_err() {
+        d = DurationExpr::millis(60_000);
+    }
     let d = match d {
         DurationExpr::Binary { .. } | DurationExpr::Unary { .. } => DurationExpr::Paren {
             expr: Box::new(d),
@@ -270,7 +283,7 @@ fn matrix(r: &mut Rng, depth: u32, modifiers_ok: bool) -> Expr {
         }
         return Expr::MatrixSelector(MatrixSelector {
             vs,
-            range: duration(r, 2),
+            range: positive_duration(r),
             span: NO,
         });
     }
@@ -282,9 +295,9 @@ fn matrix(r: &mut Rng, depth: u32, modifiers_ok: bool) -> Expr {
     };
     Expr::Subquery(SubqueryExpr {
         expr: Box::new(inner),
-        range: duration(r, 2),
+        range: positive_duration(r),
         step: if r.chance(50) {
-            Some(duration(r, 2))
+            Some(positive_duration(r))
         } else {
             None
         },
