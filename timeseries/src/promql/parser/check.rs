@@ -157,6 +157,23 @@ impl Checker<'_> {
         Ok(())
     }
 
+    /// The operator and its modifiers: from the first non-space byte after the left
+    /// operand to the last one before the right operand (as upstream reports them).
+    fn operator_span(&self, b: &BinaryExpr) -> Span {
+        let bytes = self.input.as_bytes();
+        let (mut start, mut end) = (b.lhs.span().end, b.rhs.span().start);
+        if start >= end || end > bytes.len() {
+            return b.span;
+        }
+        while start < end && bytes[start].is_ascii_whitespace() {
+            start += 1;
+        }
+        while end > start && bytes[end - 1].is_ascii_whitespace() {
+            end -= 1;
+        }
+        Span::new(start, end)
+    }
+
     fn check_binary(&self, b: &BinaryExpr) -> CResult<()> {
         let lt = self.check(&b.lhs)?;
         let rt = self.check(&b.rhs)?;
@@ -164,7 +181,7 @@ impl Checker<'_> {
         let m = b.modifier.as_ref();
         if b.return_bool() && !op.is_comparison() {
             return Err(self.err(
-                b.span,
+                self.operator_span(b),
                 "bool modifier can only be used on comparison operators".into(),
             ));
         }
@@ -174,7 +191,7 @@ impl Checker<'_> {
             && rt == ValueType::Scalar
         {
             return Err(self.err(
-                b.span,
+                self.operator_span(b),
                 "comparisons between scalars must use BOOL modifier".into(),
             ));
         }
@@ -185,7 +202,7 @@ impl Checker<'_> {
             && let Some(l) = on.iter().find(|l| include.contains(l))
         {
             return Err(self.err(
-                b.span,
+                self.operator_span(b),
                 format!(
                     "label {} must not occur in ON and GROUP clause at once",
                     go_quote(l)

@@ -555,10 +555,13 @@ fn should_parse_vector_matching() {
 
 #[test]
 fn should_report_binary_operator_errors() {
-    assert!(e("a + bool b").contains("bool modifier can only be used on comparison operators"));
+    assert_eq!(
+        e("a  +  bool b"),
+        "1:4: parse error: bool modifier can only be used on comparison operators"
+    );
     assert_eq!(
         e("1 > 2"),
-        "1:1: parse error: comparisons between scalars must use BOOL modifier"
+        "1:3: parse error: comparisons between scalars must use BOOL modifier"
     );
     assert!(e("a and on(x) group_left b").contains("no grouping allowed for \"and\" operation"));
     assert!(e("1 and a").contains("set operator \"and\" not allowed in binary scalar expression"));
