@@ -499,6 +499,10 @@ pub struct VectorSelector {
     pub name: Option<String>,
     /// The label matchers (an explicit `__name__` matcher stays here).
     pub matchers: Vec<Matcher>,
+    /// With [`ParserOptions::or_matchers`](super::ParserOptions::or_matchers), the
+    /// alternatives of `{a="1" or b="2"}` (then `matchers` is empty): a series matches
+    /// when it matches any one group. Not upstream PromQL.
+    pub or_matchers: Vec<Vec<Matcher>>,
     /// `offset`.
     pub offset: Option<DurationExpr>,
     /// `@`.

@@ -334,7 +334,7 @@ fn fmt_selector(f: &mut Formatter<'_>, vs: &VectorSelector) -> fmt::Result {
             quoted_name = Some(name);
         }
     }
-    if vs.matchers.is_empty() && quoted_name.is_none() {
+    if vs.matchers.is_empty() && vs.or_matchers.is_empty() && quoted_name.is_none() {
         return Ok(());
     }
     f.write_char('{')?;
@@ -343,18 +343,29 @@ fn fmt_selector(f: &mut Formatter<'_>, vs: &VectorSelector) -> fmt::Result {
         f.write_str(&go_quote_full(n))?;
         first = false;
     }
-    for m in &vs.matchers {
-        if !first {
-            f.write_str(", ")?;
+    let groups: &[Vec<Matcher>] = if vs.or_matchers.is_empty() {
+        std::slice::from_ref(&vs.matchers)
+    } else {
+        &vs.or_matchers
+    };
+    for (g, group) in groups.iter().enumerate() {
+        if g > 0 {
+            f.write_str(" or ")?;
+            first = true;
         }
-        first = false;
-        write!(
-            f,
-            "{}{}{}",
-            label_name(&m.name),
-            m.op,
-            go_quote_full(&m.value)
-        )?;
+        for m in group {
+            if !first {
+                f.write_str(", ")?;
+            }
+            first = false;
+            write!(
+                f,
+                "{}{}{}",
+                label_name(&m.name),
+                m.op,
+                go_quote_full(&m.value)
+            )?;
+        }
     }
     f.write_char('}')
 }

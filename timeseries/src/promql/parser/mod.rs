@@ -97,6 +97,10 @@ pub struct ParserOptions {
     /// The deepest nesting accepted (parentheses, calls, operators, subqueries):
     /// deeper input is an error, not a stack overflow.
     pub max_depth: usize,
+    /// Accept `or` between groups of label matchers (`{a="1" or b="2"}`), an
+    /// extension of the `promql-parser` crate that the engine supports; not upstream
+    /// PromQL, so off by default.
+    pub or_matchers: bool,
 }
 
 impl Default for ParserOptions {
@@ -104,6 +108,7 @@ impl Default for ParserOptions {
         ParserOptions {
             features: Features::default(),
             max_depth: DEFAULT_MAX_DEPTH,
+            or_matchers: false,
         }
     }
 }

@@ -59,6 +59,7 @@ pub(crate) struct Parser<'a> {
     pos: usize,
     features: Features,
     max_depth: usize,
+    or_matchers: bool,
     depth: usize,
     open: Vec<Open>,
 }
@@ -76,6 +77,7 @@ impl<'a> Parser<'a> {
             pos: 0,
             features: options.features,
             max_depth: options.max_depth,
+            or_matchers: options.or_matchers,
             depth: 0,
             open: Vec::new(),
         })
@@ -918,6 +920,7 @@ impl<'a> Parser<'a> {
     /// of `{`.
     fn parse_selector(&mut self, mut name: Option<String>, start: Span) -> PResult<BExpr> {
         let mut matchers = Vec::new();
+        let mut groups: Vec<Vec<Matcher>> = Vec::new();
         let mut end = start;
         if self.peek().tok == Tok::LBrace {
             self.next();
@@ -943,7 +946,7 @@ impl<'a> Parser<'a> {
                                 ));
                             }
                             name = Some(s.clone());
-                            self.matcher_separator()?;
+                            self.matcher_separator(&mut groups, &mut matchers)?;
                             continue;
                         }
                         s.clone()
@@ -1004,12 +1007,23 @@ impl<'a> Parser<'a> {
                     name: label,
                     value: value.clone(),
                 });
-                self.matcher_separator()?;
+                self.matcher_separator(&mut groups, &mut matchers)?;
             }
         }
+        if !groups.is_empty() {
+            groups.push(std::mem::take(&mut matchers));
+        }
         let span = start.to(end);
+        let all_groups: Vec<&Vec<Matcher>> = if groups.is_empty() {
+            vec![&matchers]
+        } else {
+            groups.iter().collect()
+        };
         if let Some(n) = &name
-            && let Some(m) = matchers.iter().find(|m| m.name == "__name__")
+            && let Some(m) = all_groups
+                .iter()
+                .flat_map(|g| g.iter())
+                .find(|m| m.name == "__name__")
         {
             return Err(self.error_at(
                 span,
@@ -1020,7 +1034,11 @@ impl<'a> Parser<'a> {
                 ),
             ));
         }
-        if name.is_none() && matchers.iter().all(Matcher::matches_empty) {
+        if name.is_none()
+            && all_groups
+                .iter()
+                .any(|g| g.iter().all(Matcher::matches_empty))
+        {
             return Err(self.error_at(
                 span,
                 "vector selector must contain at least one non-empty matcher".into(),
@@ -1029,6 +1047,7 @@ impl<'a> Parser<'a> {
         Ok(Box::new(Expr::VectorSelector(VectorSelector {
             name,
             matchers,
+            or_matchers: groups,
             offset: None,
             at: None,
             anchored: false,
@@ -1037,13 +1056,27 @@ impl<'a> Parser<'a> {
         })))
     }
 
-    fn matcher_separator(&mut self) -> PResult<()> {
+    /// After a matcher: `,`, `}`, or (with `or_matchers`) `or`, which closes the
+    /// current group.
+    fn matcher_separator(
+        &mut self,
+        groups: &mut Vec<Vec<Matcher>>,
+        current: &mut Vec<Matcher>,
+    ) -> PResult<()> {
         match self.peek().tok {
             Tok::Comma => {
                 self.next();
                 Ok(())
             }
             Tok::RBrace => Ok(()),
+            Tok::Ident if self.or_matchers && self.at_word("or") => {
+                self.next();
+                groups.push(std::mem::take(current));
+                if matches!(self.peek().tok, Tok::RBrace | Tok::Comma) {
+                    return Err(self.unexpected(Some("label matching"), Some("label matcher")));
+                }
+                Ok(())
+            }
             _ => Err(self.unexpected(Some("label matching"), Some("\",\" or \"}\""))),
         }
     }

@@ -788,6 +788,39 @@ fn should_carry_spans_for_every_node() {
 }
 
 #[test]
+fn should_parse_or_between_matcher_groups_only_when_asked() {
+    let options = ParserOptions {
+        features: Features::all(),
+        or_matchers: true,
+        ..Default::default()
+    };
+    let q = r#"foo{a="1", b="2" or c="3"}"#;
+    let Expr::VectorSelector(v) = parse_with(q, &options).unwrap() else {
+        panic!()
+    };
+    assert!(v.matchers.is_empty());
+    assert_eq!(v.or_matchers.len(), 2);
+    assert_eq!(v.or_matchers[0].len(), 2);
+    assert_eq!(v.or_matchers[1][0].name, "c");
+    let printed = parse_with(q, &options).unwrap().to_string();
+    assert_eq!(printed, q);
+    assert!(
+        e(q).contains("unexpected <op:or> in label matching"),
+        "{}",
+        e(q)
+    );
+    let err = parse_with(r#"{a="1" or b=""}"#, &options).unwrap_err();
+    assert!(
+        err.message.contains("at least one non-empty matcher"),
+        "{err}"
+    );
+    let err = parse_with(r#"{a="1" or}"#, &options).unwrap_err();
+    assert!(err.message.contains("expected label matcher"), "{err}");
+    // A label may still be called `or`.
+    assert!(parse_with(r#"{or="1" or or="2"}"#, &options).is_ok());
+}
+
+#[test]
 fn should_walk_the_tree_parents_first() {
     let e = p("topk(3, sum by (a) (rate(x[5m]))) + on() -y");
     let mut seen = Vec::new();
@@ -831,6 +864,7 @@ fn should_limit_nesting_depth() {
     let small = ParserOptions {
         features: Features::all(),
         max_depth: 3,
+        ..Default::default()
     };
     assert!(parse_with("((1))", &small).is_ok());
     assert!(parse_with("((((1))))", &small).is_err());

@@ -13,6 +13,7 @@ use super::super::*;
 fn all() -> ParserOptions {
     ParserOptions {
         features: Features::all(),
+        or_matchers: true,
         ..Default::default()
     }
 }
@@ -258,9 +259,33 @@ fn selector(r: &mut Rng) -> VectorSelector {
             value: "api".into(),
         });
     }
+    let mut or_matchers = Vec::new();
+    if r.chance(10) {
+        or_matchers = vec![
+            std::mem::take(&mut matchers),
+            vec![Matcher {
+                op: MatchOp::Equal,
+                name: label(r),
+                value: "z".into(),
+            }],
+        ];
+        if or_matchers[0].is_empty() || or_matchers[0].iter().all(Matcher::matches_empty) {
+            or_matchers[0].push(Matcher {
+                op: MatchOp::Equal,
+                name: "job".into(),
+                value: "api".into(),
+            });
+        }
+        if name.is_some() {
+            for g in &mut or_matchers {
+                g.retain(|m| m.name != "__name__");
+            }
+        }
+    }
     VectorSelector {
         name,
         matchers,
+        or_matchers,
         offset: None,
         at: None,
         anchored: false,
@@ -690,7 +715,7 @@ proptest! {
 
 #[test]
 fn should_generate_trees_with_every_construct() {
-    let printed: Vec<String> = (1..400u64)
+    let printed: Vec<String> = (1..2000u64)
         .map(|s| any_expr(s.wrapping_mul(0x9e37_79b9_7f4a_7c15)).to_string())
         .collect();
     for needle in [
