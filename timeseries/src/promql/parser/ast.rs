@@ -1,6 +1,6 @@
 //! The syntax tree. Every expression node carries the byte [`Span`] of the query text
-//! it was parsed from; spans are ignored by nothing, so compare trees with spans
-//! stripped ([`Expr::strip_spans`]) when only the structure matters.
+//! it was parsed from. Spans take part in equality: compare trees with spans stripped
+//! ([`Expr::strip_spans`]) when only the structure matters.
 
 use super::functions::Function;
 
