@@ -53,6 +53,7 @@ mod functions;
 mod histogram;
 pub mod locate;
 mod native;
+pub mod parser;
 mod value;
 
 pub use functions::format_float;
