@@ -20,6 +20,11 @@
 # INGEST_SAMPLES_PER_SERIES, STORAGE_SERIES, STORAGE_HOURS, STORAGE_JITTERS,
 # SKIP_INGEST=1, SKIP_STORAGE=1.
 #
+# NATIVE_HISTOGRAMS=1 measures native histograms instead: Prometheus runs with
+# --enable-feature=native-histograms and the workload pushes only the classic histograms'
+# native form (schema 3, 28 histogram series per 1,000 workload series), so ingest is in
+# histogram samples/s and storage in bytes per histogram sample.
+#
 # Usage: scripts/bench-prometheus.sh        (builds the example with cargo first)
 set -euo pipefail
 
@@ -41,6 +46,13 @@ STORAGE_HOURS=${STORAGE_HOURS:-10}
 # 0 shows what perfectly regular timestamps cost (Prometheus's own scraper aligns
 # timestamps within 2 ms of the expected one, --scrape.timestamp-tolerance).
 STORAGE_JITTERS=${STORAGE_JITTERS:-3 0}
+NATIVE_HISTOGRAMS=${NATIVE_HISTOGRAMS:-0}
+PROM_EXTRA=()
+PUSH_EXTRA=()
+if [ "$NATIVE_HISTOGRAMS" = 1 ]; then
+  PROM_EXTRA=(--enable-feature=native-histograms)
+  PUSH_EXTRA=(--native-histograms)
+fi
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -100,6 +112,7 @@ EOF
     --web.listen-address="127.0.0.1:$PORT" \
     --web.enable-remote-write-receiver \
     --web.enable-admin-api \
+    "${PROM_EXTRA[@]}" \
     >"$dir/prometheus.log" 2>&1 &
   PROM_PID=$!
   for _ in $(seq 1 100); do
@@ -130,7 +143,7 @@ if [ "${SKIP_INGEST:-0}" != 1 ]; then
     --series "$INGEST_SERIES" --scrapes "$INGEST_SCRAPES" \
     --series-per-request "$INGEST_SERIES_PER_REQUEST" \
     --samples-per-series "$INGEST_SAMPLES_PER_SERIES" \
-    --concurrency "$CONCURRENCY" | tee "$WORK/ingest.txt"
+    --concurrency "$CONCURRENCY" "${PUSH_EXTRA[@]}" | tee "$WORK/ingest.txt"
   echo "prometheus after ingest: head series $(metric prometheus_tsdb_head_series), RSS $(metric process_resident_memory_bytes | awk '{printf "%.0f MB", $1/1e6}'), CPU $(metric process_cpu_seconds_total) s"
   stop_prometheus
 fi
@@ -143,7 +156,7 @@ storage_run() {
   "$WORKLOAD" push --url "$URL/api/v1/write" \
     --series "$STORAGE_SERIES" --hours "$STORAGE_HOURS" --jitter-ms "$jitter" \
     --series-per-request 200 --samples-per-series 10 \
-    --concurrency "$CONCURRENCY" | tee "$WORK/storage-push-jitter$jitter.txt"
+    --concurrency "$CONCURRENCY" "${PUSH_EXTRA[@]}" | tee "$WORK/storage-push-jitter$jitter.txt"
 
   # Head compaction runs while the head spans more than 1.5 x 2h: wait until it is done.
   log "waiting for head compaction"

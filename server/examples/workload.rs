@@ -77,6 +77,10 @@ struct Shape {
     /// Consecutive samples per series per request.
     #[arg(long, default_value_t = 10)]
     samples_per_series: usize,
+    /// Send the classic histograms' native form instead (28 schema-3 native histogram
+    /// series per 1,000 workload series, `http_request_duration_seconds`), nothing else.
+    #[arg(long)]
+    native_histograms: bool,
 }
 
 #[derive(Args, Debug)]
@@ -162,11 +166,20 @@ impl Plan {
     }
 
     fn requests_per_slice(&self) -> usize {
+        if self.shape.native_histograms {
+            return self
+                .workload
+                .histogram_count()
+                .div_ceil(self.shape.series_per_request);
+        }
         self.workload
             .requests_per_slice(self.shape.series_per_request)
     }
 
     fn samples(&self) -> u64 {
+        if self.shape.native_histograms {
+            return self.workload.histogram_count() as u64 * self.scrapes;
+        }
         self.workload.series_count() as u64 * self.scrapes
     }
 
@@ -177,6 +190,13 @@ impl Plan {
         let spr = self.shape.series_per_request;
         let sps = self.shape.samples_per_series as u64;
         let first = slice as u64 * sps;
+        if self.shape.native_histograms {
+            let n = self.workload.histogram_count();
+            return self.workload.histogram_batch(
+                request * spr..((request + 1) * spr).min(n),
+                first..(first + sps).min(self.scrapes),
+            );
+        }
         self.workload.batch(
             request * spr..((request + 1) * spr).min(n),
             first..(first + sps).min(self.scrapes),

@@ -17,6 +17,12 @@
 //! - classic histograms, `http_request_duration_seconds{handler,method,code}` with
 //!   `_bucket{le=...}` (cumulative, `+Inf` equal to `_count`), `_sum` and `_count`.
 //!
+//! The same latencies are also available as native histograms
+//! ([`Workload::histogram_sample`], not part of [`Workload::batches`]): one series per
+//! classic histogram, named `http_request_duration_seconds` as Prometheus names the
+//! native form of a family, schema 3 (eight buckets per octave), with the buckets the
+//! latency distribution populates (a few dozen) each an integer counter.
+//!
 //! All series of a target share one timestamp per scrape, as Prometheus stamps a whole
 //! scrape: scrape `i` of target `t` is at `start_ms + i * interval_ms + jitter(t, i)` with
 //! the jitter uniform in `±jitter_ms`.
@@ -43,9 +49,16 @@
 
 use std::f64::consts::TAU;
 
+use std::sync::Arc;
+
+use opendata_timeseries::histogram::exponential_upper_bound;
 use opendata_timeseries::model::{
-    Labels, METRIC_NAME, MetricMetadata, MetricType, Sample, SeriesSamples, WriteBatch,
+    FloatHistogram, HistogramSample, Labels, METRIC_NAME, MetricMetadata, MetricType, Sample,
+    SeriesSamples, WriteBatch,
 };
+
+/// The schema of the native histograms.
+pub const NATIVE_SCHEMA: i32 = 3;
 
 /// The number of series every target exposes.
 pub const SERIES_PER_TARGET: usize = 1_000;
@@ -154,6 +167,7 @@ impl Rng {
 // Salts separating the hash domains of per-scrape randomness.
 const SALT_JITTER: u64 = 0x6a17_7e12;
 const SALT_HIST: u64 = 0x4157_0a11;
+const SALT_NATIVE: u64 = 0x0a71_7e5c;
 
 // ---------------------------------------------------------------------------------------
 // Series models.
@@ -250,6 +264,12 @@ struct Hist {
     start: [f64; BUCKETS],
     per_scrape: [f64; BUCKETS],
     mean: [f64; BUCKETS],
+    /// The native form: schema-3 bucket index, start count, count per scrape and a
+    /// representative latency of each populated bucket.
+    native: Vec<(i32, f64, f64, f64)>,
+    /// Labels of the native series.
+    labels: Labels,
+    target: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -490,6 +510,73 @@ impl Workload {
                     .map(|k| self.hist_component(hist, k, i) * h.mean[k])
                     .sum()
             }
+        }
+    }
+
+    /// Number of native histogram series ([`Workload::histogram_sample`]): one per
+    /// classic histogram, 28 per target.
+    pub fn histogram_count(&self) -> usize {
+        self.hists.len()
+    }
+
+    /// The labels of native histogram `hist`.
+    pub fn histogram_labels(&self, hist: usize) -> &Labels {
+        &self.hists[hist].labels
+    }
+
+    /// Native histogram `hist` at scrape `scrape` (stamped with its target's scrape
+    /// timestamp): an integer counter histogram of schema 3.
+    pub fn histogram_sample(&self, hist: usize, scrape: u64) -> HistogramSample {
+        let h = &self.hists[hist];
+        let mut positive = Vec::with_capacity(h.native.len());
+        let (mut count, mut sum) = (0.0, 0.0);
+        for (j, &(index, start, rate, mean)) in h.native.iter().enumerate() {
+            let u = unit_hash(
+                self.cfg.seed ^ SALT_NATIVE,
+                hist as u64 * 1024 + j as u64,
+                scrape,
+            );
+            let c = (start + rate * scrape as f64 + 0.9 * rate * u).floor();
+            if c > 0.0 {
+                positive.push((index, c));
+                count += c;
+                sum += c * mean;
+            }
+        }
+        HistogramSample {
+            timestamp_ms: self.timestamp(h.target as usize, scrape),
+            histogram: Arc::new(FloatHistogram {
+                schema: NATIVE_SCHEMA,
+                zero_threshold: 2.938735877055719e-39,
+                count,
+                sum,
+                positive,
+                ..Default::default()
+            }),
+        }
+    }
+
+    /// The native histograms `hists` over scrapes `scrapes`, as one write.
+    pub fn histogram_batch(
+        &self,
+        hists: std::ops::Range<usize>,
+        scrapes: std::ops::Range<u64>,
+    ) -> WriteBatch {
+        let series = hists
+            .map(|h| SeriesSamples {
+                labels: self.hists[h].labels.clone(),
+                samples: Vec::new(),
+                histograms: scrapes
+                    .clone()
+                    .map(|i| self.histogram_sample(h, i))
+                    .collect(),
+                exemplars: Vec::new(),
+                created_timestamp_ms: None,
+            })
+            .collect();
+        WriteBatch {
+            series,
+            metadata: Vec::new(),
         }
     }
 
@@ -1651,7 +1738,15 @@ impl TargetBuilder<'_> {
             let rps = self.rng.log_uniform(lo, hi);
             for (code, share, slowdown) in [("200", 1.0, 1.0), ("500", 2e-3, 3.0)] {
                 let scale = latency * slowdown * self.rng.uniform(0.7, 1.4);
-                let hist = self.new_hist(rps * share, scale, uptime);
+                let native_labels = Labels::from_pairs([
+                    (METRIC_NAME, NAME),
+                    ("job", "node"),
+                    ("instance", self.instance.as_str()),
+                    ("code", code),
+                    ("handler", handler),
+                    ("method", method),
+                ]);
+                let hist = self.new_hist(rps * share, scale, uptime, native_labels);
                 let bucket = format!("{NAME}_bucket");
                 let base = [("code", code), ("handler", handler), ("method", method)];
                 for le in 0..BUCKETS {
@@ -1670,7 +1765,7 @@ impl TargetBuilder<'_> {
 
     /// A histogram of `rps` requests per second whose latency is log-logistic around
     /// `scale` seconds.
-    fn new_hist(&mut self, rps: f64, scale: f64, uptime: f64) -> u32 {
+    fn new_hist(&mut self, rps: f64, scale: f64, uptime: f64, labels: Labels) -> u32 {
         let cdf = |x: f64| 1.0 / (1.0 + (-(x / scale).ln() / 0.6).exp());
         let mut start = [0.0; BUCKETS];
         let mut per_scrape = [0.0; BUCKETS];
@@ -1690,10 +1785,45 @@ impl TargetBuilder<'_> {
             // A representative latency inside the bucket, at full float precision.
             mean[k] = lo + (hi - lo) * self.rng.uniform(0.3, 0.7);
         }
+        // The native form: schema-3 buckets over the distribution's body (each bucket
+        // holding at least 0.2% of the observations), the tails folded into the outer
+        // buckets.
+        let mut native = Vec::new();
+        let lo_index = (scale.log2() * 8.0).floor() as i32 - 80;
+        let hi_index = lo_index + 160;
+        let mut pending = 0.0;
+        for index in lo_index..=hi_index {
+            let upper = exponential_upper_bound(index, NATIVE_SCHEMA);
+            let lower = exponential_upper_bound(index - 1, NATIVE_SCHEMA);
+            let p = cdf(upper) - cdf(lower);
+            if p < 2e-3 {
+                if native.is_empty() {
+                    pending += p;
+                } else if let Some(last) = native.last_mut() {
+                    // Upper tail: into the last populated bucket.
+                    let last: &mut (i32, f64, f64, f64, f64) = last;
+                    last.4 += p;
+                }
+                continue;
+            }
+            let mean = lower * (upper / lower).powf(self.rng.uniform(0.3, 0.7));
+            native.push((index, 0.0, 0.0, mean, p + pending));
+            pending = 0.0;
+        }
+        let native = native
+            .into_iter()
+            .map(|(index, _, _, mean, p)| {
+                let rate = rps * p;
+                (index, (rate * age).floor(), rate * self.interval_s, mean)
+            })
+            .collect();
         self.hists.push(Hist {
             start,
             per_scrape,
             mean,
+            native,
+            labels,
+            target: self.target,
         });
         (self.hists.len() - 1) as u32
     }
@@ -1817,6 +1947,31 @@ mod tests {
 
     /// One histogram at one scrape: `(le, bucket)` pairs, count, sum.
     type Observed = (Vec<(f64, f64)>, f64, f64);
+
+    #[test]
+    fn should_make_native_histograms_counters_of_a_few_dozen_buckets() {
+        let w = Workload::new(WorkloadConfig {
+            series: 1_000,
+            ..Default::default()
+        });
+        assert_eq!(w.histogram_count(), 28);
+        let mut populated = 0;
+        for h in 0..w.histogram_count() {
+            assert_eq!(
+                w.histogram_labels(h).metric_name(),
+                Some("http_request_duration_seconds")
+            );
+            let a = w.histogram_sample(h, 100);
+            let b = w.histogram_sample(h, 101);
+            assert!(b.timestamp_ms > a.timestamp_ms);
+            assert!(!b.histogram.detect_reset(&a.histogram), "hist {h}");
+            assert!(b.histogram.validate().is_ok());
+            let total: f64 = b.histogram.positive.iter().map(|x| x.1).sum();
+            assert_eq!(total, b.histogram.count);
+            populated = populated.max(b.histogram.positive.len());
+        }
+        assert!((20..=80).contains(&populated), "{populated} buckets");
+    }
 
     #[test]
     fn should_keep_histogram_buckets_cumulative_and_consistent_with_count() {

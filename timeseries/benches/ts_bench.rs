@@ -3,7 +3,7 @@
 //!
 //! `cargo bench -p opendata-timeseries` runs the full set; under `cargo test` (no
 //! `--bench` argument) a seconds-long smoke version keeps the code working.
-//! `TS_BENCH_ONLY=ingest|storage|select|query` runs one part; `TS_BENCH_DIR` sets where
+//! `TS_BENCH_ONLY=ingest|storage|select|histograms|query` runs one part; `TS_BENCH_DIR` sets where
 //! the databases go (default: the system temp directory).
 //!
 //! - ingest: durable in-process writes of 200 series × 10 samples from 4 concurrent
@@ -27,7 +27,9 @@ use std::time::{Duration, Instant};
 
 use opendata_common::{Durability, StorageConfig, StorageRoot};
 use opendata_testing::workload::{Workload, WorkloadConfig};
-use opendata_timeseries::model::{Labels, MatchKind, Matcher, MetricType, WriteBatch};
+use opendata_timeseries::model::{
+    FloatHistogram, Labels, MatchKind, Matcher, MetricType, WriteBatch,
+};
 use opendata_timeseries::promql::{Engine, QueryOptions, QueryResult, Value};
 use opendata_timeseries::{TimeSeriesConfig, TimeSeriesDb};
 
@@ -237,6 +239,104 @@ async fn bench_storage(full: bool) {
     db.close().await.unwrap();
 }
 
+/// Native histograms: durable ingest of histogram samples, and the bytes a stored
+/// histogram sample takes (schema 3, a few dozen populated buckets each).
+async fn bench_histograms(full: bool) {
+    // Ingest: 100 targets (2,800 histograms) x 120 scrapes, 200 series x 10 samples per
+    // write, 4 writers, durable.
+    let targets = if full { 100 } else { 4 };
+    let scrapes: u64 = if full { 120 } else { 20 };
+    let w = Workload::new(WorkloadConfig {
+        series: targets * 1_000,
+        start_ms: now_ms() - HOUR,
+        ..Default::default()
+    });
+    let hists = w.histogram_count();
+    let mut slices = Vec::new();
+    for first in (0..scrapes).step_by(10) {
+        let last = (first + 10).min(scrapes);
+        let mut slice: Vec<WriteBatch> = (0..hists)
+            .step_by(200)
+            .map(|h| w.histogram_batch(h..(h + 200).min(hists), first..last))
+            .collect();
+        slice.reverse();
+        slices.push(slice);
+    }
+    let buckets: usize = (0..hists)
+        .map(|h| w.histogram_sample(h, scrapes / 2).histogram.positive.len())
+        .sum::<usize>()
+        / hists;
+    let dir = bench_dir();
+    let db = open(dir.path()).await;
+    let start = Instant::now();
+    let mut n = 0u64;
+    for slice in slices {
+        let queue = Arc::new(parking_lot::Mutex::new(slice));
+        let mut tasks = Vec::new();
+        for _ in 0..4 {
+            let queue = queue.clone();
+            let db = db.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut n = 0u64;
+                loop {
+                    let Some(batch) = queue.lock().pop() else {
+                        break;
+                    };
+                    let out = db.write_with(batch, Durability::Remote).await.unwrap();
+                    assert_eq!(out.out_of_bounds, 0, "{:?}", out.first_out_of_bounds);
+                    n += out.histograms as u64;
+                }
+                n
+            }));
+        }
+        for t in tasks {
+            n += t.await.unwrap();
+        }
+    }
+    let took = start.elapsed();
+    println!(
+        "histograms: ingest {hists} native histograms ({buckets} populated buckets on average) x {scrapes} scrapes = {n} histogram samples, \
+         200x10 per write, 4 writers, durable: {:.2} s, {:.0} histogram samples/s",
+        took.as_secs_f64(),
+        n as f64 / took.as_secs_f64()
+    );
+    db.close().await.unwrap();
+    drop(dir);
+
+    // Storage: 20 targets (560 histograms) x 8 h, flushed into chunks.
+    let targets = if full { 20 } else { 2 };
+    let hours = if full { 8 } else { 1 };
+    let scrapes = (hours * HOUR / 15_000) as u64;
+    let w = Workload::new(WorkloadConfig {
+        series: targets * 1_000,
+        start_ms: now_ms() - hours * HOUR - 60_000,
+        ..Default::default()
+    });
+    let hists = w.histogram_count();
+    let dir = bench_dir();
+    let db = open(dir.path()).await;
+    let mut total = 0u64;
+    for first in (0..scrapes).step_by(120) {
+        let last = (first + 120).min(scrapes);
+        let out = db
+            .write_with(w.histogram_batch(0..hists, first..last), Durability::Memory)
+            .await
+            .unwrap();
+        total += out.histograms as u64;
+        // Keep the head small: histograms are held decoded until their bucket flushes.
+        db.maintain().await.unwrap();
+    }
+    db.maintain().await.unwrap();
+    db.flush_head().await.unwrap();
+    let live = settle(&db).await;
+    println!(
+        "histograms: storage {hists} native histograms x {hours} h = {total} histogram samples: live SSTs {} bytes = {:.2} bytes/histogram sample",
+        live.bytes,
+        live.bytes as f64 / total as f64,
+    );
+    db.close().await.unwrap();
+}
+
 async fn bench_select(full: bool) {
     let series = if full { 100_000 } else { 2_000 };
     let hours: i64 = 4;
@@ -420,6 +520,55 @@ impl Reference<'_> {
         let (lower, below) = if b == 0 { (0.0, 0.0) } else { by_le[b - 1] };
         let (upper, count) = by_le[b];
         Some(lower + (upper - lower) * (rank - below) / (count - below))
+    }
+}
+
+impl Reference<'_> {
+    /// `histogram_quantile(q, sum(rate(h[5m])))` over native histograms `hists` at `t`:
+    /// each histogram's increase over the window (the workload never resets),
+    /// extrapolated as `rate` does (towards the start at most to where the count would
+    /// be zero), summed, and the quantile estimated by [`FloatHistogram::quantile`].
+    fn native_quantile(&self, q: f64, hists: &[usize], t: i64) -> Option<f64> {
+        let cfg = self.w.config();
+        let (start, iv) = (cfg.start_ms, cfg.interval_ms);
+        let first = ((t - RATE_RANGE - start).div_euclid(iv) + 1).max(0) as u64;
+        let last = ((t - start).div_euclid(iv) as u64).min(self.scrapes - 1);
+        if last <= first {
+            return None;
+        }
+        let mut parts = Vec::new();
+        for &h in hists {
+            let (a, b) = (
+                self.w.histogram_sample(h, first),
+                self.w.histogram_sample(h, last),
+            );
+            let mut inc = FloatHistogram::clone(&b.histogram);
+            inc.sub(&a.histogram).ok()?;
+            let n = (last - first + 1) as f64;
+            let sampled = (b.timestamp_ms - a.timestamp_ms) as f64 / 1e3;
+            let mut to_start = (a.timestamp_ms - (t - RATE_RANGE)) as f64 / 1e3;
+            let to_end = (t - b.timestamp_ms) as f64 / 1e3;
+            let average = sampled / (n - 1.0);
+            let threshold = average * 1.1;
+            let mut covered = sampled;
+            if to_start >= threshold {
+                to_start = average / 2.0;
+            }
+            if inc.count > 0.0 && a.histogram.count >= 0.0 {
+                to_start = to_start.min(sampled * a.histogram.count / inc.count);
+            }
+            covered += to_start;
+            covered += if to_end < threshold {
+                to_end
+            } else {
+                average / 2.0
+            };
+            inc.mul(covered / sampled / (RATE_RANGE as f64 / 1e3));
+            parts.push(inc);
+        }
+        let refs: Vec<&FloatHistogram> = parts.iter().collect();
+        let sum = FloatHistogram::sum_of(&refs, false).ok()?.histogram;
+        Some(sum.quantile(q))
     }
 }
 
@@ -620,6 +769,8 @@ async fn bench_query(full: bool) -> Result<(), String> {
         for s in (0..w.series_count()).step_by(1000) {
             slice.push(w.batch(s..(s + 1000).min(w.series_count()), first..last));
         }
+        // The classic histograms' native form, beside them (28 per target).
+        slice.push(w.histogram_batch(0..w.histogram_count(), first..last));
         let (n, _) = ingest(&db, vec![slice], 2, Durability::Memory).await;
         samples += n;
     }
@@ -649,6 +800,9 @@ async fn bench_query(full: bool) -> Result<(), String> {
     let reference = Reference { w: &w, scrapes };
     let rate_query = format!("sum by (job) (rate({m}[5m]))");
     let quantile_query = format!("histogram_quantile(0.9, sum by (le) (rate({h_bucket}[5m])))");
+    let native_name = h_bucket.trim_end_matches("_bucket").to_string();
+    let native_query = format!("histogram_quantile(0.9, sum(rate({native_name}[5m])))");
+    let natives: Vec<usize> = (0..w.histogram_count()).collect();
     let steps: Vec<i64> = (0..)
         .map(|k| range_start + k * step)
         .take_while(|&t| t <= end)
@@ -691,6 +845,21 @@ async fn bench_query(full: bool) -> Result<(), String> {
             steps
                 .iter()
                 .map(|&t| (t, reference.quantile(0.9, &h_series, t).unwrap()))
+                .collect(),
+        ),
+        (
+            "range",
+            native_query.as_str(),
+            Query::Range {
+                start: range_start,
+                end,
+                step,
+            },
+            natives.len(),
+            Labels::default(),
+            steps
+                .iter()
+                .map(|&t| (t, reference.native_quantile(0.9, &natives, t).unwrap()))
                 .collect(),
         ),
     ];
@@ -821,6 +990,9 @@ fn main() {
         }
         if run("select") {
             bench_select(full).await;
+        }
+        if run("histograms") {
+            bench_histograms(full).await;
         }
         if run("query") {
             return bench_query(full).await.err();
