@@ -72,7 +72,7 @@ pub fn is_histogram_chunk(value: &[u8]) -> bool {
     value.first().is_some_and(|h| h >> 4 == VERSION)
 }
 
-#[derive(PartialEq)]
+/// A decoded sample's layout.
 struct Layout {
     schema: i32,
     zero_threshold_bits: u64,
@@ -81,17 +81,25 @@ struct Layout {
     negative: Vec<i32>,
 }
 
-impl Layout {
-    fn of(h: &FloatHistogram) -> Self {
-        Layout {
-            schema: h.schema,
-            zero_threshold_bits: h.zero_threshold.to_bits(),
-            custom: h.custom_values.clone(),
-            positive: h.positive.iter().map(|b| b.0).collect(),
-            negative: h.negative.iter().map(|b| b.0).collect(),
-        }
-    }
+/// True when two histograms have the same layout (schema, zero threshold, custom
+/// bounds and bucket indexes), compared without allocating.
+fn same_layout(a: &FloatHistogram, b: &FloatHistogram) -> bool {
+    let same_bounds = Arc::ptr_eq(&a.custom_values, &b.custom_values)
+        || (a.custom_values.len() == b.custom_values.len()
+            && a.custom_values
+                .iter()
+                .zip(b.custom_values.iter())
+                .all(|(x, y)| x.to_bits() == y.to_bits()));
+    a.schema == b.schema
+        && a.zero_threshold.to_bits() == b.zero_threshold.to_bits()
+        && same_bounds
+        && a.positive.len() == b.positive.len()
+        && a.negative.len() == b.negative.len()
+        && a.positive.iter().zip(&b.positive).all(|(x, y)| x.0 == y.0)
+        && a.negative.iter().zip(&b.negative).all(|(x, y)| x.0 == y.0)
+}
 
+impl Layout {
     fn fields(&self) -> usize {
         2 + self.positive.len() + self.negative.len()
     }
@@ -200,29 +208,29 @@ impl History {
 pub fn encode(samples: &[HistogramSample]) -> Vec<u8> {
     let mut w = BitWriter::new();
     put_series(&mut w, samples.iter().map(|s| s.timestamp_ms));
-    let mut layout: Option<Layout> = None;
+    let mut prev: Option<&FloatHistogram> = None;
     let mut hist = History::default();
     let mut prev_sum = 0u64;
+    let indexes = |b: &[(i32, f64)]| -> Vec<i32> { b.iter().map(|x| x.0).collect() };
     for s in samples {
         let h = &s.histogram;
         w.write(h.counter_reset_hint.to_wire() as u64, 2);
-        let this = Layout::of(h);
-        let changed = layout.as_ref() != Some(&this);
+        let changed = prev.is_none_or(|p| !same_layout(p, h));
         w.bit(changed);
         if changed {
-            put_signed(&mut w, this.schema as i64);
-            w.write(this.zero_threshold_bits, 64);
-            put_signed(&mut w, this.custom.len() as i64);
-            for v in this.custom.iter() {
+            put_signed(&mut w, h.schema as i64);
+            w.write(h.zero_threshold.to_bits(), 64);
+            put_signed(&mut w, h.custom_values.len() as i64);
+            for v in h.custom_values.iter() {
                 w.write(v.to_bits(), 64);
             }
-            put_indexes(&mut w, &this.positive);
-            put_indexes(&mut w, &this.negative);
+            put_indexes(&mut w, &indexes(&h.positive));
+            put_indexes(&mut w, &indexes(&h.negative));
         }
         let is_integral = fields_of(h).all(integral);
         w.bit(is_integral);
         if changed || is_integral != hist.integral {
-            hist.reset(this.fields(), is_integral);
+            hist.reset(2 + h.positive.len() + h.negative.len(), is_integral);
         }
         for (k, v) in fields_of(h).enumerate() {
             if is_integral {
@@ -244,7 +252,7 @@ pub fn encode(samples: &[HistogramSample]) -> Vec<u8> {
         hist.fresh = false;
         put_xor(&mut w, prev_sum, h.sum.to_bits());
         prev_sum = h.sum.to_bits();
-        layout = Some(this);
+        prev = Some(h);
     }
     let body = w.finish();
     let mut out = Vec::with_capacity(body.len() + 6);

@@ -76,7 +76,7 @@ impl Inner {
         // stored once as a column, and chunks hold values only.
         let mut columns: FastMap<u64, Vec<i64>> = FastMap::default();
         for (id, sd) in &frozen.series {
-            let histograms = sd.histograms(i64::MIN, i64::MAX);
+            let histograms = sd.histograms(i64::MIN, i64::MAX)?;
             if !histograms.is_empty() {
                 ops.put(
                     histogram_chunk::key(b, *id, seq),

@@ -17,7 +17,7 @@ use roaring::RoaringBitmap;
 use super::select::{Postings, select};
 use crate::error::Result;
 use crate::model::{FloatHistogram, HistogramSample, Labels, Matcher, Sample};
-use crate::serde::chunk;
+use crate::serde::{chunk, histogram_chunk};
 
 pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
@@ -33,9 +33,99 @@ pub(crate) struct SeriesData {
     overwrites: BTreeMap<i64, u64>,
     /// Timestamp of the newest in-order sample.
     last_ts: Option<i64>,
-    /// Native-histogram samples by timestamp (the newest write wins). A timestamp
-    /// written as a float and as a histogram answers with the histogram.
-    histograms: BTreeMap<i64, Arc<FloatHistogram>>,
+    /// Native-histogram samples, kept as float samples are: sealed runs of in-order
+    /// samples (histogram chunks), an in-order tail, and overwrites at or before the
+    /// in-order end (the newest write wins). A timestamp written as a float and as a
+    /// histogram answers with the histogram.
+    hists: HistogramData,
+}
+
+/// The histogram samples of one series in one bucket (see [`SeriesData`]).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct HistogramData {
+    sealed: Vec<(i64, i64, Bytes)>,
+    tail: Vec<HistogramSample>,
+    overwrites: BTreeMap<i64, Arc<FloatHistogram>>,
+    last_ts: Option<i64>,
+}
+
+impl HistogramData {
+    fn append(&mut self, s: &HistogramSample, seal_at: usize) {
+        match self.last_ts {
+            Some(last) if s.timestamp_ms < last => {
+                self.overwrites.insert(s.timestamp_ms, s.histogram.clone());
+            }
+            Some(last) if s.timestamp_ms == last => match self.tail.last_mut() {
+                Some(t) if t.timestamp_ms == last => t.histogram = s.histogram.clone(),
+                _ => {
+                    self.overwrites.insert(s.timestamp_ms, s.histogram.clone());
+                }
+            },
+            _ => {
+                self.tail.push(s.clone());
+                self.last_ts = Some(s.timestamp_ms);
+                if self.tail.len() >= seal_at {
+                    let first = self.tail[0].timestamp_ms;
+                    let bytes = Bytes::from(histogram_chunk::encode(&self.tail));
+                    self.sealed.push((first, s.timestamp_ms, bytes));
+                    self.tail.clear();
+                }
+            }
+        }
+    }
+
+    fn len_hint(&self) -> usize {
+        self.sealed.len() * 120 + self.tail.len() + self.overwrites.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.sealed.is_empty() && self.tail.is_empty() && self.overwrites.is_empty()
+    }
+
+    fn take(&mut self) -> HistogramData {
+        HistogramData {
+            sealed: std::mem::take(&mut self.sealed),
+            tail: std::mem::take(&mut self.tail),
+            overwrites: std::mem::take(&mut self.overwrites),
+            last_ts: self.last_ts,
+        }
+    }
+
+    fn samples(&self, start: i64, end: i64) -> Result<Vec<HistogramSample>, crate::Error> {
+        if start > end {
+            return Ok(Vec::new());
+        }
+        let mut inorder = Vec::new();
+        for (first, last, bytes) in &self.sealed {
+            if *last < start || *first > end {
+                continue;
+            }
+            let decoded = histogram_chunk::decode(bytes).map_err(opendata_common::Error::from)?;
+            inorder.extend(
+                decoded
+                    .into_iter()
+                    .filter(|s| s.timestamp_ms >= start && s.timestamp_ms <= end),
+            );
+        }
+        inorder.extend(
+            self.tail
+                .iter()
+                .filter(|s| s.timestamp_ms >= start && s.timestamp_ms <= end)
+                .cloned(),
+        );
+        if self.overwrites.is_empty() {
+            return Ok(inorder);
+        }
+        let over: Vec<HistogramSample> = self
+            .overwrites
+            .range(start..=end)
+            .map(|(&timestamp_ms, h)| HistogramSample {
+                timestamp_ms,
+                histogram: h.clone(),
+            })
+            .collect();
+        Ok(overlay(inorder, over))
+    }
 }
 
 impl SeriesData {
@@ -64,8 +154,8 @@ impl SeriesData {
         }
     }
 
-    fn append_histogram(&mut self, s: &HistogramSample) {
-        self.histograms.insert(s.timestamp_ms, s.histogram.clone());
+    fn append_histogram(&mut self, s: &HistogramSample, seal_at: usize) {
+        self.hists.append(s, seal_at);
     }
 
     /// Timestamp of the newest float sample (every overwrite is at or before it).
@@ -75,28 +165,24 @@ impl SeriesData {
 
     /// Number of samples held (overwrites and histograms included).
     fn len_hint(&self) -> usize {
-        self.sealed.len() * 120 + self.tail.len() + self.overwrites.len() + self.histograms.len()
+        self.sealed.len() * 120 + self.tail.len() + self.overwrites.len() + self.hists.len_hint()
     }
 
     fn is_empty(&self) -> bool {
         self.sealed.is_empty()
             && self.tail.is_empty()
             && self.overwrites.is_empty()
-            && self.histograms.is_empty()
+            && self.hists.is_empty()
     }
 
-    /// The histogram samples in `[start, end]`, sorted.
-    pub(crate) fn histograms(&self, start: i64, end: i64) -> Vec<HistogramSample> {
-        if start > end {
-            return Vec::new();
-        }
-        self.histograms
-            .range(start..=end)
-            .map(|(&timestamp_ms, h)| HistogramSample {
-                timestamp_ms,
-                histogram: h.clone(),
-            })
-            .collect()
+    /// The histogram samples in `[start, end]`, sorted, one per timestamp (later writes
+    /// win).
+    pub(crate) fn histograms(
+        &self,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<HistogramSample>, crate::Error> {
+        self.hists.samples(start, end)
     }
 
     /// Moves the samples out, keeping the in-order end so later samples are ordered the
@@ -107,7 +193,7 @@ impl SeriesData {
             tail: std::mem::take(&mut self.tail),
             overwrites: std::mem::take(&mut self.overwrites),
             last_ts: self.last_ts,
-            histograms: std::mem::take(&mut self.histograms),
+            hists: self.hists.take(),
         }
     }
 
@@ -363,10 +449,15 @@ impl BucketData {
 
     /// Appends histogram samples (in the order received) to series `id`, which must be
     /// known.
-    pub(crate) fn append_histograms(&mut self, id: u32, samples: &[HistogramSample]) {
+    pub(crate) fn append_histograms(
+        &mut self,
+        id: u32,
+        samples: &[HistogramSample],
+        seal_at: usize,
+    ) {
         if let Some(s) = self.series.get_mut(&id) {
             for h in samples {
-                s.data.append_histogram(h);
+                s.data.append_histogram(h, seal_at);
             }
             self.unflushed_samples += samples.len() as u64;
         }

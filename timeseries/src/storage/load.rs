@@ -80,7 +80,7 @@ pub(crate) fn apply_wal(
             if let Some(t) = histograms.iter().map(|s| s.timestamp_ms).max() {
                 max_ts = max_ts.max(Some(t));
             }
-            data.append_histograms(id, &histograms);
+            data.append_histograms(id, &histograms, seal_at);
         }
         data.last_seq = seq;
     }

@@ -179,11 +179,11 @@ impl SeriesSet {
                             && let Some(sd) = frozen.series.get(id)
                         {
                             merged = overlay(merged, sd.samples(self.start, self.end)?);
-                            merged_h = overlay(merged_h, sd.histograms(self.start, self.end));
+                            merged_h = overlay(merged_h, sd.histograms(self.start, self.end)?);
                         }
                         if let Some(s) = data.series.get(id) {
                             merged = overlay(merged, s.data.samples(self.start, self.end)?);
-                            merged_h = overlay(merged_h, s.data.histograms(self.start, self.end));
+                            merged_h = overlay(merged_h, s.data.histograms(self.start, self.end)?);
                         }
                         (merged, merged_h)
                     }

@@ -588,7 +588,7 @@ impl Inner {
                     w.wal.new_series(id, &labels);
                     out.new_series += 1;
                 }
-                data.append_histograms(id, &accepted);
+                data.append_histograms(id, &accepted, seal_at);
                 if cfg.flush_samples > 0 && data.unflushed_samples >= cfg.flush_samples {
                     self.due.store(true, Ordering::Relaxed);
                 }

@@ -222,6 +222,10 @@ fn expand_buckets(
     Ok(out)
 }
 
+/// The custom bounds of every exponential histogram: none, shared.
+static NO_BOUNDS: std::sync::LazyLock<std::sync::Arc<[f64]>> =
+    std::sync::LazyLock::new(|| std::sync::Arc::from(Vec::new()));
+
 /// A remote-write histogram as a model sample.
 fn histogram_sample(index: usize, h: &proto::Histogram) -> Result<HistogramSample> {
     let (integer, count) = match h.count {
@@ -264,7 +268,11 @@ fn histogram_sample(index: usize, h: &proto::Histogram) -> Result<HistogramSampl
         sum: h.sum,
         positive,
         negative,
-        custom_values: std::sync::Arc::from(h.custom_values.as_slice()),
+        custom_values: if h.custom_values.is_empty() {
+            NO_BOUNDS.clone()
+        } else {
+            std::sync::Arc::from(h.custom_values.as_slice())
+        },
     };
     histogram.validate().map_err(|why| {
         Error::BadData(format!(
