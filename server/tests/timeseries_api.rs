@@ -750,11 +750,7 @@ async fn should_take_native_histograms_over_remote_write_and_answer_queries() {
 
     // Remote write 2.0: a float histogram with custom buckets; the response counts it.
     let v2req = v2::Request {
-        symbols: vec![
-            "".into(),
-            "__name__".into(),
-            "queue_seconds".into(),
-        ],
+        symbols: vec!["".into(), "__name__".into(), "queue_seconds".into()],
         timeseries: vec![v2::TimeSeries {
             labels_refs: vec![1, 2],
             samples: vec![],
@@ -784,8 +780,14 @@ async fn should_take_native_histograms_over_remote_write_and_answer_queries() {
     };
     let r = post_v2(&client, &server.base, &v2req).await;
     assert_eq!(r.status(), 204);
-    assert_eq!(r.headers()["x-prometheus-remote-write-histograms-written"], "1");
-    assert_eq!(r.headers()["x-prometheus-remote-write-samples-written"], "0");
+    assert_eq!(
+        r.headers()["x-prometheus-remote-write-histograms-written"],
+        "1"
+    );
+    assert_eq!(
+        r.headers()["x-prometheus-remote-write-samples-written"],
+        "0"
+    );
 
     let at = (t + 60_000) as f64 / 1000.0;
     let query = |q: &str| format!("/api/v1/query?query={q}&time={at}");
@@ -834,7 +836,10 @@ async fn should_take_native_histograms_over_remote_write_and_answer_queries() {
                 at - 60.0
             ))
             .await;
-        let points = body["data"]["result"][0]["histograms"].as_array().unwrap().len();
+        let points = body["data"]["result"][0]["histograms"]
+            .as_array()
+            .unwrap()
+            .len();
         assert_eq!(points, 2, "{body}");
     };
     check(TestClient::with(&client, &server.base)).await;

@@ -28,7 +28,9 @@ use opendata_timeseries::histogram::CUSTOM_BUCKETS_SCHEMA;
 use opendata_timeseries::model::{
     FloatHistogram, HistogramSample, Labels, STALE_NAN_BITS, Sample, SeriesSamples, WriteBatch,
 };
-use opendata_timeseries::promql::{Engine, QueryError, QueryOptions, QueryResult, Value};
+use opendata_timeseries::promql::{
+    Engine, Features, QueryError, QueryOptions, QueryResult, Value, parser,
+};
 use opendata_timeseries::storage::Config;
 use opendata_timeseries::{Querier, TimeSeriesConfig, TimeSeriesDb};
 
@@ -328,32 +330,45 @@ fn mentions(query: &str, name: &str) -> bool {
     })
 }
 
-/// The selectors of a parsed query, as alternative matcher lists (`or` groups).
-struct Selectors(Vec<Vec<promql_parser::label::Matcher>>);
-
-impl promql_parser::util::ExprVisitor for Selectors {
-    type Error = std::convert::Infallible;
-
-    fn pre_visit(&mut self, expr: &promql_parser::parser::Expr) -> Result<bool, Self::Error> {
-        use promql_parser::label::{MatchOp, Matcher};
-        use promql_parser::parser::Expr;
-        let vs = match expr {
-            Expr::VectorSelector(vs) => vs,
-            Expr::MatrixSelector(ms) => &ms.vs,
-            _ => return Ok(true),
+/// The selectors of a parsed query, as alternative matcher lists (`or` groups), each
+/// with the selector's metric name.
+fn selectors(expr: &parser::Expr) -> Vec<Vec<parser::Matcher>> {
+    let mut out = Vec::new();
+    expr.walk(&mut |e| {
+        let vs = match e {
+            parser::Expr::VectorSelector(vs) => vs,
+            parser::Expr::MatrixSelector(ms) => &ms.vs,
+            _ => return true,
         };
-        let mut base = vs.matchers.matchers.clone();
+        let mut base = vs.matchers.clone();
         if let Some(name) = &vs.name {
-            base.push(Matcher::new(MatchOp::Equal, "__name__", name));
+            base.push(parser::Matcher {
+                op: parser::MatchOp::Equal,
+                name: "__name__".into(),
+                value: name.clone(),
+            });
         }
-        if vs.matchers.or_matchers.is_empty() {
-            self.0.push(base);
+        if vs.or_matchers.is_empty() {
+            out.push(base);
         } else {
-            for group in &vs.matchers.or_matchers {
-                self.0.push(base.iter().chain(group).cloned().collect());
+            for group in &vs.or_matchers {
+                out.push(base.iter().chain(group).cloned().collect());
             }
         }
-        Ok(true)
+        true
+    });
+    out
+}
+
+/// Whether a parser matcher matches a label value (regular expressions anchored).
+fn matcher_matches(m: &parser::Matcher, value: &str) -> bool {
+    let regex =
+        |re: &str| regex::Regex::new(&format!("^(?s:{re})$")).is_ok_and(|r| r.is_match(value));
+    match m.op {
+        parser::MatchOp::Equal => m.value == value,
+        parser::MatchOp::NotEqual => m.value != value,
+        parser::MatchOp::Re => regex(&m.value),
+        parser::MatchOp::NotRe => !regex(&m.value),
     }
 }
 
@@ -363,19 +378,22 @@ fn query_selects(query: &str, series: &[Labels]) -> bool {
     if series.is_empty() {
         return false;
     }
-    let Ok(expr) = promql_parser::parser::parse(query) else {
+    let options = parser::ParserOptions {
+        features: parser::Features::all(),
+        or_matchers: true,
+        ..Default::default()
+    };
+    let Ok(expr) = parser::parse_with(query, &options) else {
         return series.iter().any(|labels| match labels.metric_name() {
             Some(name) => mentions(query, name),
             None => true,
         });
     };
-    let mut selectors = Selectors(Vec::new());
-    let _ = promql_parser::util::walk_expr(&mut selectors, &expr);
-    selectors.0.iter().any(|matchers| {
+    selectors(&expr).iter().any(|matchers| {
         series.iter().any(|labels| {
             matchers
                 .iter()
-                .all(|m| m.is_match(labels.get(&m.name).unwrap_or("")))
+                .all(|m| matcher_matches(m, labels.get(&m.name).unwrap_or("")))
         })
     })
 }
@@ -1008,7 +1026,8 @@ fn should_pass_upstream_promql_conformance_scripts() {
         .build()
         .unwrap();
     let rows: Vec<FileStats> = runtime.block_on(async {
-        let engine = Engine::new(QueryConfig::default());
+        // Every experimental feature on, as upstream's runner.
+        let engine = Engine::new(QueryConfig::default()).with_features(Features::all());
         let mut rows = Vec::new();
         for path in &files {
             rows.push(run_file(&engine, path).await);
