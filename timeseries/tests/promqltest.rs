@@ -1017,19 +1017,18 @@ fn table(rows: &[FileStats], total: &FileStats) -> String {
     out
 }
 
-#[test]
-fn should_pass_upstream_promql_conformance_scripts() {
-    let files = script_files();
+/// Runs script files with every experimental feature on (as upstream's runner): the
+/// rows per file and their total.
+fn run_scripts(files: &[PathBuf]) -> (Vec<FileStats>, FileStats) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
     let rows: Vec<FileStats> = runtime.block_on(async {
-        // Every experimental feature on, as upstream's runner.
         let engine = Engine::new(QueryConfig::default()).with_features(Features::all());
         let mut rows = Vec::new();
-        for path in &files {
+        for path in files {
             rows.push(run_file(&engine, path).await);
         }
         rows
@@ -1041,6 +1040,40 @@ fn should_pass_upstream_promql_conformance_scripts() {
     for r in &rows {
         total.add(r);
     }
+    (rows, total)
+}
+
+/// The project's own scripts (`tests/promqltest/*.test`), for what the upstream scripts
+/// do not cover: every eval of them must pass, native histograms included.
+#[test]
+fn should_pass_the_projects_own_promql_scripts() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("promqltest");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "test"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no .test files in {}", dir.display());
+    let (rows, total) = run_scripts(&files);
+    let summary = table(&rows, &total);
+    report(&summary);
+    assert!(
+        total.failed == 0 && total.native_failed == 0 && total.errors == 0,
+        "{} evals and {} native-histogram evals of the project's own scripts failed, {} \
+         errors; see the details above",
+        total.failed,
+        total.native_failed,
+        total.errors
+    );
+}
+
+#[test]
+fn should_pass_upstream_promql_conformance_scripts() {
+    let files = script_files();
+    let (rows, total) = run_scripts(&files);
     let summary = table(&rows, &total);
     report(&summary);
     println!("{summary}");

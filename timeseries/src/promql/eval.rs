@@ -622,7 +622,9 @@ impl<'a> Evaluator<'a> {
     /// Evaluates an expression at every step of `g`. The recursion follows the tree,
     /// whose depth the parser bounds; the stack grows on demand.
     pub fn eval(&mut self, e: &'a Expr, g: Grid) -> Result<Val<'a>> {
-        super::with_stack(|| self.eval_inner(e, g))
+        // One level of evaluation runs through large frames (a debug build's function
+        // evaluation holds many locals): a wide red zone.
+        stacker::maybe_grow(256 * 1024, 4 * 1024 * 1024, || self.eval_inner(e, g))
     }
 
     fn eval_inner(&mut self, e: &'a Expr, g: Grid) -> Result<Val<'a>> {
@@ -713,10 +715,34 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    /// Evaluates a function's range vector argument (a range selector is handed over
-    /// as selected: the function reads its windows, extended by a modifier).
-    pub fn eval_range(&mut self, e: &'a Expr, g: Grid) -> Result<RangeVec<'a>> {
-        if let Expr::MatrixSelector(ms) = e {
+    /// Evaluates the range vector argument of the function `func` (a range selector,
+    /// parentheses around it ignored, is handed over as selected: the function reads
+    /// its windows, extended by a modifier the function must allow).
+    pub fn eval_range(&mut self, e: &'a Expr, g: Grid, func: &str) -> Result<RangeVec<'a>> {
+        let mut inner = e;
+        while let Expr::Paren(p) = inner {
+            inner = &p.expr;
+        }
+        if let Expr::MatrixSelector(ms) = inner {
+            for (set, name, allowed) in [
+                (
+                    ms.vs.anchored,
+                    "anchored",
+                    super::parser::ANCHORED_FUNCTIONS,
+                ),
+                (
+                    ms.vs.smoothed,
+                    "smoothed",
+                    super::parser::SMOOTHED_FUNCTIONS,
+                ),
+            ] {
+                if set && !allowed.contains(&func) {
+                    return Err(QueryError::BadData(format!(
+                        "{name} modifier can only be used with: {} - not with {func}",
+                        allowed.join(", ")
+                    )));
+                }
+            }
             return self.range_selector(ms, g);
         }
         match self.eval(e, g)? {

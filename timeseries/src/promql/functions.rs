@@ -213,7 +213,7 @@ pub(super) fn eval<'a>(ev: &mut Evaluator<'a>, c: &'a Call, g: Grid) -> Result<V
             Ok(absent_result(args[0], vals))
         }
         "absent_over_time" => {
-            let r = ev.eval_range(args[0], g)?;
+            let r = ev.eval_range(args[0], g, name)?;
             let mut vals = vec![1.0; g.n];
             for s in &r.series {
                 let mut w = Windows::new(&s.samples);
@@ -959,7 +959,7 @@ fn range_function<'a>(
             params.push(ev.eval_scalar(a, g)?);
         }
     }
-    let r: RangeVec<'a> = ev.eval_range(args[ri], g)?;
+    let r: RangeVec<'a> = ev.eval_range(args[ri], g, name)?;
     let keep_name = matches!(name, "last_over_time" | "first_over_time");
     if name == "quantile_over_time" {
         for &q in &params[0] {

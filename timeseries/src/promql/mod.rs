@@ -261,11 +261,59 @@ pub fn with_stack<R>(f: impl FnOnce() -> R) -> R {
     stacker::maybe_grow(64 * 1024, 1024 * 1024, f)
 }
 
+/// Drops a syntax tree without recursion: dropping a tree as deep as a raised
+/// `max_query_depth` allows one level at a time could overflow a small stack.
+pub fn drop_tree(e: Expr) {
+    fn leaf() -> Expr {
+        Expr::NumberLiteral(parser::NumberLiteral {
+            val: 0.0,
+            span: parser::Span::default(),
+        })
+    }
+    let mut pending = vec![e];
+    while let Some(mut e) = pending.pop() {
+        let mut take = |b: &mut Box<Expr>| pending.push(std::mem::replace(&mut **b, leaf()));
+        match &mut e {
+            Expr::Aggregate(a) => {
+                take(&mut a.expr);
+                if let Some(p) = &mut a.param {
+                    take(p);
+                }
+            }
+            Expr::Unary(u) => take(&mut u.expr),
+            Expr::Paren(p) => take(&mut p.expr),
+            Expr::Subquery(s) => take(&mut s.expr),
+            Expr::Binary(b) => {
+                take(&mut b.lhs);
+                take(&mut b.rhs);
+            }
+            Expr::Call(c) => pending.append(&mut c.args),
+            Expr::NumberLiteral(_)
+            | Expr::StringLiteral(_)
+            | Expr::VectorSelector(_)
+            | Expr::MatrixSelector(_) => {}
+        }
+    }
+}
+
 /// A parsed query, ready to evaluate (any number of times).
 #[derive(Debug, Clone)]
 pub struct Query {
     text: String,
     expr: Expr,
+}
+
+impl Drop for Query {
+    fn drop(&mut self) {
+        let expr = std::mem::replace(
+            &mut self.expr,
+            Expr::NumberLiteral(parser::NumberLiteral {
+                val: 0.0,
+                span: parser::Span::default(),
+            }),
+        );
+        drop_tree(expr);
+    }
 }
 
 impl Query {

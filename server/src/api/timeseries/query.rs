@@ -34,8 +34,8 @@ use opendata_timeseries::promql::parser::{
     self, AtModifier, DurationExpr, Expr, LabelModifier, UnaryOp, ValueType, VectorMatchCardinality,
 };
 use opendata_timeseries::promql::{
-    Engine, QueryError, QueryOptions, QueryResult, Value, format_float, selector_matchers,
-    with_stack,
+    Engine, QueryError, QueryOptions, QueryResult, Value, drop_tree, format_float,
+    selector_matchers, with_stack,
 };
 use serde_json::{Value as Json, json};
 
@@ -169,7 +169,9 @@ async fn with_parsed<T: Send + 'static>(
         .query_pool
         .run(async move {
             let expr = engine.parse_expr(&text)?;
-            Ok::<_, ApiError>(show(&expr))
+            let shown = show(&expr);
+            drop_tree(expr);
+            Ok::<_, ApiError>(shown)
         })
         .await?
 }
@@ -995,6 +997,28 @@ mod tests {
         assert_eq!(ast("(x)")["type"], "parenExpr");
         assert_eq!(ast(r#""s""#), json!({"type": "stringLiteral", "val": "s"}));
         assert_eq!(ast("Inf")["val"], "+Inf");
+        assert_eq!(ast("+x")["op"], "+");
+        // The experimental syntax.
+        let all = parser::ParserOptions {
+            features: parser::Features::all(),
+            ..Default::default()
+        };
+        let ext = |q: &str| ast_json(&parser::parse_with(q, &all).unwrap());
+        let a = ext("rate(x[5m] anchored)")["args"][0].clone();
+        assert_eq!(
+            (a["range"].clone(), a["anchored"].clone()),
+            (json!(300_000), json!(true))
+        );
+        assert_eq!(ext("x smoothed")["smoothed"], true);
+        // A duration that depends on the query's step is 0; a constant one is computed.
+        assert_eq!(ext("x[5m + step()]")["range"], 0);
+        assert_eq!(ext("x[2m * 3]")["range"], 360_000);
+        assert_eq!(ext("x offset -(1m + 1m)")["offset"], -120_000);
+        assert_eq!(
+            ext("a + fill_left(1) b")["matching"]["fillValues"],
+            json!({"lhs": "1", "rhs": null})
+        );
+        assert_eq!(ast("a + b")["matching"].get("fillValues"), None);
         assert_eq!(
             ast(r#"{__name__="up"}"#)["matchers"]
                 .as_array()
