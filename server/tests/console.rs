@@ -430,14 +430,15 @@ async fn should_serve_a_console_that_works_in_a_real_browser() {
             .contains("unclosed left parenthesis"),
         "{message}"
     );
-    // The position is the parenthesis left open: `sum(` at line 1, column 4.
+    // The position is Prometheus's for an unclosed parenthesis: the end of the input
+    // (`sum(rate(console_requests_total[5m])` is 36 bytes: line 1, column 37).
     let at = b
         .exec(
             "const d = document.querySelector('#syntax-error').dataset; return [d.line, d.column]",
             json!([]),
         )
         .await;
-    assert_eq!(at, json!(["1", "4"]));
+    assert_eq!(at, json!(["1", "37"]));
     // The browser logs the syntax check's 400 answers; nothing else may fail.
     assert_no_errors_but(&b, "syntax error", Some("/api/v1/parse_query")).await;
 

@@ -99,11 +99,11 @@ async fn should_validate_query_parameters_like_prometheus() {
     let base = server.base.clone();
 
     let cases: Vec<(&str, String, &str)> = vec![
-        ("no query", "/api/v1/query".into(), "invalid parameter \"query\": parse error: no expression found in input"),
+        ("no query", "/api/v1/query".into(), "invalid parameter \"query\": 1:1: parse error: no expression found in input"),
         ("empty query", "/api/v1/query?query=".into(), "invalid parameter \"query\""),
-        ("syntax error", "/api/v1/query?query=sum(".into(), "invalid parameter \"query\": 1:4: parse error: unclosed left parenthesis"),
+        ("syntax error", "/api/v1/query?query=sum(".into(), "invalid parameter \"query\": 1:5: parse error: unclosed left parenthesis"),
         ("syntax error, its position", "/api/v1/query?query=1%20%2B*%202".into(), "invalid parameter \"query\": 1:4: parse error: "),
-        ("type error", "/api/v1/query?query=rate(up)".into(), "expected type matrix"),
+        ("type error", "/api/v1/query?query=rate(up)".into(), "expected type range vector"),
         ("bad time", "/api/v1/query?query=up&time=yesterday".into(), "invalid parameter \"time\": cannot parse \"yesterday\" to a valid timestamp"),
         ("bad timeout", "/api/v1/query?query=up&timeout=soon".into(), "invalid parameter \"timeout\": cannot parse \"soon\" to a valid duration"),
         ("bad limit", "/api/v1/query?query=up&limit=-1".into(), "invalid parameter \"limit\""),
@@ -117,7 +117,7 @@ async fn should_validate_query_parameters_like_prometheus() {
         ("negative step", "/api/v1/query_range?query=up&start=0&end=10&step=-15".into(), "zero or negative query resolution step widths are not accepted. Try a positive integer"),
         ("too many points", "/api/v1/query_range?query=up&start=0&end=11001&step=1".into(), "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)"),
         ("too many points, duration step", "/api/v1/query_range?query=up&start=2015-07-01T20:10:30.781Z&end=2015-07-09T20:10:30.781Z&step=1m".into(), "exceeded maximum resolution of 11,000 points"),
-        ("range parse error", "/api/v1/query_range?query=up{&start=0&end=10&step=1".into(), "invalid parameter \"query\": 1:3: parse error"),
+        ("range parse error", "/api/v1/query_range?query=up{&start=0&end=10&step=1".into(), "invalid parameter \"query\": 1:4: parse error: unexpected end of input inside braces"),
     ];
     for (what, url, needle) in &cases {
         assert_bad_data(
@@ -219,7 +219,7 @@ async fn should_format_and_parse_queries_and_answer_what_grafana_asks() {
             "/api/v1/format_query?query=sum(",
         )
         .await,
-        "invalid parameter \"query\": 1:4: parse error",
+        "invalid parameter \"query\": 1:5: parse error",
     );
 
     // parse_query: the syntax tree.

@@ -34,7 +34,7 @@ pub struct TimeSeriesConfig {
     /// further exemplars are refused (counted in the write's outcome), not its samples.
     pub max_exemplars_per_bucket: u64,
     /// Experimental features switched on, by Prometheus's `--enable-feature` names (see
-    /// [`FEATURES`]).
+    /// [`FEATURES`]); the PromQL ones are off by default, as in Prometheus.
     pub enable_features: Vec<String>,
     /// Limits and defaults of the PromQL engine (`[timeseries.query]`).
     pub query: QueryConfig,
@@ -102,12 +102,34 @@ impl Default for TimeSeriesConfig {
 /// | feature | what it does |
 /// |---|---|
 /// | `created-timestamp-zero-ingestion` | a remote-write 2.0 series' `created_timestamp` becomes a sample of 0 at that time, before its first sample, when nothing of the series is newer (as Prometheus does with the same flag) |
-pub const FEATURES: [&str; 1] = ["created-timestamp-zero-ingestion"];
+/// | `promql-experimental-functions` | PromQL's experimental functions (`limitk`, `limit_ratio`, `info`, `sort_by_label`, `mad_over_time`, `first_over_time`, `ts_of_*_over_time`, `histogram_quantiles`, `double_exponential_smoothing`, `min_of`, `max_of`, `start`, `end`, `range`, `step`, ...) |
+/// | `promql-duration-expr` | arithmetic, `step()`, `range()`, `min()` and `max()` in ranges, subquery steps and offsets |
+/// | `promql-extended-range-selectors` | the `anchored` and `smoothed` range selector modifiers |
+/// | `promql-binop-fill-modifiers` | `fill(v)`, `fill_left(v)` and `fill_right(v)` on binary operators |
+pub const FEATURES: [&str; 5] = [
+    "created-timestamp-zero-ingestion",
+    "promql-experimental-functions",
+    "promql-duration-expr",
+    "promql-extended-range-selectors",
+    "promql-binop-fill-modifiers",
+];
 
 impl TimeSeriesConfig {
     /// Whether the experimental feature `name` is switched on.
     pub fn feature(&self, name: &str) -> bool {
         self.enable_features.iter().any(|f| f == name)
+    }
+
+    /// The experimental PromQL language features switched on (the `promql-*` names of
+    /// `enable_features`), for [`Engine::with_features`](crate::promql::Engine::with_features).
+    pub fn promql_features(&self) -> crate::promql::Features {
+        crate::promql::Features::from_flags(
+            self.enable_features
+                .iter()
+                .map(String::as_str)
+                .filter(|f| f.starts_with("promql-")),
+        )
+        .unwrap_or_default()
     }
 
     /// Checks the settings.
@@ -160,5 +182,30 @@ impl TimeSeriesConfig {
     /// Bucket width in milliseconds.
     pub fn bucket_ms(&self) -> i64 {
         (self.bucket_secs * 1000) as i64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn should_switch_promql_features_on_by_name() {
+        let mut c = TimeSeriesConfig::default();
+        assert_eq!(c.promql_features(), crate::promql::Features::default());
+        c.enable_features = vec![
+            "created-timestamp-zero-ingestion".into(),
+            "promql-duration-expr".into(),
+            "promql-binop-fill-modifiers".into(),
+        ];
+        assert!(c.validate().is_ok());
+        let f = c.promql_features();
+        assert!(f.duration_expressions && f.fill_modifiers);
+        assert!(!f.experimental_functions && !f.extended_range_selectors);
+        c.enable_features = FEATURES.iter().map(|f| f.to_string()).collect();
+        assert!(c.validate().is_ok());
+        assert_eq!(c.promql_features(), crate::promql::Features::all());
+        c.enable_features = vec!["promql-time-travel".into()];
+        assert!(c.validate().is_err());
     }
 }

@@ -1,6 +1,6 @@
 //! Runs every query of the upstream PromQL conformance scripts (`.test` files)
 //! through the project's own parser (`opendata_timeseries::promql::parser`), with
-//! every experimental feature on, and compares it with `promql-parser`.
+//! every experimental feature on.
 //!
 //! The scripts live outside the repository: `$OPENDATA_PROMQLTEST_DIR`, or by default
 //! `../shared/promqltest` next to the workspace root (as for `tests/promqltest.rs`).
@@ -8,13 +8,10 @@
 //! For every eval:
 //! - expected to succeed: the query must parse; its printed form must parse to the
 //!   same tree (spans aside) and print the same again, and so must its pretty
-//!   (multi-line) form; where `promql-parser` accepts
-//!   the query it must accept our printed form too, and read it as the same tree
-//!   (both trees printed by `promql-parser` must be equal).
+//!   (multi-line) form.
 //! - expected to fail (`expect fail`, `eval_fail`): many such queries fail only when
 //!   evaluated (duplicate series, a NaN parameter, ...). A parse failure is required
-//!   where the expected message is a parse error, or where `promql-parser` rejects
-//!   the query as well and the script gives no message.
+//!   where the expected message is a parse error.
 //!
 //! Counts are printed to stderr.
 
@@ -48,11 +45,6 @@ fn options() -> ParserOptions {
     }
 }
 
-fn theirs(q: &str) -> Result<promql_parser::parser::Expr, String> {
-    std::panic::catch_unwind(|| promql_parser::parser::parse(q))
-        .unwrap_or_else(|_| Err("promql-parser panicked".into()))
-}
-
 fn structure(e: &Expr) -> String {
     format!("{:?}", e.clone().strip_spans())
 }
@@ -72,10 +64,6 @@ struct Counts {
     parsed: usize,
     round_tripped: usize,
     pretty_round_tripped: usize,
-    also_promql_parser: usize,
-    promql_parser_accepts_ours: usize,
-    same_structure: usize,
-    promql_parser_rejects: usize,
     expected_fail: usize,
     expected_fail_parse_error: usize,
     expected_fail_at_evaluation: usize,
@@ -100,7 +88,6 @@ fn should_parse_every_query_of_the_upstream_scripts() {
 
     let mut c = Counts::default();
     let mut problems: Vec<String> = Vec::new();
-    let mut rejected_by_promql_parser: Vec<String> = Vec::new();
     let mut failed_to_parse: Vec<String> = Vec::new();
     for file in &files {
         let name = file.file_name().unwrap().to_string_lossy().to_string();
@@ -117,20 +104,17 @@ fn should_parse_every_query_of_the_upstream_scripts() {
             c.evals += 1;
             let at = format!("{name}:{}: {}", eval.line, eval.query);
             let ours = parser::parse_with(&eval.query, &options());
-            let upstream = theirs(&eval.query);
             if let Some(fail) = &eval.fail {
                 c.expected_fail += 1;
-                let must_fail = is_parse_error_message(fail)
-                    || (upstream.is_err() && matches!(fail, MessageMatch::Any));
+                let must_fail = is_parse_error_message(fail);
                 match &ours {
                     Err(err) => {
                         c.expected_fail_parse_error += 1;
                         failed_to_parse.push(format!("{at}: {err}"));
                     }
-                    Ok(e) if must_fail => problems.push(format!(
-                        "{at}: expected a parse failure, parsed as {e} (promql-parser: {:?})",
-                        upstream.as_ref().err()
-                    )),
+                    Ok(e) if must_fail => {
+                        problems.push(format!("{at}: expected a parse failure, parsed as {e}"))
+                    }
                     Ok(_) => c.expected_fail_at_evaluation += 1,
                 }
                 continue;
@@ -166,39 +150,11 @@ fn should_parse_every_query_of_the_upstream_scripts() {
                     "{at}: the pretty form does not read back: {pretty}"
                 )),
             }
-            match upstream {
-                Ok(theirs_tree) => {
-                    c.also_promql_parser += 1;
-                    match theirs(&printed) {
-                        Ok(theirs_of_ours) => {
-                            c.promql_parser_accepts_ours += 1;
-                            if theirs_tree.to_string() == theirs_of_ours.to_string() {
-                                c.same_structure += 1;
-                            } else {
-                                problems.push(format!(
-                                    "{at}: promql-parser reads our print {printed} as \
-                                     {theirs_of_ours}, the query as {theirs_tree}"
-                                ));
-                            }
-                        }
-                        Err(err) => problems.push(format!(
-                            "{at}: promql-parser rejects our print {printed}: {err}"
-                        )),
-                    }
-                }
-                Err(err) => {
-                    c.promql_parser_rejects += 1;
-                    rejected_by_promql_parser.push(format!("{at}: {err}"));
-                }
-            }
         }
     }
 
     let mut err = std::io::stderr().lock();
     let _ = writeln!(err, "parser corpus over {} files: {c:#?}", files.len());
-    for r in &rejected_by_promql_parser {
-        let _ = writeln!(err, "  accepted by us, rejected by promql-parser: {r}");
-    }
     for f in &failed_to_parse {
         let _ = writeln!(err, "  expected to fail, fails to parse: {f}");
     }

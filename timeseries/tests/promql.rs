@@ -9,7 +9,7 @@ use std::time::Duration;
 use opendata_common::StorageConfig;
 use opendata_timeseries::config::QueryConfig;
 use opendata_timeseries::model::{Labels, Sample, SeriesSamples, WriteBatch};
-use opendata_timeseries::promql::{Engine, QueryError, QueryOptions, Value};
+use opendata_timeseries::promql::{Engine, Features, QueryError, QueryOptions, Value};
 use opendata_timeseries::storage::Config;
 use opendata_timeseries::{TimeSeriesConfig, TimeSeriesDb};
 
@@ -365,7 +365,13 @@ async fn should_add_info_series_data_labels_with_info() {
     })
     .await
     .unwrap();
-    let e = engine(|_| {});
+    // `info` is experimental: it needs `promql-experimental-functions`.
+    let err = engine(|_| {}).parse("info(up)").unwrap_err();
+    assert!(err.to_string().contains("not enabled"), "{err}");
+    let e = engine(|_| {}).with_features(Features {
+        experimental_functions: true,
+        ..Default::default()
+    });
     let run = |q: &'static str| {
         let e = e.clone();
         let querier = db.querier();
@@ -415,8 +421,8 @@ async fn should_add_info_series_data_labels_with_info() {
 
 #[tokio::test]
 async fn should_refuse_durations_the_parser_cannot_hold_as_parse_errors() {
-    // Found by the `promql` fuzz target: the parser panics building this range's
-    // duration; the query is a parse error, not a panic.
+    // Found by the `promql` fuzz target (with the parser the engine used before its
+    // own): a range whose duration overflows is a parse error, not a panic.
     let t0 = 1_000 * 3_600_000;
     let db = db_with_data(t0).await;
     for q in [
@@ -425,11 +431,110 @@ async fn should_refuse_durations_the_parser_cannot_hold_as_parse_errors() {
     ] {
         let err = opendata_timeseries::promql::Query::parse(q).unwrap_err();
         assert_eq!(err.error_type(), "bad_data", "{q}: {err}");
-        assert!(err.to_string().contains("cannot be parsed"), "{q}: {err}");
+        assert!(err.to_string().contains("parse error"), "{q}: {err}");
+        assert!(err.to_string().starts_with("1:"), "{q}: {err}");
         let err = engine(|_| {})
             .instant_query(&db.querier(), q, t0, &QueryOptions::default())
             .await
             .unwrap_err();
         assert_eq!(err.status(), 400, "{q}: {err}");
     }
+}
+
+#[test]
+fn should_evaluate_queries_as_deep_as_the_configured_limit_on_a_small_stack() {
+    // The parser bounds the depth of the tree; the evaluator's recursion follows it and
+    // grows the stack on demand, so a limit raised far above the default is still safe
+    // on a thread with little stack (1 MiB: the database's futures need some).
+    let deep_calls = format!("{}vector(1){}", "abs(".repeat(3000), ")".repeat(3000));
+    let deep_signs = format!("{}vector(1){}", "-(".repeat(3001), ")".repeat(3001));
+    let long_sum = vec!["1"; 3000].join(" + ");
+    let handle = std::thread::Builder::new()
+        .stack_size(1024 * 1024)
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let db = db_with_data(0).await;
+                let e = engine(|c| c.max_query_depth = 10_000);
+                let r = e
+                    .instant_query(&db.querier(), &deep_calls, MIN, &QueryOptions::default())
+                    .await
+                    .unwrap();
+                let Value::Vector(v) = r.value else {
+                    panic!("expected a vector")
+                };
+                assert_eq!(v[0].f, 1.0);
+                let r = e
+                    .instant_query(&db.querier(), &deep_signs, MIN, &QueryOptions::default())
+                    .await
+                    .unwrap();
+                let Value::Vector(v) = r.value else {
+                    panic!("expected a vector")
+                };
+                assert_eq!(v[0].f, -1.0);
+                let r = e
+                    .range_query(
+                        &db.querier(),
+                        &long_sum,
+                        0,
+                        10 * MIN,
+                        MIN,
+                        &QueryOptions::default(),
+                    )
+                    .await
+                    .unwrap();
+                let Value::Matrix(m) = r.value else {
+                    panic!("expected a matrix")
+                };
+                assert_eq!(m[0].floats[0].1, 3000.0);
+            });
+        })
+        .unwrap();
+    handle.join().unwrap();
+}
+
+#[tokio::test]
+async fn should_switch_the_experimental_syntax_on_by_feature() {
+    let db = db_with_data(0).await;
+    let plain = engine(|_| {});
+    for (q, feature) in [
+        ("limitk(1, m_total)", "experimental_functions"),
+        ("m_total offset (1m + step())", "duration_expressions"),
+        ("rate(m_total[5m] anchored)", "extended_range_selectors"),
+        ("m_total + fill(0) m_total", "fill_modifiers"),
+    ] {
+        let err = plain.parse(q).unwrap_err();
+        assert!(matches!(err, QueryError::Parse(_)), "{q}: {err}");
+        assert_eq!(err.status(), 400);
+        let mut f = Features::default();
+        match feature {
+            "experimental_functions" => f.experimental_functions = true,
+            "duration_expressions" => f.duration_expressions = true,
+            "extended_range_selectors" => f.extended_range_selectors = true,
+            _ => f.fill_modifiers = true,
+        }
+        let on = engine(|_| {}).with_features(f);
+        let r = on
+            .instant_query(&db.querier(), q, 30 * MIN, &QueryOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("{q}: {e}"));
+        assert!(matches!(r.value, Value::Vector(_)), "{q}");
+    }
+    // `or` between matcher groups needs no switch.
+    let r = plain
+        .instant_query(
+            &db.querier(),
+            r#"count(m_total{i="1" or i="2"})"#,
+            30 * MIN,
+            &QueryOptions::default(),
+        )
+        .await
+        .unwrap();
+    let Value::Vector(v) = r.value else {
+        panic!("expected a vector")
+    };
+    assert_eq!(v[0].f, 2.0);
 }

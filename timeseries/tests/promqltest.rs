@@ -28,7 +28,9 @@ use opendata_timeseries::histogram::CUSTOM_BUCKETS_SCHEMA;
 use opendata_timeseries::model::{
     FloatHistogram, HistogramSample, Labels, STALE_NAN_BITS, Sample, SeriesSamples, WriteBatch,
 };
-use opendata_timeseries::promql::{Engine, QueryError, QueryOptions, QueryResult, Value};
+use opendata_timeseries::promql::{
+    Engine, Features, QueryError, QueryOptions, QueryResult, Value, parser,
+};
 use opendata_timeseries::storage::Config;
 use opendata_timeseries::{Querier, TimeSeriesConfig, TimeSeriesDb};
 
@@ -328,32 +330,45 @@ fn mentions(query: &str, name: &str) -> bool {
     })
 }
 
-/// The selectors of a parsed query, as alternative matcher lists (`or` groups).
-struct Selectors(Vec<Vec<promql_parser::label::Matcher>>);
-
-impl promql_parser::util::ExprVisitor for Selectors {
-    type Error = std::convert::Infallible;
-
-    fn pre_visit(&mut self, expr: &promql_parser::parser::Expr) -> Result<bool, Self::Error> {
-        use promql_parser::label::{MatchOp, Matcher};
-        use promql_parser::parser::Expr;
-        let vs = match expr {
-            Expr::VectorSelector(vs) => vs,
-            Expr::MatrixSelector(ms) => &ms.vs,
-            _ => return Ok(true),
+/// The selectors of a parsed query, as alternative matcher lists (`or` groups), each
+/// with the selector's metric name.
+fn selectors(expr: &parser::Expr) -> Vec<Vec<parser::Matcher>> {
+    let mut out = Vec::new();
+    expr.walk(&mut |e| {
+        let vs = match e {
+            parser::Expr::VectorSelector(vs) => vs,
+            parser::Expr::MatrixSelector(ms) => &ms.vs,
+            _ => return true,
         };
-        let mut base = vs.matchers.matchers.clone();
+        let mut base = vs.matchers.clone();
         if let Some(name) = &vs.name {
-            base.push(Matcher::new(MatchOp::Equal, "__name__", name));
+            base.push(parser::Matcher {
+                op: parser::MatchOp::Equal,
+                name: "__name__".into(),
+                value: name.clone(),
+            });
         }
-        if vs.matchers.or_matchers.is_empty() {
-            self.0.push(base);
+        if vs.or_matchers.is_empty() {
+            out.push(base);
         } else {
-            for group in &vs.matchers.or_matchers {
-                self.0.push(base.iter().chain(group).cloned().collect());
+            for group in &vs.or_matchers {
+                out.push(base.iter().chain(group).cloned().collect());
             }
         }
-        Ok(true)
+        true
+    });
+    out
+}
+
+/// Whether a parser matcher matches a label value (regular expressions anchored).
+fn matcher_matches(m: &parser::Matcher, value: &str) -> bool {
+    let regex =
+        |re: &str| regex::Regex::new(&format!("^(?s:{re})$")).is_ok_and(|r| r.is_match(value));
+    match m.op {
+        parser::MatchOp::Equal => m.value == value,
+        parser::MatchOp::NotEqual => m.value != value,
+        parser::MatchOp::Re => regex(&m.value),
+        parser::MatchOp::NotRe => !regex(&m.value),
     }
 }
 
@@ -363,19 +378,22 @@ fn query_selects(query: &str, series: &[Labels]) -> bool {
     if series.is_empty() {
         return false;
     }
-    let Ok(expr) = promql_parser::parser::parse(query) else {
+    let options = parser::ParserOptions {
+        features: parser::Features::all(),
+        or_matchers: true,
+        ..Default::default()
+    };
+    let Ok(expr) = parser::parse_with(query, &options) else {
         return series.iter().any(|labels| match labels.metric_name() {
             Some(name) => mentions(query, name),
             None => true,
         });
     };
-    let mut selectors = Selectors(Vec::new());
-    let _ = promql_parser::util::walk_expr(&mut selectors, &expr);
-    selectors.0.iter().any(|matchers| {
+    selectors(&expr).iter().any(|matchers| {
         series.iter().any(|labels| {
             matchers
                 .iter()
-                .all(|m| m.is_match(labels.get(&m.name).unwrap_or("")))
+                .all(|m| matcher_matches(m, labels.get(&m.name).unwrap_or("")))
         })
     })
 }
@@ -999,18 +1017,18 @@ fn table(rows: &[FileStats], total: &FileStats) -> String {
     out
 }
 
-#[test]
-fn should_pass_upstream_promql_conformance_scripts() {
-    let files = script_files();
+/// Runs script files with every experimental feature on (as upstream's runner): the
+/// rows per file and their total.
+fn run_scripts(files: &[PathBuf]) -> (Vec<FileStats>, FileStats) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
     let rows: Vec<FileStats> = runtime.block_on(async {
-        let engine = Engine::new(QueryConfig::default());
+        let engine = Engine::new(QueryConfig::default()).with_features(Features::all());
         let mut rows = Vec::new();
-        for path in &files {
+        for path in files {
             rows.push(run_file(&engine, path).await);
         }
         rows
@@ -1022,6 +1040,40 @@ fn should_pass_upstream_promql_conformance_scripts() {
     for r in &rows {
         total.add(r);
     }
+    (rows, total)
+}
+
+/// The project's own scripts (`tests/promqltest/*.test`), for what the upstream scripts
+/// do not cover: every eval of them must pass, native histograms included.
+#[test]
+fn should_pass_the_projects_own_promql_scripts() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("promqltest");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "test"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no .test files in {}", dir.display());
+    let (rows, total) = run_scripts(&files);
+    let summary = table(&rows, &total);
+    report(&summary);
+    assert!(
+        total.failed == 0 && total.native_failed == 0 && total.errors == 0,
+        "{} evals and {} native-histogram evals of the project's own scripts failed, {} \
+         errors; see the details above",
+        total.failed,
+        total.native_failed,
+        total.errors
+    );
+}
+
+#[test]
+fn should_pass_upstream_promql_conformance_scripts() {
+    let files = script_files();
+    let (rows, total) = run_scripts(&files);
     let summary = table(&rows, &total);
     report(&summary);
     println!("{summary}");

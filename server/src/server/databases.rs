@@ -55,6 +55,7 @@ impl Databases {
                 log,
                 timeseries,
                 query_engine: Engine::new(config.timeseries.query.clone())
+                    .with_features(config.timeseries.promql_features())
                     .with_budget(budget.clone()),
                 vector,
                 pools: Pools::start(&config.pools)?,

@@ -3,11 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use promql_parser::parser::token::{
-    T_AVG, T_BOTTOMK, T_COUNT, T_COUNT_VALUES, T_GROUP, T_LIMIT_RATIO, T_LIMITK, T_MAX, T_MIN,
-    T_QUANTILE, T_STDDEV, T_STDVAR, T_SUM, T_TOPK,
-};
-use promql_parser::parser::{AggregateExpr, LabelModifier};
+use super::parser::{AggregateExpr, AggregateOp, LabelModifier};
 
 use super::QueryError;
 use super::eval::{Evaluator, Grid, Result, VSeries, Val, absent, is_present, with_label};
@@ -16,7 +12,7 @@ use crate::histogram::HistogramError;
 use crate::model::{FloatHistogram, Label, Labels, METRIC_NAME};
 
 pub(super) fn eval<'a>(ev: &mut Evaluator<'a>, a: &'a AggregateExpr, g: Grid) -> Result<Val<'a>> {
-    let op = a.op.id();
+    let op = a.op;
     let param = match &a.param {
         Some(p) => Some(ev.eval(p, g)?),
         None => None,
@@ -44,7 +40,14 @@ pub(super) fn eval<'a>(ev: &mut Evaluator<'a>, a: &'a AggregateExpr, g: Grid) ->
     }
 
     let mut out = match op {
-        T_SUM | T_AVG | T_COUNT | T_GROUP | T_MIN | T_MAX | T_STDDEV | T_STDVAR => {
+        AggregateOp::Sum
+        | AggregateOp::Avg
+        | AggregateOp::Count
+        | AggregateOp::Group
+        | AggregateOp::Min
+        | AggregateOp::Max
+        | AggregateOp::Stddev
+        | AggregateOp::Stdvar => {
             let name = a.op.to_string();
             let mut out = simple(op, &input, &group_of, groups.clone(), g);
             if input.iter().any(VSeries::has_hists) {
@@ -80,7 +83,7 @@ pub(super) fn eval<'a>(ev: &mut Evaluator<'a>, a: &'a AggregateExpr, g: Grid) ->
             }
             out
         }
-        T_QUANTILE => {
+        AggregateOp::Quantile => {
             let Some(Val::Scalar(q)) = param else {
                 return Err(bad_param("quantile"));
             };
@@ -125,11 +128,11 @@ pub(super) fn eval<'a>(ev: &mut Evaluator<'a>, a: &'a AggregateExpr, g: Grid) ->
             out.retain(|s| s.has_floats());
             out
         }
-        T_TOPK | T_BOTTOMK | T_LIMITK => {
+        AggregateOp::Topk | AggregateOp::Bottomk | AggregateOp::Limitk => {
             let Some(Val::Scalar(k)) = param else {
                 return Err(bad_param("k"));
             };
-            if op != T_LIMITK && input.iter().any(VSeries::has_hists) {
+            if op != AggregateOp::Limitk && input.iter().any(VSeries::has_hists) {
                 ev.info(
                     format!("ignored histogram in {} aggregation", a.op),
                     Some(&a.expr),
@@ -137,7 +140,7 @@ pub(super) fn eval<'a>(ev: &mut Evaluator<'a>, a: &'a AggregateExpr, g: Grid) ->
             }
             select_k(op, input, &group_of, groups.len(), &k, g)?
         }
-        T_LIMIT_RATIO => {
+        AggregateOp::LimitRatio => {
             let Some(Val::Scalar(ratios)) = param else {
                 return Err(bad_param("ratio"));
             };
@@ -175,7 +178,7 @@ pub(super) fn eval<'a>(ev: &mut Evaluator<'a>, a: &'a AggregateExpr, g: Grid) ->
             input.retain(|s| s.points() > 0);
             input
         }
-        T_COUNT_VALUES => {
+        AggregateOp::CountValues => {
             let Some(Val::Str(label)) = param else {
                 return Err(bad_param("label"));
             };
@@ -218,12 +221,6 @@ pub(super) fn eval<'a>(ev: &mut Evaluator<'a>, a: &'a AggregateExpr, g: Grid) ->
             }
             out
         }
-        _ => {
-            return Err(QueryError::BadData(format!(
-                "unsupported aggregation operator {}",
-                a.op
-            )));
-        }
     };
     out.retain(|s| s.points() > 0);
     ev.release(held);
@@ -249,13 +246,13 @@ fn group_labels(labels: &Labels, modifier: Option<&LabelModifier>) -> Labels {
         Some(LabelModifier::Include(by)) => labels
             .as_slice()
             .iter()
-            .filter(|l| by.labels.contains(&l.name))
+            .filter(|l| by.contains(&l.name))
             .cloned()
             .collect(),
         Some(LabelModifier::Exclude(without)) => labels
             .as_slice()
             .iter()
-            .filter(|l| l.name != METRIC_NAME && !without.labels.contains(&l.name))
+            .filter(|l| l.name != METRIC_NAME && !without.contains(&l.name))
             .cloned()
             .collect(),
     };
@@ -281,7 +278,7 @@ const EMPTY: Acc = Acc {
 };
 
 fn simple(
-    op: u16,
+    op: AggregateOp,
     input: &[VSeries],
     group_of: &[usize],
     groups: Vec<(Labels, bool)>,
@@ -360,7 +357,7 @@ pub(super) fn histogram_error_message(e: HistogramError, metric: &str) -> String
 /// of histograms give a histogram; a group with floats and histograms at a step gives
 /// nothing there; `count` and `group` count histograms as points; the others ignore them.
 fn histograms(
-    op: u16,
+    op: AggregateOp,
     input: &[VSeries],
     group_of: &[usize],
     groups: &[(Labels, bool)],
@@ -370,7 +367,7 @@ fn histograms(
     let mut notes = Vec::new();
     let ng = groups.len();
     match op {
-        T_COUNT | T_GROUP => {
+        AggregateOp::Count | AggregateOp::Group => {
             let mut counts = vec![0.0f64; ng * g.n];
             for (s, &gi) in input.iter().zip(group_of) {
                 for i in 0..g.n {
@@ -387,14 +384,14 @@ fn histograms(
                     }
                     let v = &mut o.vals[i];
                     *v = match (op, is_present(*v)) {
-                        (T_GROUP, _) => 1.0,
+                        (AggregateOp::Group, _) => 1.0,
                         (_, true) => *v + c,
                         (_, false) => c,
                     };
                 }
             }
         }
-        T_SUM | T_AVG => {
+        AggregateOp::Sum | AggregateOp::Avg => {
             // Per group and step: the histograms to add.
             let mut cells: Vec<Vec<&FloatHistogram>> = vec![Vec::new(); ng * g.n];
             for (s, &gi) in input.iter().zip(group_of) {
@@ -416,7 +413,7 @@ fn histograms(
                         notes.push(Note::Mixed);
                         continue;
                     }
-                    match FloatHistogram::sum_of(&cell, op == T_AVG) {
+                    match FloatHistogram::sum_of(&cell, op == AggregateOp::Avg) {
                         Err(e) => notes.push(Note::Incompatible(e)),
                         Ok(sum) => {
                             if sum.reconciled {
@@ -442,16 +439,16 @@ fn histograms(
 }
 
 #[inline]
-fn add(op: u16, a: &mut Acc, v: f64) {
+fn add(op: AggregateOp, a: &mut Acc, v: f64) {
     a.count += 1.0;
     let first = a.count == 1.0;
     match op {
-        T_SUM => {
+        AggregateOp::Sum => {
             let (s, c) = kahan_inc(v, a.value, a.comp);
             a.value = s;
             a.comp = c;
         }
-        T_AVG => {
+        AggregateOp::Avg => {
             if first {
                 a.value = v;
                 a.comp = 0.0;
@@ -481,9 +478,9 @@ fn add(op: u16, a: &mut Acc, v: f64) {
             a.mean = m;
             a.comp = c;
         }
-        T_MIN if first || v < a.value || a.value.is_nan() => a.value = v,
-        T_MAX if first || v > a.value || a.value.is_nan() => a.value = v,
-        T_STDDEV | T_STDVAR => {
+        AggregateOp::Min if first || v < a.value || a.value.is_nan() => a.value = v,
+        AggregateOp::Max if first || v > a.value || a.value.is_nan() => a.value = v,
+        AggregateOp::Stddev | AggregateOp::Stdvar => {
             let delta = v - (a.mean + a.comp);
             let (m, c) = kahan_inc(delta / a.count, a.mean, a.comp);
             a.mean = m;
@@ -495,30 +492,30 @@ fn add(op: u16, a: &mut Acc, v: f64) {
 }
 
 #[inline]
-fn finish(op: u16, a: &Acc) -> f64 {
+fn finish(op: AggregateOp, a: &Acc) -> f64 {
     if a.count == 0.0 {
         return absent();
     }
     match op {
-        T_SUM => {
+        AggregateOp::Sum => {
             if a.value.is_infinite() {
                 a.value
             } else {
                 a.value + a.comp
             }
         }
-        T_AVG => {
+        AggregateOp::Avg => {
             if a.incremental {
                 a.mean + a.comp
             } else {
                 (a.value + a.comp) / a.count
             }
         }
-        T_COUNT => a.count,
-        T_GROUP => 1.0,
-        T_MIN | T_MAX => a.value,
-        T_STDVAR => a.value / a.count,
-        T_STDDEV => (a.value / a.count).sqrt(),
+        AggregateOp::Count => a.count,
+        AggregateOp::Group => 1.0,
+        AggregateOp::Min | AggregateOp::Max => a.value,
+        AggregateOp::Stdvar => a.value / a.count,
+        AggregateOp::Stddev => (a.value / a.count).sqrt(),
         _ => f64::NAN,
     }
 }
@@ -526,7 +523,7 @@ fn finish(op: u16, a: &Acc) -> f64 {
 /// `topk`, `bottomk` and `limitk`: the chosen input series, each kept at the steps
 /// where it was chosen. Series keep their labels.
 fn select_k(
-    op: u16,
+    op: AggregateOp,
     mut input: Vec<VSeries>,
     group_of: &[usize],
     ngroups: usize,
@@ -557,10 +554,11 @@ fn select_k(
         for m in &members {
             cand.clear();
             cand.extend(m.iter().copied().filter(|&si| {
-                is_present(input[si].vals[i]) || (op == T_LIMITK && input[si].hist(i).is_some())
+                is_present(input[si].vals[i])
+                    || (op == AggregateOp::Limitk && input[si].hist(i).is_some())
             }));
-            if op != T_LIMITK {
-                let top = op == T_TOPK;
+            if op != AggregateOp::Limitk {
+                let top = op == AggregateOp::Topk;
                 cand.sort_by(|&a, &b| {
                     let (x, y) = (input[a].vals[i], input[b].vals[i]);
                     match (x.is_nan(), y.is_nan()) {
@@ -591,7 +589,7 @@ fn select_k(
                 *v = absent();
             }
         }
-        if op != T_LIMITK {
+        if op != AggregateOp::Limitk {
             s.hists.clear();
         }
         for (h, &k) in s.hists.iter_mut().zip(kp) {

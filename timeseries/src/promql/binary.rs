@@ -1,18 +1,17 @@
-//! Binary operators: arithmetic, comparison (filtering or `bool`), and the set
-//! operators, with vector matching (`on`/`ignoring`, `group_left`/`group_right`).
+//! Binary operators: arithmetic, comparison (filtering or `bool`), the histogram trim
+//! operators `</` and `>/`, and the set operators, with vector matching
+//! (`on`/`ignoring`, `group_left`/`group_right`) and the `fill`, `fill_left` and
+//! `fill_right` modifiers.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use promql_parser::parser::token::{
-    T_ADD, T_ATAN2, T_DIV, T_EQLC, T_GTE, T_GTR, T_LAND, T_LOR, T_LSS, T_LTE, T_LUNLESS, T_MOD,
-    T_MUL, T_NEQ, T_POW, T_SUB, TokenId,
-};
-use promql_parser::parser::{BinModifier, BinaryExpr, LabelModifier, VectorMatchCardinality};
-
 use super::QueryError;
 use super::aggregate::histogram_error_message;
 use super::eval::{Evaluator, Grid, Result, VSeries, Val, absent, is_present, with_label};
+use super::parser::{
+    BinModifier, BinaryExpr, BinaryOp, Expr, LabelModifier, VectorMatchCardinality,
+};
 use crate::model::{FloatHistogram, Label, Labels, METRIC_NAME};
 
 /// One operand at one step: a float or a histogram.
@@ -45,34 +44,20 @@ enum HistNote {
     /// The histograms cannot be combined.
     Incompatible(crate::histogram::HistogramError),
     /// Custom bucket bounds were reconciled (for `+` or `-`).
-    Reconciled(TokenId),
+    Reconciled(BinaryOp),
     /// A counter reset met a "no reset" hint (for `+` or `-`).
-    Conflict(TokenId),
+    Conflict(BinaryOp),
 }
 
-fn op_name(op: TokenId) -> &'static str {
-    match op {
-        T_ADD => "+",
-        T_SUB => "-",
-        T_MUL => "*",
-        T_DIV => "/",
-        T_MOD => "%",
-        T_POW => "^",
-        T_ATAN2 => "atan2",
-        T_EQLC => "==",
-        T_NEQ => "!=",
-        T_GTR => ">",
-        T_LSS => "<",
-        T_GTE => ">=",
-        T_LTE => "<=",
-        _ => "?",
-    }
+/// `</` and `>/`.
+fn is_trim(op: BinaryOp) -> bool {
+    matches!(op, BinaryOp::TrimUpper | BinaryOp::TrimLower)
 }
 
 /// An operator with a histogram on at least one side: `h + h`, `h - h`, `h * f`,
 /// `f * h`, `h / f`, and `==`/`!=` between histograms; `(value, keep)` as [`apply`].
 fn apply_hist(
-    op: TokenId,
+    op: BinaryOp,
     l: &Operand,
     r: &Operand,
     notes: &mut Vec<HistNote>,
@@ -80,12 +65,12 @@ fn apply_hist(
     use Operand::{F, H};
     let types = || HistNote::Types(l.kind(), r.kind());
     match (op, l, r) {
-        (T_ADD, H(a), H(b)) | (T_SUB, H(a), H(b)) => {
+        (BinaryOp::Add, H(a), H(b)) | (BinaryOp::Sub, H(a), H(b)) => {
             if a.conflicts_with(b) {
                 notes.push(HistNote::Conflict(op));
             }
             let mut out = FloatHistogram::clone(a);
-            let reconciled = if op == T_ADD {
+            let reconciled = if op == BinaryOp::Add {
                 out.add(b)
             } else {
                 let r = out.sub(b);
@@ -99,35 +84,34 @@ fn apply_hist(
             out.compact();
             Ok((H(Arc::new(out)), true))
         }
-        (T_MUL, H(a), F(f)) | (T_MUL, F(f), H(a)) => {
+        (BinaryOp::Mul, H(a), F(f)) | (BinaryOp::Mul, F(f), H(a)) => {
             let mut out = FloatHistogram::clone(a);
             out.mul(*f);
             Ok((H(Arc::new(out)), true))
         }
-        (T_DIV, H(a), F(f)) => {
+        (BinaryOp::Div, H(a), F(f)) => {
             let mut out = FloatHistogram::clone(a);
             out.div(*f);
             Ok((H(Arc::new(out)), true))
         }
-        (T_EQLC, H(a), H(b)) => Ok((l.clone(), a.approx_eq(b, |x, y| x == y))),
-        (T_NEQ, H(a), H(b)) => Ok((l.clone(), !a.approx_eq(b, |x, y| x == y))),
+        (BinaryOp::TrimUpper | BinaryOp::TrimLower, H(a), F(f)) => {
+            let mut out = a.trim(*f, op == BinaryOp::TrimUpper);
+            out.compact();
+            Ok((H(Arc::new(out)), true))
+        }
+        (BinaryOp::Eql, H(a), H(b)) => Ok((l.clone(), a.approx_eq(b, |x, y| x == y))),
+        (BinaryOp::Neq, H(a), H(b)) => Ok((l.clone(), !a.approx_eq(b, |x, y| x == y))),
         _ => Err(types()),
     }
 }
 
-fn note_hist(
-    ev: &mut Evaluator<'_>,
-    op: TokenId,
-    note: HistNote,
-    at: &promql_parser::parser::Expr,
-    metric: &str,
-) {
+fn note_hist(ev: &mut Evaluator<'_>, op: BinaryOp, note: HistNote, at: &Expr, metric: &str) {
     match note {
         HistNote::Types(a, b) => ev.info(
             format!(
                 "incompatible sample types encountered for binary operator {:?}: {a} {} {b}",
-                op_name(op),
-                op_name(op)
+                op.as_str(),
+                op.as_str()
             ),
             Some(at),
         ),
@@ -135,7 +119,7 @@ fn note_hist(
         HistNote::Conflict(op) => ev.warn(
             format!(
                 "conflicting counter resets during histogram {}",
-                if op == T_ADD {
+                if op == BinaryOp::Add {
                     "addition"
                 } else {
                     "subtraction"
@@ -146,7 +130,7 @@ fn note_hist(
         HistNote::Reconciled(op) => ev.info(
             format!(
                 "mismatched custom buckets were reconciled during {}",
-                if op == T_ADD {
+                if op == BinaryOp::Add {
                     "addition"
                 } else {
                     "subtraction"
@@ -158,7 +142,7 @@ fn note_hist(
 }
 
 pub(super) fn eval<'a>(ev: &mut Evaluator<'a>, b: &'a BinaryExpr, g: Grid) -> Result<Val<'a>> {
-    let op = b.op.id();
+    let op = b.op;
     let modifier = b.modifier.as_ref();
     let return_bool = modifier.is_some_and(|m| m.return_bool);
     let lhs = ev.eval(&b.lhs, g)?;
@@ -169,7 +153,7 @@ pub(super) fn eval<'a>(ev: &mut Evaluator<'a>, b: &'a BinaryExpr, g: Grid) -> Re
                 .zip(&r)
                 .map(|(a, b)| {
                     let (v, keep) = apply(op, *a, *b);
-                    if is_comparison(op) {
+                    if op.is_comparison() {
                         if keep { 1.0 } else { 0.0 }
                     } else {
                         v
@@ -195,9 +179,9 @@ pub(super) fn eval<'a>(ev: &mut Evaluator<'a>, b: &'a BinaryExpr, g: Grid) -> Re
         }
         (Val::Vector(l), Val::Vector(r)) => {
             let out = match op {
-                T_LAND => and_unless(l, &r, modifier, g, true),
-                T_LUNLESS => and_unless(l, &r, modifier, g, false),
-                T_LOR => or(l, r, modifier, g),
+                BinaryOp::And => and_unless(l, &r, modifier, g, true),
+                BinaryOp::Unless => and_unless(l, &r, modifier, g, false),
+                BinaryOp::Or => or(l, r, modifier, g),
                 _ => {
                     let mut notes = Vec::new();
                     let metric = l
@@ -223,46 +207,48 @@ pub(super) fn eval<'a>(ev: &mut Evaluator<'a>, b: &'a BinaryExpr, g: Grid) -> Re
     }
 }
 
-pub(super) fn is_comparison(op: TokenId) -> bool {
-    matches!(op, T_EQLC | T_NEQ | T_GTR | T_LSS | T_GTE | T_LTE)
-}
-
-/// Arithmetic drops the metric name; comparisons (without `bool`) keep it.
-fn drops_name(op: TokenId) -> bool {
-    !is_comparison(op) && !matches!(op, T_LAND | T_LOR | T_LUNLESS)
+/// Arithmetic drops the metric name; comparisons (without `bool`) and the trim
+/// operators keep it.
+fn drops_name(op: BinaryOp) -> bool {
+    !op.is_comparison() && !op.is_set_operator() && !is_trim(op)
 }
 
 /// `(value, keep)`: for comparisons the value is the left operand and `keep` the
 /// comparison's outcome.
 #[inline]
-fn apply(op: TokenId, l: f64, r: f64) -> (f64, bool) {
+fn apply(op: BinaryOp, l: f64, r: f64) -> (f64, bool) {
     match op {
-        T_ADD => (l + r, true),
-        T_SUB => (l - r, true),
-        T_MUL => (l * r, true),
-        T_DIV => (l / r, true),
-        T_MOD => (l % r, true),
-        T_POW => (l.powf(r), true),
-        T_ATAN2 => (l.atan2(r), true),
-        T_EQLC => (l, l == r),
-        T_NEQ => (l, l != r),
-        T_GTR => (l, l > r),
-        T_LSS => (l, l < r),
-        T_GTE => (l, l >= r),
-        T_LTE => (l, l <= r),
-        _ => (f64::NAN, false),
+        BinaryOp::Add => (l + r, true),
+        BinaryOp::Sub => (l - r, true),
+        BinaryOp::Mul => (l * r, true),
+        BinaryOp::Div => (l / r, true),
+        BinaryOp::Mod => (l % r, true),
+        BinaryOp::Pow => (l.powf(r), true),
+        BinaryOp::Atan2 => (l.atan2(r), true),
+        BinaryOp::Eql => (l, l == r),
+        BinaryOp::Neq => (l, l != r),
+        BinaryOp::Gtr => (l, l > r),
+        BinaryOp::Lss => (l, l < r),
+        BinaryOp::Gte => (l, l >= r),
+        BinaryOp::Lte => (l, l <= r),
+        // The trim operators take a histogram on the left; set operators no floats.
+        BinaryOp::TrimUpper
+        | BinaryOp::TrimLower
+        | BinaryOp::And
+        | BinaryOp::Or
+        | BinaryOp::Unless => (f64::NAN, false),
     }
 }
 
 fn vector_scalar(
-    op: TokenId,
+    op: BinaryOp,
     mut v: Vec<VSeries>,
     s: &[f64],
     swap: bool,
     return_bool: bool,
     notes: &mut Vec<HistNote>,
 ) -> Vec<VSeries> {
-    let comparison = is_comparison(op);
+    let comparison = op.is_comparison();
     for series in &mut v {
         for (i, slot) in series.hists.iter_mut().enumerate() {
             let Some(h) = slot.take() else { continue };
@@ -279,6 +265,11 @@ fn vector_scalar(
         }
         for (x, &sv) in series.vals.iter_mut().zip(s) {
             if !is_present(*x) {
+                continue;
+            }
+            if is_trim(op) {
+                notes.push(HistNote::Types("float", "float"));
+                *x = absent();
                 continue;
             }
             let (l, r) = if swap { (sv, *x) } else { (*x, sv) };
@@ -303,7 +294,7 @@ fn vector_scalar(
 }
 
 /// The expression a binary operator's annotations point at.
-fn b_expr(b: &BinaryExpr) -> &promql_parser::parser::Expr {
+fn b_expr(b: &BinaryExpr) -> &Expr {
     &b.lhs
 }
 
@@ -314,8 +305,8 @@ fn matched_labels<'l>(
     m: Option<&'l LabelModifier>,
 ) -> impl Iterator<Item = &'l Label> {
     labels.as_slice().iter().filter(move |l| match m {
-        Some(LabelModifier::Include(on)) => on.labels.contains(&l.name),
-        Some(LabelModifier::Exclude(ign)) => l.name != METRIC_NAME && !ign.labels.contains(&l.name),
+        Some(LabelModifier::Include(on)) => on.contains(&l.name),
+        Some(LabelModifier::Exclude(ign)) => l.name != METRIC_NAME && !ign.contains(&l.name),
         None => l.name != METRIC_NAME,
     })
 }
@@ -402,14 +393,14 @@ fn result_labels(many: &Labels, one: &Labels, m: &BinModifier) -> Labels {
     let mut labels: Vec<Label> = many.as_slice().to_vec();
     match &m.card {
         VectorMatchCardinality::OneToOne => match &m.matching {
-            Some(LabelModifier::Include(on)) => labels.retain(|l| on.labels.contains(&l.name)),
-            Some(LabelModifier::Exclude(ign)) => labels.retain(|l| !ign.labels.contains(&l.name)),
+            Some(LabelModifier::Include(on)) => labels.retain(|l| on.contains(&l.name)),
+            Some(LabelModifier::Exclude(ign)) => labels.retain(|l| !ign.contains(&l.name)),
             None => {}
         },
         VectorMatchCardinality::ManyToOne(include) | VectorMatchCardinality::OneToMany(include) => {
             // `group_x` labels come from the "one" side (removed when it lacks them).
             let mut out = Labels::from_sorted(labels);
-            for name in &include.labels {
+            for name in include {
                 out = with_label(&out, name, one.get(name).unwrap_or(""));
             }
             return out;
@@ -419,8 +410,171 @@ fn result_labels(many: &Labels, one: &Labels, m: &BinModifier) -> Labels {
     Labels::from_sorted(labels)
 }
 
+/// The labels a series is matched by, as the series a `fill` modifier stands in for it
+/// on the other side has them.
+fn match_labels(labels: &Labels, m: Option<&LabelModifier>) -> Labels {
+    Labels::from_sorted(matched_labels(labels, m).cloned().collect())
+}
+
+/// The key of the result series of a "many" series matched with a value filled in by
+/// `fill_right` (where a "one" series' index would be).
+const FILLED: usize = usize::MAX;
+
+/// The state of one vector-vector operation: the results so far and the checks of
+/// matching cardinality.
+struct Join<'m> {
+    op: BinaryOp,
+    m: &'m BinModifier,
+    return_bool: bool,
+    n: usize,
+    one_to_one: bool,
+    one_to_many: bool,
+    out: Vec<VSeries>,
+    out_index: HashMap<(usize, Labels), usize>,
+    /// For one-to-one: which signature already produced a result at each step.
+    matched: HashMap<Vec<u8>, Vec<bool>>,
+    /// For many-to-one: result label sets produced per signature and step.
+    produced: HashMap<(Vec<u8>, usize), Vec<Labels>>,
+    /// Which signature took part in an operation at each step (for `fill_left`).
+    hit: HashMap<Vec<u8>, Vec<bool>>,
+}
+
+/// One side of a pair: its labels, whether its name is to be dropped, its value.
+struct Side<'l> {
+    labels: &'l Labels,
+    drop_name: bool,
+    value: Operand,
+}
+
+impl Join<'_> {
+    fn was_hit(&self, sig: &[u8], i: usize) -> bool {
+        self.hit.get(sig).is_some_and(|h| h[i])
+    }
+
+    fn mark(&mut self, sig: &[u8], i: usize) {
+        let n = self.n;
+        self.hit
+            .entry(sig.to_vec())
+            .or_insert_with(|| vec![false; n])[i] = true;
+    }
+
+    /// Applies the operator to a matched pair at step `i`: `many` is the side whose
+    /// labels the result keeps (the right-hand side for `group_right`), `one` the other;
+    /// `one_key` tells the result series of many-to-one matching apart.
+    fn pair(
+        &mut self,
+        i: usize,
+        sig: &[u8],
+        one_key: usize,
+        many: Side<'_>,
+        one: Side<'_>,
+        notes: &mut Vec<HistNote>,
+    ) -> Result<()> {
+        let op = self.op;
+        if self.one_to_one {
+            // Checked before filtering: a comparison must not hide the ambiguity.
+            let n = self.n;
+            let seen = self
+                .matched
+                .entry(sig.to_vec())
+                .or_insert_with(|| vec![false; n]);
+            if seen[i] {
+                return Err(QueryError::Execution(
+                    "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)"
+                        .into(),
+                ));
+            }
+            seen[i] = true;
+        }
+        let mut hist_value: Option<Arc<FloatHistogram>> = None;
+        let (l, r) = if self.one_to_many {
+            (one.value, many.value)
+        } else {
+            (many.value, one.value)
+        };
+        let value = match (&l, &r) {
+            (Operand::F(lf), Operand::F(rf)) => {
+                if is_trim(op) {
+                    notes.push(HistNote::Types("float", "float"));
+                    return Ok(());
+                }
+                self.mark(sig, i);
+                // A comparison's value is the left-hand side's.
+                let (value, keep) = apply(op, *lf, *rf);
+                if self.return_bool {
+                    if keep { 1.0 } else { 0.0 }
+                } else if keep {
+                    value
+                } else {
+                    return Ok(());
+                }
+            }
+            _ => match apply_hist(op, &l, &r, notes) {
+                Err(n) => {
+                    notes.push(n);
+                    return Ok(());
+                }
+                Ok((_, keep)) if self.return_bool => {
+                    self.mark(sig, i);
+                    if keep { 1.0 } else { 0.0 }
+                }
+                Ok((_, false)) => {
+                    self.mark(sig, i);
+                    return Ok(());
+                }
+                Ok((out, true)) => {
+                    self.mark(sig, i);
+                    let out = if op.is_comparison() { l } else { out };
+                    match out {
+                        Operand::H(h) => {
+                            hist_value = Some(h);
+                            absent()
+                        }
+                        Operand::F(f) => f,
+                    }
+                }
+            },
+        };
+        let labels = result_labels(many.labels, one.labels, self.m);
+        let key = (if self.one_to_one { 0 } else { one_key }, labels);
+        let drop = drops_name(op) || self.return_bool;
+        let slot = match self.out_index.get(&key) {
+            Some(&slot) => slot,
+            None => {
+                self.out.push(VSeries::floats(
+                    key.1.clone(),
+                    many.drop_name || drop,
+                    vec![absent(); self.n],
+                ));
+                self.out_index.insert(key, self.out.len() - 1);
+                self.out.len() - 1
+            }
+        };
+        if !self.one_to_one {
+            let labels = &self.out[slot].labels;
+            let list = self.produced.entry((sig.to_vec(), i)).or_default();
+            if list.contains(labels) {
+                return Err(QueryError::Execution(
+                    "multiple matches for labels: grouping labels must ensure unique matches"
+                        .into(),
+                ));
+            }
+            list.push(labels.clone());
+        }
+        let o = &mut self.out[slot];
+        o.vals[i] = value;
+        if let Some(h) = hist_value {
+            if o.hists.is_empty() {
+                o.hists = vec![None; self.n];
+            }
+            o.hists[i] = Some(h);
+        }
+        Ok(())
+    }
+}
+
 fn vector_vector(
-    op: TokenId,
+    op: BinaryOp,
     lhs: Vec<VSeries>,
     rhs: Vec<VSeries>,
     modifier: Option<&BinModifier>,
@@ -428,28 +582,28 @@ fn vector_vector(
     g: Grid,
     notes: &mut Vec<HistNote>,
 ) -> Result<Vec<VSeries>> {
-    let default = BinModifier {
-        card: VectorMatchCardinality::OneToOne,
-        matching: None,
-        return_bool: false,
-        fill_values: Default::default(),
-    };
+    let default = BinModifier::default();
     let m = modifier.unwrap_or(&default);
-    if lhs.is_empty() || rhs.is_empty() {
+    let fill = m.fill;
+    if (lhs.is_empty() && rhs.is_empty()) || ((lhs.is_empty() || rhs.is_empty()) && fill.is_empty())
+    {
         return Ok(Vec::new());
     }
     let one_to_many = matches!(m.card, VectorMatchCardinality::OneToMany(_));
     let one_to_one = matches!(m.card, VectorMatchCardinality::OneToOne);
     // After a swap for group_right, `many` is the side whose labels the result keeps and
-    // `one` the side that must be unique per signature.
+    // `one` the side that must be unique per signature. As upstream, `fill_right`
+    // stands in for a missing `one` and `fill_left` for a missing `many` after the swap.
     let (many, one) = if one_to_many { (rhs, lhs) } else { (lhs, rhs) };
     let lm = m.matching.as_ref();
 
     // Per signature on the "one" side, which series is present at each step.
     let mut one_index: HashMap<Vec<u8>, Vec<i32>> = HashMap::new();
+    let mut one_sigs: Vec<Vec<u8>> = Vec::with_capacity(one.len());
     for (idx, s) in one.iter().enumerate() {
+        let sig = signature(&s.labels, lm);
         let col = one_index
-            .entry(signature(&s.labels, lm))
+            .entry(sig.clone())
             .or_insert_with(|| vec![-1; g.n]);
         for (i, v) in s.vals.iter().enumerate() {
             if !is_present(*v) && s.hist(i).is_none() {
@@ -467,135 +621,85 @@ fn vector_vector(
             }
             col[i] = idx as i32;
         }
+        one_sigs.push(sig);
     }
 
-    let comparison = is_comparison(op);
-    let drop = drops_name(op) || return_bool;
-    let mut out: Vec<VSeries> = Vec::new();
-    let mut out_index: HashMap<(usize, Labels), usize> = HashMap::new();
-    // For one-to-one: which signature already produced a result at each step.
-    let mut matched: HashMap<Vec<u8>, Vec<bool>> = HashMap::new();
-    // For many-to-one: result label sets produced per signature and step.
-    let mut produced: HashMap<(Vec<u8>, usize), Vec<Labels>> = HashMap::new();
-
+    let mut join = Join {
+        op,
+        m,
+        return_bool,
+        n: g.n,
+        one_to_one,
+        one_to_many,
+        out: Vec::new(),
+        out_index: HashMap::new(),
+        matched: HashMap::new(),
+        produced: HashMap::new(),
+        hit: HashMap::new(),
+    };
     for s in &many {
         let sig = signature(&s.labels, lm);
-        let Some(col) = one_index.get(&sig) else {
-            continue;
-        };
-        let mut cached: Option<(i32, usize)> = None;
+        let col = one_index.get(&sig);
+        let mut filled: Option<Labels> = None;
         for i in 0..g.n {
-            let v = s.vals[i];
-            if (!is_present(v) && s.hist(i).is_none()) || col[i] < 0 {
+            let Some(value) = Operand::at(s, i) else {
                 continue;
-            }
-            if one_to_one {
-                // Checked before filtering: a comparison must not hide the ambiguity.
-                let seen = matched
-                    .entry(sig.clone())
-                    .or_insert_with(|| vec![false; g.n]);
-                if seen[i] {
-                    return Err(QueryError::Execution(
-                        "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)"
-                            .into(),
-                    ));
-                }
-                seen[i] = true;
-            }
-            let other = &one[col[i] as usize];
-            let mut hist_value: Option<Arc<FloatHistogram>> = None;
-            let value = if s.hist(i).is_some() || other.hist(i).is_some() {
-                let (Some(a), Some(o)) = (Operand::at(s, i), Operand::at(other, i)) else {
-                    continue;
-                };
-                let (l, r) = if one_to_many { (o, a) } else { (a, o) };
-                match apply_hist(op, &l, &r, notes) {
-                    Ok((_, keep)) if return_bool => {
-                        if keep {
-                            1.0
-                        } else {
-                            0.0
-                        }
-                    }
-                    Ok((_, false)) => continue,
-                    Ok((out, true)) => {
-                        let out = if comparison && one_to_many { l } else { out };
-                        match out {
-                            Operand::H(h) => {
-                                hist_value = Some(h);
-                                absent()
-                            }
-                            Operand::F(f) => f,
-                        }
-                    }
-                    Err(n) => {
-                        notes.push(n);
+            };
+            let many_side = Side {
+                labels: &s.labels,
+                drop_name: s.drop_name,
+                value,
+            };
+            match col.map(|c| c[i]).filter(|&c| c >= 0) {
+                Some(c) => {
+                    let other = &one[c as usize];
+                    let Some(o) = Operand::at(other, i) else {
                         continue;
-                    }
-                }
-            } else {
-                let (l, r) = if one_to_many {
-                    (other.vals[i], v)
-                } else {
-                    (v, other.vals[i])
-                };
-                let (mut value, keep) = apply(op, l, r);
-                if comparison && one_to_many {
-                    // Filtering keeps the left-hand side's value.
-                    value = l;
-                }
-                if return_bool {
-                    if keep { 1.0 } else { 0.0 }
-                } else if keep {
-                    value
-                } else {
-                    continue;
-                }
-            };
-            // Result series for this pair.
-            let slot = match cached {
-                Some((c, slot)) if c == col[i] => slot,
-                _ => {
-                    let labels = result_labels(&s.labels, &other.labels, m);
-                    let key = (if one_to_one { 0 } else { col[i] as usize }, labels);
-                    let slot = match out_index.get(&key) {
-                        Some(&slot) => slot,
-                        None => {
-                            out.push(VSeries::floats(
-                                key.1.clone(),
-                                s.drop_name || drop,
-                                vec![absent(); g.n],
-                            ));
-                            out_index.insert(key, out.len() - 1);
-                            out.len() - 1
-                        }
                     };
-                    cached = Some((col[i], slot));
-                    slot
+                    let one_side = Side {
+                        labels: &other.labels,
+                        drop_name: other.drop_name,
+                        value: o,
+                    };
+                    join.pair(i, &sig, c as usize, many_side, one_side, notes)?;
                 }
-            };
-            if !one_to_one {
-                let labels = &out[slot].labels;
-                let list = produced.entry((sig.clone(), i)).or_default();
-                if list.contains(labels) {
-                    return Err(QueryError::Execution(
-                        "multiple matches for labels: grouping labels must ensure unique matches"
-                            .into(),
-                    ));
+                None => {
+                    let Some(f) = fill.rhs else { continue };
+                    let labels = filled.get_or_insert_with(|| match_labels(&s.labels, lm));
+                    let one_side = Side {
+                        labels,
+                        drop_name: false,
+                        value: Operand::F(f),
+                    };
+                    join.pair(i, &sig, FILLED, many_side, one_side, notes)?;
                 }
-                list.push(labels.clone());
-            }
-            out[slot].vals[i] = value;
-            if let Some(h) = hist_value {
-                let o = &mut out[slot];
-                if o.hists.is_empty() {
-                    o.hists = vec![None; g.n];
-                }
-                o.hists[i] = Some(h);
             }
         }
     }
-    Ok(out)
+    if let Some(f) = fill.lhs {
+        for (idx, (s, sig)) in one.iter().zip(&one_sigs).enumerate() {
+            let col = &one_index[sig];
+            let labels = match_labels(&s.labels, lm);
+            for (i, &c) in col.iter().enumerate() {
+                if c != idx as i32 || join.was_hit(sig, i) {
+                    continue;
+                }
+                let Some(o) = Operand::at(s, i) else { continue };
+                let many_side = Side {
+                    labels: &labels,
+                    drop_name: false,
+                    value: Operand::F(f),
+                };
+                let one_side = Side {
+                    labels: &s.labels,
+                    drop_name: s.drop_name,
+                    value: o,
+                };
+                join.pair(i, sig, idx, many_side, one_side, notes)?;
+            }
+        }
+    }
+    Ok(join.out)
 }
 
 /// The labels a match group is shown with in errors.

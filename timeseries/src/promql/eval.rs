@@ -4,11 +4,9 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
-use promql_parser::parser::{
-    AtModifier, Expr, MatrixSelector, Offset, SubqueryExpr, VectorSelector,
-};
+use super::parser::{AtModifier, DurationExpr, Expr, MatrixSelector, SubqueryExpr, VectorSelector};
 
 use opendata_common::budget::{BudgetSpent, Reservation};
 
@@ -137,6 +135,35 @@ pub(super) struct RangeVec<'a> {
     /// Bytes of the memory budget its own samples hold (0 when it borrows the loaded
     /// samples).
     pub bytes: u64,
+    /// The selector's `anchored` or `smoothed` modifier: its series also hold the
+    /// samples up to the lookback delta before each window (and after it, smoothed).
+    pub extended: Extension,
+}
+
+/// The `anchored` and `smoothed` range modifiers of a range vector.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Extension {
+    pub anchored: bool,
+    pub smoothed: bool,
+    /// The lookback delta the windows reach beyond the range (0 without a modifier).
+    pub lookback: i64,
+}
+
+impl Extension {
+    /// Whether a modifier is set.
+    pub fn any(&self) -> bool {
+        self.anchored || self.smoothed
+    }
+
+    /// The `(end, range)` of the samples step `end` reads: `(end - range, end]`
+    /// widened by the lookback delta before (both modifiers) and after (smoothed).
+    pub fn reach(&self, end: i64, range: i64) -> (i64, i64) {
+        if !self.any() {
+            return (end, range);
+        }
+        let after = if self.smoothed { self.lookback } else { 0 };
+        (end + after, range + self.lookback + after)
+    }
 }
 
 impl RangeVec<'_> {
@@ -147,10 +174,11 @@ impl RangeVec<'_> {
             let mut w = Windows::new(&s.samples);
             let mut hw = HWindows::new(&s.hists);
             for (i, &end) in self.ends.iter().enumerate() {
-                let (lo, hi) = w.window(end, self.range);
+                let (end, range) = self.extended.reach(end, self.range);
+                let (lo, hi) = w.window(end, range);
                 per_step[i] += (hi - lo) as u64;
                 if !s.hists.is_empty() {
-                    let (lo, hi) = hw.window(end, self.range);
+                    let (lo, hi) = hw.window(end, range);
                     // A histogram holds more than a float: counted by its buckets.
                     per_step[i] += s.hists[lo..hi]
                         .iter()
@@ -276,15 +304,11 @@ pub(super) fn node_key(vs: &VectorSelector) -> usize {
 pub(super) fn stats_selectors(e: &Expr) -> std::collections::HashSet<usize> {
     fn walk(e: &Expr, ctx: Option<bool>, out: &mut std::collections::HashSet<usize>) {
         match e {
-            Expr::VectorSelector(vs) => {
-                if ctx == Some(true) {
-                    out.insert(node_key(vs));
-                }
+            Expr::VectorSelector(vs) if ctx == Some(true) => {
+                out.insert(node_key(vs));
             }
-            Expr::MatrixSelector(ms) => {
-                if ctx == Some(true) {
-                    out.insert(node_key(&ms.vs));
-                }
+            Expr::MatrixSelector(ms) if ctx == Some(true) => {
+                out.insert(node_key(&ms.vs));
             }
             Expr::Call(c) => {
                 let ctx = match c.func.name {
@@ -292,45 +316,46 @@ pub(super) fn stats_selectors(e: &Expr) -> std::collections::HashSet<usize> {
                     "histogram_quantile" | "histogram_fraction" => Some(false),
                     _ => ctx,
                 };
-                for a in &c.args.args {
-                    walk(a, ctx, out);
+                for a in &c.args {
+                    walk_deep(a, ctx, out);
                 }
             }
             Expr::Binary(b) => {
-                walk(&b.lhs, None, out);
-                walk(&b.rhs, None, out);
+                walk_deep(&b.lhs, None, out);
+                walk_deep(&b.rhs, None, out);
             }
             Expr::Aggregate(a) => {
-                walk(&a.expr, ctx, out);
+                walk_deep(&a.expr, ctx, out);
                 if let Some(p) = &a.param {
-                    walk(p, ctx, out);
+                    walk_deep(p, ctx, out);
                 }
             }
-            Expr::Paren(p) => walk(&p.expr, ctx, out),
-            Expr::Unary(u) => walk(&u.expr, ctx, out),
-            Expr::Subquery(s) => walk(&s.expr, ctx, out),
+            Expr::Paren(p) => walk_deep(&p.expr, ctx, out),
+            Expr::Unary(u) => walk_deep(&u.expr, ctx, out),
+            Expr::Subquery(s) => walk_deep(&s.expr, ctx, out),
             _ => {}
         }
     }
+    fn walk_deep(e: &Expr, ctx: Option<bool>, out: &mut std::collections::HashSet<usize>) {
+        super::with_stack(|| walk(e, ctx, out))
+    }
     let mut out = std::collections::HashSet::new();
-    walk(e, None, &mut out);
+    walk_deep(e, None, &mut out);
     out
 }
 
-/// Milliseconds of an `offset` (negative offsets look forward).
-pub(super) fn offset_ms(offset: &Option<Offset>) -> i64 {
-    match offset {
-        None => 0,
-        Some(Offset::Pos(d)) => d.as_millis() as i64,
-        Some(Offset::Neg(d)) => -(d.as_millis() as i64),
-    }
+/// The value of a duration in milliseconds: `step()` is the query's step (0 for an
+/// instant query) and `range()` its range (end - start), as upstream evaluates them.
+pub(super) fn duration_ms(d: &DurationExpr, step: i64, range: i64) -> Result<i64> {
+    d.eval_ms(step, range)
+        .map_err(|e| QueryError::BadData(format!("invalid duration {d}: {e}")))
 }
 
-/// Unix milliseconds of a `SystemTime` (before 1970 too).
-pub(super) fn system_time_ms(t: SystemTime) -> i64 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => d.as_millis() as i64,
-        Err(e) => -(e.duration().as_millis() as i64),
+/// Milliseconds of an `offset` (negative offsets look forward).
+pub(super) fn offset_ms(offset: &Option<DurationExpr>, step: i64, range: i64) -> Result<i64> {
+    match offset {
+        None => Ok(0),
+        Some(d) => duration_ms(d, step, range),
     }
 }
 
@@ -339,24 +364,37 @@ pub(super) fn at_ms(at: &AtModifier, query_start: i64, query_end: i64) -> i64 {
     match at {
         AtModifier::Start => query_start,
         AtModifier::End => query_end,
-        AtModifier::At(t) => system_time_ms(*t),
+        AtModifier::Timestamp(t) => *t,
     }
 }
 
+/// A range's or subquery range's value, which must be positive.
+pub(super) fn range_ms(d: &DurationExpr, step: i64, range: i64) -> Result<i64> {
+    let ms = duration_ms(d, step, range)?;
+    if ms <= 0 {
+        return Err(QueryError::BadData(format!(
+            "invalid duration {d}: duration must be greater than 0, got {ms}ms"
+        )));
+    }
+    Ok(ms)
+}
+
 /// The grid a subquery's inner expression is evaluated on, for windows ending from
-/// `min_end` to `max_end`: multiples of its step (the default when it has none), from the
-/// first one strictly after `min_end - range` (empty when there is none up to `max_end`).
+/// `min_end` to `max_end`: multiples of its step (`default_step` when it has none or it is
+/// not positive), from the first one strictly after `min_end - range` (empty when there
+/// is none up to `max_end`).
 pub(super) fn subquery_grid(
-    sq: &SubqueryExpr,
+    range: i64,
+    step: Option<i64>,
     min_end: i64,
     max_end: i64,
     default_step: i64,
 ) -> Grid {
-    let step = match sq.step {
-        Some(s) if !s.is_zero() => s.as_millis() as i64,
+    let step = match step {
+        Some(s) if s > 0 => s,
         _ => default_step,
     };
-    let t = min_end - sq.range.as_millis() as i64;
+    let t = min_end - range;
     let start = t.div_euclid(step) * step + step;
     let n = if start > max_end {
         0
@@ -364,6 +402,20 @@ pub(super) fn subquery_grid(
         ((max_end - start) / step + 1) as usize
     };
     Grid { start, step, n }
+}
+
+/// A subquery's range and step in milliseconds.
+pub(super) fn subquery_range_step(
+    sq: &SubqueryExpr,
+    step: i64,
+    range: i64,
+) -> Result<(i64, Option<i64>)> {
+    let r = range_ms(&sq.range, step, range)?;
+    let s = match &sq.step {
+        Some(d) => Some(duration_ms(d, step, range)?),
+        None => None,
+    };
+    Ok((r, s))
 }
 
 /// State of one query's evaluation.
@@ -499,7 +551,7 @@ impl<'a> Evaluator<'a> {
 
     /// A range selector, counted at its largest step.
     fn range_selector(&mut self, ms: &MatrixSelector, g: Grid) -> Result<RangeVec<'a>> {
-        let mut r = self.select_range(ms, g);
+        let mut r = self.select_range(ms, g)?;
         r.held = r.peak_step();
         self.count(r.held)?;
         let owned: usize = r
@@ -513,14 +565,22 @@ impl<'a> Evaluator<'a> {
         Ok(r)
     }
 
-    /// Position of a node's text in the query, as Prometheus prints it (`line:col`).
+    /// Position of a node in the query, as Prometheus prints it (`line:col` of the
+    /// node's first byte, both 1-based).
     pub fn position_of(&self, e: &Expr) -> String {
-        let text = e.to_string();
-        let offset = self.query.find(&text).unwrap_or(0);
-        let before = &self.query[..offset];
-        let line = before.matches('\n').count() + 1;
-        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        let offset = e.span().start.min(self.query.len());
+        let before = &self.query.as_bytes()[..offset];
+        let line = before.iter().filter(|&&c| c == b'\n').count() + 1;
+        let col = match before.iter().rposition(|&c| c == b'\n') {
+            Some(nl) => offset - nl,
+            None => offset + 1,
+        };
         format!("{line}:{col}")
+    }
+
+    /// A range's value in milliseconds (positive), with the query's step and range.
+    pub fn range_of(&self, d: &DurationExpr) -> Result<i64> {
+        range_ms(d, self.query_step, self.query_end - self.query_start)
     }
 
     /// Adds a warning (deduplicated).
@@ -546,21 +606,42 @@ impl<'a> Evaluator<'a> {
     }
 
     /// The reference time of each step after `@` and `offset`.
-    pub fn ends(&self, g: Grid, at: &Option<AtModifier>, offset: &Option<Offset>) -> Vec<i64> {
-        let off = offset_ms(offset);
-        match at {
+    pub fn ends(
+        &self,
+        g: Grid,
+        at: &Option<AtModifier>,
+        offset: &Option<DurationExpr>,
+    ) -> Result<Vec<i64>> {
+        let off = offset_ms(offset, self.query_step, self.query_end - self.query_start)?;
+        Ok(match at {
             Some(a) => vec![at_ms(a, self.query_start, self.query_end) - off; g.n],
             None => (0..g.n).map(|i| g.t(i) - off).collect(),
-        }
+        })
     }
 
-    /// Evaluates an expression at every step of `g`.
+    /// Evaluates an expression at every step of `g`. The recursion follows the tree,
+    /// whose depth the parser bounds; the stack grows on demand.
     pub fn eval(&mut self, e: &'a Expr, g: Grid) -> Result<Val<'a>> {
+        // One level of evaluation runs through large frames (a debug build's function
+        // evaluation holds many locals): a wide red zone.
+        stacker::maybe_grow(256 * 1024, 4 * 1024 * 1024, || self.eval_inner(e, g))
+    }
+
+    fn eval_inner(&mut self, e: &'a Expr, g: Grid) -> Result<Val<'a>> {
         self.check_deadline()?;
         match e {
             Expr::NumberLiteral(n) => Ok(Val::Scalar(vec![n.val; g.n])),
             Expr::StringLiteral(s) => Ok(Val::Str(s.val.clone())),
             Expr::Paren(p) => self.eval(&p.expr, g),
+            Expr::Unary(u) if u.op == super::parser::UnaryOp::Plus => {
+                match self.eval(&u.expr, g)? {
+                    v @ (Val::Scalar(_) | Val::Vector(_)) => Ok(v),
+                    other => Err(QueryError::BadData(format!(
+                        "unary expression only allowed on expressions of type scalar or instant vector, got {}",
+                        other.type_name()
+                    ))),
+                }
+            }
             Expr::Unary(u) => match self.eval(&u.expr, g)? {
                 Val::Scalar(mut v) => {
                     v.iter_mut().for_each(|x| *x = -*x);
@@ -588,18 +669,27 @@ impl<'a> Evaluator<'a> {
                 ))),
             },
             Expr::VectorSelector(vs) => {
-                let out = self.select_instant(vs, g, false);
+                let out = if vs.smoothed {
+                    self.select_smoothed(vs, g)?
+                } else {
+                    self.select_instant(vs, g, false)?
+                };
                 self.hold(out.iter().map(VSeries::points).sum())?;
                 Ok(Val::Vector(out))
             }
-            Expr::MatrixSelector(ms) => Ok(Val::Range(self.range_selector(ms, g)?)),
+            Expr::MatrixSelector(ms) => {
+                let mut r = self.range_selector(ms, g)?;
+                if r.extended.any() {
+                    // A range vector shown as it is (the root of an instant query):
+                    // the samples with the points the modifiers add at the edges.
+                    r = super::extended::extend_range(self, r)?;
+                }
+                Ok(Val::Range(r))
+            }
             Expr::Subquery(sq) => Ok(Val::Range(self.subquery(sq, g)?)),
             Expr::Binary(b) => super::binary::eval(self, b, g),
             Expr::Aggregate(a) => super::aggregate::eval(self, a, g),
             Expr::Call(c) => super::functions::eval(self, c, g),
-            Expr::Extension(_) => Err(QueryError::BadData(
-                "extension expressions are not supported".into(),
-            )),
         }
     }
 
@@ -625,8 +715,36 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    /// Evaluates an expression that must give a range vector.
-    pub fn eval_range(&mut self, e: &'a Expr, g: Grid) -> Result<RangeVec<'a>> {
+    /// Evaluates the range vector argument of the function `func` (a range selector,
+    /// parentheses around it ignored, is handed over as selected: the function reads
+    /// its windows, extended by a modifier the function must allow).
+    pub fn eval_range(&mut self, e: &'a Expr, g: Grid, func: &str) -> Result<RangeVec<'a>> {
+        let mut inner = e;
+        while let Expr::Paren(p) = inner {
+            inner = &p.expr;
+        }
+        if let Expr::MatrixSelector(ms) = inner {
+            for (set, name, allowed) in [
+                (
+                    ms.vs.anchored,
+                    "anchored",
+                    super::parser::ANCHORED_FUNCTIONS,
+                ),
+                (
+                    ms.vs.smoothed,
+                    "smoothed",
+                    super::parser::SMOOTHED_FUNCTIONS,
+                ),
+            ] {
+                if set && !allowed.contains(&func) {
+                    return Err(QueryError::BadData(format!(
+                        "{name} modifier can only be used with: {} - not with {func}",
+                        allowed.join(", ")
+                    )));
+                }
+            }
+            return self.range_selector(ms, g);
+        }
         match self.eval(e, g)? {
             Val::Range(r) => Ok(r),
             other => Err(QueryError::BadData(format!(
@@ -639,10 +757,15 @@ impl<'a> Evaluator<'a> {
     /// An instant vector selector: at each step the newest sample in
     /// `(t - lookback, t]`, unless it is a stale marker. With `timestamps`, the value is
     /// the sample's timestamp in seconds instead (for `timestamp()`).
-    pub fn select_instant(&self, vs: &VectorSelector, g: Grid, timestamps: bool) -> Vec<VSeries> {
-        let ends = self.ends(g, &vs.at, &vs.offset);
+    pub fn select_instant(
+        &self,
+        vs: &VectorSelector,
+        g: Grid,
+        timestamps: bool,
+    ) -> Result<Vec<VSeries>> {
+        let ends = self.ends(g, &vs.at, &vs.offset)?;
         let Some(series) = self.data.get(&node_key(vs)) else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
         let mut out = Vec::new();
         for s in series {
@@ -705,16 +828,79 @@ impl<'a> Evaluator<'a> {
                 });
             }
         }
-        out
+        Ok(out)
+    }
+
+    /// An instant vector selector with the `smoothed` modifier: at each step the value
+    /// at exactly that time, interpolated linearly between the samples on either side
+    /// (within the lookback delta each way), or the sample before when none follows.
+    pub fn select_smoothed(&self, vs: &VectorSelector, g: Grid) -> Result<Vec<VSeries>> {
+        let ends = self.ends(g, &vs.at, &vs.offset)?;
+        let Some(series) = self.data.get(&node_key(vs)) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for s in series {
+            let samples: Vec<Sample> = s
+                .samples
+                .iter()
+                .filter(|x| !is_stale_marker(x.value))
+                .map(|x| Sample {
+                    timestamp_ms: x.timestamp_ms,
+                    value: sanitize(x.value),
+                })
+                .collect();
+            let mut vals = vec![absent(); g.n];
+            let mut any = false;
+            for (i, &t) in ends.iter().enumerate() {
+                let (lo, hi) = (t - self.lookback, t + self.lookback);
+                if s.histograms.iter().any(|h| {
+                    h.timestamp_ms > lo && h.timestamp_ms <= hi && !is_stale_histogram(&h.histogram)
+                }) {
+                    return Err(super::extended::histograms_unsupported());
+                }
+                let a = samples.partition_point(|x| x.timestamp_ms <= lo);
+                let b = samples.partition_point(|x| x.timestamp_ms <= hi);
+                let win = &samples[a..b.max(a)];
+                let k = win.partition_point(|x| x.timestamp_ms < t);
+                let v = if k < win.len() && win[k].timestamp_ms == t {
+                    win[k].value
+                } else if k > 0 && k < win.len() {
+                    super::extended::interpolate(win[k - 1], win[k], t, false)
+                } else if k > 0 {
+                    win[k - 1].value
+                } else {
+                    continue;
+                };
+                vals[i] = v;
+                any = true;
+            }
+            if any {
+                out.push(VSeries::floats(s.labels.clone(), false, vals));
+            }
+        }
+        Ok(out)
     }
 
     /// A range vector selector: each series' samples in the union of its windows,
     /// stale markers removed (borrowed when there are none).
-    pub fn select_range(&self, ms: &MatrixSelector, g: Grid) -> RangeVec<'a> {
-        let ends = self.ends(g, &ms.vs.at, &ms.vs.offset);
-        let range = ms.range.as_millis() as i64;
-        let lo = ends.iter().copied().min().unwrap_or(0) - range;
-        let hi = ends.iter().copied().max().unwrap_or(0);
+    pub fn select_range(&self, ms: &MatrixSelector, g: Grid) -> Result<RangeVec<'a>> {
+        let ends = self.ends(g, &ms.vs.at, &ms.vs.offset)?;
+        let range = self.range_of(&ms.range)?;
+        let extended = Extension {
+            anchored: ms.vs.anchored,
+            smoothed: ms.vs.smoothed,
+            lookback: if ms.vs.anchored || ms.vs.smoothed {
+                self.lookback
+            } else {
+                0
+            },
+        };
+        let (min_end, min_range) = extended.reach(ends.iter().copied().min().unwrap_or(0), range);
+        let lo = min_end - min_range;
+        let hi = extended
+            .reach(ends.iter().copied().max().unwrap_or(0), range)
+            .0;
         let mut out = Vec::new();
         if let Some(series) = self.data.get(&node_key(&ms.vs)) {
             for s in series {
@@ -760,23 +946,25 @@ impl<'a> Evaluator<'a> {
                 });
             }
         }
-        RangeVec {
+        Ok(RangeVec {
             series: out,
             range,
             ends,
             held: 0,
             bytes: 0,
-        }
+            extended,
+        })
     }
 
     /// A subquery: the inner expression evaluated on its own step grid (aligned to
     /// multiples of the step) across every window the outer steps need.
     pub fn subquery(&mut self, sq: &'a SubqueryExpr, g: Grid) -> Result<RangeVec<'a>> {
-        let ends = self.ends(g, &sq.at, &sq.offset);
-        let range = sq.range.as_millis() as i64;
+        let ends = self.ends(g, &sq.at, &sq.offset)?;
+        let (range, step) =
+            subquery_range_step(sq, self.query_step, self.query_end - self.query_start)?;
         let min_end = ends.iter().copied().min().unwrap_or(0);
         let max_end = ends.iter().copied().max().unwrap_or(0);
-        let inner = subquery_grid(sq, min_end, max_end, self.default_step);
+        let inner = subquery_grid(range, step, min_end, max_end, self.default_step);
         let value = self.eval(&sq.expr, inner)?;
         // The inner points were counted as the inner expression made them; from here
         // they count as the subquery's windows do, at its largest step (as Prometheus
@@ -852,6 +1040,7 @@ impl<'a> Evaluator<'a> {
             ends,
             held: 0,
             bytes: inner_points * POINT_BYTES,
+            extended: Extension::default(),
         };
         self.uncount(inner_points);
         r.held = r.peak_step();
@@ -966,10 +1155,16 @@ pub(super) fn finish(val: Val<'_>, g: Grid, instant: bool) -> Result<Value> {
             let mut out = Vec::new();
             for s in r.series {
                 let end = r.ends.first().copied().unwrap_or(g.start);
+                // With a modifier the window is closed: points sit on both edges.
+                let closed = r.extended.any();
                 let floats: Vec<(i64, f64)> = s
                     .samples
                     .iter()
-                    .filter(|x| x.timestamp_ms > end - r.range && x.timestamp_ms <= end)
+                    .filter(|x| {
+                        (x.timestamp_ms > end - r.range
+                            || (closed && x.timestamp_ms == end - r.range))
+                            && x.timestamp_ms <= end
+                    })
                     .map(|x| (x.timestamp_ms, x.value))
                     .collect();
                 let histograms: Vec<(i64, Arc<FloatHistogram>)> = s
@@ -1089,6 +1284,8 @@ fn check_unique<'l>(labels: impl Iterator<Item = &'l Labels>) -> Result<()> {
 pub(super) struct Planner {
     pub query_start: i64,
     pub query_end: i64,
+    /// The range query's step (0 for an instant query), for `step()`.
+    pub query_step: i64,
     pub lookback: i64,
     pub default_step: i64,
     /// Most steps a subquery may evaluate per series.
@@ -1101,19 +1298,29 @@ impl Planner {
         start: i64,
         end: i64,
         at: &Option<AtModifier>,
-        offset: &Option<Offset>,
-    ) -> (i64, i64) {
-        let off = offset_ms(offset);
-        match at {
+        offset: &Option<DurationExpr>,
+    ) -> Result<(i64, i64)> {
+        let off = offset_ms(offset, self.query_step, self.query_end - self.query_start)?;
+        Ok(match at {
             Some(a) => {
                 let t = at_ms(a, self.query_start, self.query_end) - off;
                 (t, t)
             }
             None => (start - off, end - off),
-        }
+        })
     }
 
     pub fn plan<'e>(
+        &self,
+        e: &'e Expr,
+        start: i64,
+        end: i64,
+        out: &mut HashMap<usize, (i64, i64, &'e VectorSelector)>,
+    ) -> Result<()> {
+        super::with_stack(|| self.plan_inner(e, start, end, out))
+    }
+
+    fn plan_inner<'e>(
         &self,
         e: &'e Expr,
         start: i64,
@@ -1127,21 +1334,37 @@ impl Planner {
         };
         match e {
             Expr::VectorSelector(vs) => {
-                let (s, e) = self.shift(start, end, &vs.at, &vs.offset);
-                add(vs, s - self.lookback, e);
+                let (s, e) = self.shift(start, end, &vs.at, &vs.offset)?;
+                let after = if vs.smoothed { self.lookback } else { 0 };
+                add(vs, s - self.lookback, e + after);
             }
             Expr::MatrixSelector(ms) => {
-                let (s, e) = self.shift(start, end, &ms.vs.at, &ms.vs.offset);
-                add(&ms.vs, s - ms.range.as_millis() as i64, e);
+                let (s, e) = self.shift(start, end, &ms.vs.at, &ms.vs.offset)?;
+                let range = range_ms(
+                    &ms.range,
+                    self.query_step,
+                    self.query_end - self.query_start,
+                )?;
+                let ext = Extension {
+                    anchored: ms.vs.anchored,
+                    smoothed: ms.vs.smoothed,
+                    lookback: self.lookback,
+                };
+                let (lo_end, lo_range) = ext.reach(s, range);
+                add(&ms.vs, lo_end - lo_range, ext.reach(e, range).0);
             }
             Expr::Subquery(sq) => {
-                let (s, e) = self.shift(start, end, &sq.at, &sq.offset);
-                let inner = subquery_grid(sq, s, e, self.default_step);
+                let (s, e) = self.shift(start, end, &sq.at, &sq.offset)?;
+                let (range, step) =
+                    subquery_range_step(sq, self.query_step, self.query_end - self.query_start)?;
+                let inner = subquery_grid(range, step, s, e, self.default_step);
                 if inner.n as u64 > self.max_points {
                     return Err(QueryError::Execution(format!(
-                        "subquery {sq} would evaluate {} steps per series, more than the \
+                        "subquery {} would evaluate {} steps per series, more than the \
                          limit of {} (timeseries.query.max_points_per_series)",
-                        inner.n, self.max_points
+                        Expr::Subquery(sq.clone()),
+                        inner.n,
+                        self.max_points
                     )));
                 }
                 if inner.n > 0 {
@@ -1161,11 +1384,11 @@ impl Planner {
                 self.plan(&a.expr, start, end, out)?;
             }
             Expr::Call(c) => {
-                for a in &c.args.args {
+                for a in &c.args {
                     self.plan(a, start, end, out)?;
                 }
             }
-            Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
+            Expr::NumberLiteral(_) | Expr::StringLiteral(_) => {}
         }
         Ok(())
     }

@@ -2,7 +2,7 @@
 
 use std::cmp::Ordering;
 
-use promql_parser::parser::{Call, Expr};
+use super::parser::{Call, Expr, MatchOp, Matcher};
 
 use super::QueryError;
 use super::aggregate::valid_label_name;
@@ -113,7 +113,7 @@ fn bad_type(name: &str, want: &str, got: &Val<'_>) -> QueryError {
 
 pub(super) fn eval<'a>(ev: &mut Evaluator<'a>, c: &'a Call, g: Grid) -> Result<Val<'a>> {
     let name = c.func.name;
-    let args: Vec<&'a Expr> = c.args.args.iter().map(|a| a.as_ref()).collect();
+    let args: Vec<&'a Expr> = c.args.iter().collect();
     match name {
         "time" => Ok(Val::Scalar(
             (0..g.n).map(|i| g.t(i) as f64 / 1000.0).collect(),
@@ -182,7 +182,7 @@ pub(super) fn eval<'a>(ev: &mut Evaluator<'a>, c: &'a Call, g: Grid) -> Result<V
                 inner = &p.expr;
             }
             let mut v = if let Expr::VectorSelector(vs) = inner {
-                ev.select_instant(vs, g, true)
+                ev.select_instant(vs, g, true)?
             } else {
                 let mut v = ev.eval_vector(inner, g)?;
                 for s in &mut v {
@@ -213,7 +213,7 @@ pub(super) fn eval<'a>(ev: &mut Evaluator<'a>, c: &'a Call, g: Grid) -> Result<V
             Ok(absent_result(args[0], vals))
         }
         "absent_over_time" => {
-            let r = ev.eval_range(args[0], g)?;
+            let r = ev.eval_range(args[0], g, name)?;
             let mut vals = vec![1.0; g.n];
             for s in &r.series {
                 let mut w = Windows::new(&s.samples);
@@ -628,11 +628,11 @@ fn absent_result<'a>(arg: &Expr, vals: Vec<f64>) -> Val<'a> {
     let mut repeated: Vec<String> = Vec::new();
     if let Some(vs) = vs {
         let mut all: Vec<(String, Option<String>)> = Vec::new();
-        for m in &vs.matchers.matchers {
+        for m in &vs.matchers {
             if m.name == METRIC_NAME {
                 continue;
             }
-            let eq = matches!(m.op, promql_parser::label::MatchOp::Equal).then(|| m.value.clone());
+            let eq = matches!(m.op, MatchOp::Equal).then(|| m.value.clone());
             all.push((m.name.clone(), eq));
         }
         for (name, eq) in all {
@@ -735,31 +735,33 @@ const INFO_IDENTIFYING: [&str; 2] = ["instance", "job"];
 /// Gives every `info(v)` call its info-series selector: `target_info` unless the
 /// second argument names one. Runs before planning, so the planner loads it.
 pub(super) fn prepare_info(e: &mut Expr) -> Result<()> {
-    use promql_parser::label::{MatchOp, Matcher};
+    super::with_stack(|| prepare_info_inner(e))
+}
+
+fn prepare_info_inner(e: &mut Expr) -> Result<()> {
     match e {
         Expr::Call(c) if c.func.name == "info" => {
-            if c.args.args.len() == 1 {
-                let selector =
-                    promql_parser::parser::parse("target_info").map_err(QueryError::BadData)?;
-                c.args.args.push(Box::new(selector));
-            } else if let Expr::VectorSelector(vs) = c.args.args[1].as_mut() {
-                let named =
-                    vs.name.is_some() || vs.matchers.matchers.iter().any(|m| m.name == METRIC_NAME);
+            if c.args.len() == 1 {
+                let selector = super::parser::parse("target_info")
+                    .map_err(|e| QueryError::BadData(e.to_string()))?;
+                c.args.push(selector);
+            } else if let Expr::VectorSelector(vs) = &mut c.args[1] {
+                let named = vs.name.is_some() || vs.matchers.iter().any(|m| m.name == METRIC_NAME);
                 if !named {
-                    vs.matchers.matchers.push(Matcher::new(
-                        MatchOp::Equal,
-                        METRIC_NAME,
-                        "target_info",
-                    ));
+                    vs.matchers.push(Matcher {
+                        op: MatchOp::Equal,
+                        name: METRIC_NAME.to_string(),
+                        value: "target_info".to_string(),
+                    });
                 }
             } else {
                 return Err(QueryError::BadData(
                     "expected label selectors as the second argument to \"info\" function".into(),
                 ));
             }
-            prepare_info(&mut c.args.args[0])
+            prepare_info(&mut c.args[0])
         }
-        Expr::Call(c) => c.args.args.iter_mut().try_for_each(|a| prepare_info(a)),
+        Expr::Call(c) => c.args.iter_mut().try_for_each(prepare_info),
         Expr::Aggregate(a) => {
             if let Some(p) = &mut a.param {
                 prepare_info(p)?;
@@ -788,9 +790,8 @@ fn info<'a>(ev: &mut Evaluator<'a>, args: &[&'a Expr], g: Grid) -> Result<Val<'a
             "expected label selectors as the second argument to \"info\" function".into(),
         ));
     };
-    let infos = ev.select_instant(vs, g, false);
-    let data_matchers: Vec<&promql_parser::label::Matcher> = vs
-        .matchers
+    let infos = ev.select_instant(vs, g, false)?;
+    let data_matchers: Vec<&Matcher> = vs
         .matchers
         .iter()
         .filter(|m| m.name != METRIC_NAME)
@@ -837,7 +838,7 @@ fn info<'a>(ev: &mut Evaluator<'a>, args: &[&'a Expr], g: Grid) -> Result<Val<'a
                     labels
                 }
                 None => {
-                    if data_matchers.iter().any(|m| !m.is_match("")) {
+                    if data_matchers.iter().any(|m| !m.matches_empty()) {
                         continue;
                     }
                     s.labels.clone()
@@ -958,7 +959,7 @@ fn range_function<'a>(
             params.push(ev.eval_scalar(a, g)?);
         }
     }
-    let r: RangeVec<'a> = ev.eval_range(args[ri], g)?;
+    let r: RangeVec<'a> = ev.eval_range(args[ri], g, name)?;
     let keep_name = matches!(name, "last_over_time" | "first_over_time");
     if name == "quantile_over_time" {
         for &q in &params[0] {
@@ -986,6 +987,8 @@ fn range_function<'a>(
         }
     }
     let range_secs = r.range as f64 / 1000.0;
+    // `anchored` and `smoothed` (only with the functions the parser allows them for).
+    let ext = r.extended;
     let mut out = Vec::with_capacity(r.series.len());
     let mut scratch: Vec<f64> = Vec::new();
     let mut non_counter: Option<String> = None;
@@ -1022,13 +1025,48 @@ fn range_function<'a>(
         let mut w = Windows::new(samples);
         let mut vals = vec![absent(); g.n];
         let mut any = false;
+        if ext.any()
+            && s.hists.iter().any(|h| {
+                r.ends.iter().any(|&end| {
+                    let (e, range) = ext.reach(end, r.range);
+                    h.timestamp_ms > e - range && h.timestamp_ms <= e
+                })
+            })
+        {
+            return Err(super::extended::histograms_unsupported());
+        }
         for (i, &end) in r.ends.iter().enumerate() {
-            let (lo, hi) = w.window(end, r.range);
+            let (reach_end, reach) = ext.reach(end, r.range);
+            let (lo, hi) = w.window(reach_end, reach);
             if hi == lo {
                 continue;
             }
             let win = &samples[lo..hi];
             let v = match name {
+                "rate" | "increase" | "delta" if ext.any() => super::extended::rate(
+                    win,
+                    end - r.range,
+                    end,
+                    ext.smoothed,
+                    name != "delta",
+                    (name == "rate").then_some(range_secs),
+                ),
+                "changes" | "resets" if ext.anchored => {
+                    super::extended::anchored_first(win, end - r.range).map(|first| {
+                        let win = &win[first..];
+                        let counted = if name == "changes" {
+                            win.windows(2)
+                                .filter(|p| {
+                                    p[1].value != p[0].value
+                                        && !(p[1].value.is_nan() && p[0].value.is_nan())
+                                })
+                                .count()
+                        } else {
+                            win.windows(2).filter(|p| p[1].value < p[0].value).count()
+                        };
+                        counted as f64
+                    })
+                }
                 "rate" => extrapolated_rate(
                     win,
                     end - r.range,

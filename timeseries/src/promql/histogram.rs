@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use promql_parser::parser::Expr;
+use super::parser::Expr;
 
 use super::eval::with_label;
 use super::eval::{Evaluator, Grid, Result, VSeries, Val, absent, is_present};

@@ -1,5 +1,5 @@
-//! The PromQL engine: queries parsed by `promql-parser`, evaluated here over
-//! [`Querier`](crate::Querier).
+//! The PromQL engine: queries parsed by the project's own [`parser`], evaluated here
+//! over [`Querier`](crate::Querier).
 //!
 //! An instant query is a range query with one step. Every expression evaluates to a
 //! value over all steps at once: an instant vector is a set of series with at most one
@@ -49,9 +49,9 @@
 mod aggregate;
 mod binary;
 mod eval;
+mod extended;
 mod functions;
 mod histogram;
-pub mod locate;
 mod native;
 pub mod parser;
 mod value;
@@ -63,8 +63,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use opendata_common::budget::{MemoryBudget, Reservation};
-use promql_parser::label::MatchOp;
-use promql_parser::parser::{Expr, VectorSelector};
+
+pub use self::parser::Features;
+use self::parser::{Expr, MatchOp, ParserOptions, VectorSelector};
 
 use self::eval::{Evaluator, Grid, Loaded, Planner};
 use crate::config::QueryConfig;
@@ -87,17 +88,18 @@ fn series_overhead(s: &crate::model::Series) -> u64 {
 /// interval).
 pub const DEFAULT_SUBQUERY_STEP_MS: i64 = 60_000;
 
-/// The matcher groups of a selector (one group, or one per `or` alternative).
+/// The matcher groups of a selector (one group, or one per `or` alternative), each with
+/// the metric name written before the braces.
 pub fn selector_matchers(vs: &VectorSelector) -> Result<Vec<Vec<Matcher>>, String> {
-    let convert = |ms: &[promql_parser::label::Matcher]| -> Result<Vec<Matcher>, String> {
+    let convert = |ms: &[parser::Matcher]| -> Result<Vec<Matcher>, String> {
         let mut out: Vec<Matcher> = ms
             .iter()
             .map(|m| {
                 let kind = match m.op {
                     MatchOp::Equal => MatchKind::Equal,
                     MatchOp::NotEqual => MatchKind::NotEqual,
-                    MatchOp::Re(_) => MatchKind::Regex,
-                    MatchOp::NotRe(_) => MatchKind::NotRegex,
+                    MatchOp::Re => MatchKind::Regex,
+                    MatchOp::NotRe => MatchKind::NotRegex,
                 };
                 Matcher::new(kind, m.name.clone(), m.value.clone())
             })
@@ -111,19 +113,16 @@ pub fn selector_matchers(vs: &VectorSelector) -> Result<Vec<Vec<Matcher>>, Strin
         }
         if out.iter().all(Matcher::matches_empty) {
             return Err(format!(
-                "'{vs}': a selector needs at least one matcher that does not match the empty string"
+                "'{}': a selector needs at least one matcher that does not match the empty string",
+                Expr::VectorSelector(vs.clone())
             ));
         }
         Ok(out)
     };
-    if vs.matchers.or_matchers.is_empty() {
-        Ok(vec![convert(&vs.matchers.matchers)?])
+    if vs.or_matchers.is_empty() {
+        Ok(vec![convert(&vs.matchers)?])
     } else {
-        vs.matchers
-            .or_matchers
-            .iter()
-            .map(|ms| convert(ms))
-            .collect()
+        vs.or_matchers.iter().map(|ms| convert(ms)).collect()
     }
 }
 
@@ -212,38 +211,38 @@ fn check_range(start_ms: i64, end_ms: i64, step_ms: i64) -> Result<(), QueryErro
     Ok(())
 }
 
-/// Parses PromQL text into a syntax tree. The error is Prometheus's shape,
-/// `<line>:<column>: parse error: <the parser's message>`, with the position found by
-/// [`locate::locate`] (without it when the query is too long to locate). The parser
-/// panics on some inputs (a range such as `x[111111111111111111111158]`, whose duration
-/// overflows); such a panic is caught here and answered as a parse error, so every
-/// caller gets a 400 rather than a 500. Call [`check_limits`] first: it bounds the
-/// parser's recursion.
-pub fn parse_expr(text: &str) -> Result<Expr, String> {
-    let message = match std::panic::catch_unwind(|| promql_parser::parser::parse(text)) {
-        Ok(Ok(expr)) => return Ok(expr),
-        Ok(Err(message)) => message,
-        Err(panic) => format!(
-            "the query cannot be parsed: {}",
-            opendata_common::task::panic_message(panic.as_ref())
-        ),
-    };
-    Err(match locate::locate(text) {
-        Some(offset) => {
-            let (line, column) = locate::line_column(text, offset);
-            format!("{line}:{column}: parse error: {message}")
+/// The parser's options for the engine's limits and features: the nesting limit is
+/// `timeseries.query.max_query_depth`, and `or` between matcher groups is accepted.
+pub fn parser_options(config: &QueryConfig, features: Features) -> ParserOptions {
+    ParserOptions {
+        features,
+        max_depth: config.max_query_depth,
+        or_matchers: true,
+    }
+}
+
+/// Parses PromQL text into a syntax tree under the limits of `config` and with the
+/// experimental `features`. A query longer than `max_query_bytes` is
+/// [`QueryError::BadData`]; a syntax or type error (nesting deeper than
+/// `max_query_depth` included, which names the setting) is [`QueryError::Parse`] with
+/// the parser's message, `<line>:<column>: parse error: <message>`.
+pub fn parse_expr(
+    text: &str,
+    config: &QueryConfig,
+    features: Features,
+) -> Result<Expr, QueryError> {
+    check_limits(text, config)?;
+    parser::parse_with(text, &parser_options(config, features)).map_err(|e| {
+        let mut message = e.to_string();
+        if e.message.starts_with("the expression nests more than") {
+            message.push_str(" (timeseries.query.max_query_depth)");
         }
-        None => format!("parse error: {message}"),
+        QueryError::Parse(message)
     })
 }
 
-/// Checks a query's text against the size and nesting limits before anything parses it.
-///
-/// The nesting measured is the deepest parenthesis, bracket or brace plus the number of
-/// binary and unary operators outside braces (`+ - * / % ^`, comparisons, `and`, `or`,
-/// `unless`, `atan2`): an upper bound on the depth of the syntax tree, which is what
-/// the parser's, the printer's and the evaluator's recursion follow. Strings and
-/// comments are skipped.
+/// Checks a query's text against the size limit before anything parses it (the nesting
+/// limit is the parser's `max_depth`).
 pub fn check_limits(text: &str, config: &QueryConfig) -> Result<(), QueryError> {
     if text.len() > config.max_query_bytes {
         return Err(QueryError::BadData(format!(
@@ -252,78 +251,49 @@ pub fn check_limits(text: &str, config: &QueryConfig) -> Result<(), QueryError> 
             config.max_query_bytes
         )));
     }
-    let depth = nesting_bound(text);
-    if depth > config.max_query_depth {
-        return Err(QueryError::BadData(format!(
-            "the query nests {depth} levels deep (parentheses, brackets, braces and \
-             operators); the limit is {} (timeseries.query.max_query_depth)",
-            config.max_query_depth
-        )));
-    }
     Ok(())
 }
 
-/// The nesting [`check_limits`] measures: the deepest parenthesis, bracket or brace
-/// plus the number of operators outside braces.
-pub fn nesting_bound(text: &str) -> usize {
-    let b = text.as_bytes();
-    let (mut depth, mut deepest, mut braces, mut operators) = (0usize, 0usize, 0usize, 0usize);
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            quote @ (b'"' | b'\'' | b'`') => {
-                i += 1;
-                while i < b.len() && b[i] != quote {
-                    if b[i] == b'\\' && quote != b'`' {
-                        i += 1;
-                    }
-                    i += 1;
-                }
-            }
-            b'#' => {
-                while i < b.len() && b[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            open @ (b'(' | b'[' | b'{') => {
-                depth += 1;
-                deepest = deepest.max(depth);
-                if open == b'{' {
-                    braces += 1;
-                }
-            }
-            close @ (b')' | b']' | b'}') => {
-                depth = depth.saturating_sub(1);
-                if close == b'}' {
-                    braces = braces.saturating_sub(1);
-                }
-            }
-            b'+' | b'-' | b'*' | b'/' | b'%' | b'^' if braces == 0 => operators += 1,
-            b'=' | b'!' | b'<' | b'>' if braces == 0 => {
-                operators += 1;
-                if b.get(i + 1) == Some(&b'=') {
-                    i += 1;
-                }
-            }
-            c if c.is_ascii_alphabetic() || c == b'_' => {
-                let start = i;
-                while i + 1 < b.len() && (b[i + 1].is_ascii_alphanumeric() || b[i + 1] == b'_') {
-                    i += 1;
-                }
-                let word = &text[start..=i];
-                if braces == 0
-                    && ["and", "or", "unless", "atan2"]
-                        .iter()
-                        .any(|k| word.eq_ignore_ascii_case(k))
-                {
-                    operators += 1;
-                }
-            }
-            _ => {}
-        }
-        i += 1;
+/// Runs `f` with enough stack for one more level of a recursion that follows the
+/// syntax tree (whose depth the parser bounds): evaluation, planning and the tree
+/// walks of callers (the query API's JSON tree) stay off the end of small stacks.
+pub fn with_stack<R>(f: impl FnOnce() -> R) -> R {
+    stacker::maybe_grow(64 * 1024, 1024 * 1024, f)
+}
+
+/// Drops a syntax tree without recursion: dropping a tree as deep as a raised
+/// `max_query_depth` allows one level at a time could overflow a small stack.
+pub fn drop_tree(e: Expr) {
+    fn leaf() -> Expr {
+        Expr::NumberLiteral(parser::NumberLiteral {
+            val: 0.0,
+            span: parser::Span::default(),
+        })
     }
-    deepest + operators
+    let mut pending = vec![e];
+    while let Some(mut e) = pending.pop() {
+        let mut take = |b: &mut Box<Expr>| pending.push(std::mem::replace(&mut **b, leaf()));
+        match &mut e {
+            Expr::Aggregate(a) => {
+                take(&mut a.expr);
+                if let Some(p) = &mut a.param {
+                    take(p);
+                }
+            }
+            Expr::Unary(u) => take(&mut u.expr),
+            Expr::Paren(p) => take(&mut p.expr),
+            Expr::Subquery(s) => take(&mut s.expr),
+            Expr::Binary(b) => {
+                take(&mut b.lhs);
+                take(&mut b.rhs);
+            }
+            Expr::Call(c) => pending.append(&mut c.args),
+            Expr::NumberLiteral(_)
+            | Expr::StringLiteral(_)
+            | Expr::VectorSelector(_)
+            | Expr::MatrixSelector(_) => {}
+        }
+    }
 }
 
 /// A parsed query, ready to evaluate (any number of times).
@@ -333,17 +303,45 @@ pub struct Query {
     expr: Expr,
 }
 
+impl Drop for Query {
+    fn drop(&mut self) {
+        let expr = std::mem::replace(
+            &mut self.expr,
+            Expr::NumberLiteral(parser::NumberLiteral {
+                val: 0.0,
+                span: parser::Span::default(),
+            }),
+        );
+        drop_tree(expr);
+    }
+}
+
 impl Query {
-    /// Parses `text` under the default limits ([`check_limits`]); a syntax or type
-    /// error is [`QueryError::Parse`].
+    /// Parses `text` under the default limits, without experimental features; a
+    /// syntax or type error is [`QueryError::Parse`].
     pub fn parse(text: &str) -> Result<Self, QueryError> {
         Self::parse_limited(text, &QueryConfig::default())
     }
 
-    /// Parses `text` under the limits of `config`.
+    /// Parses `text` under the limits of `config`, without experimental features.
     pub fn parse_limited(text: &str, config: &QueryConfig) -> Result<Self, QueryError> {
-        check_limits(text, config)?;
-        let mut expr = parse_expr(text).map_err(QueryError::Parse)?;
+        Self::parse_with(text, config, Features::default())
+    }
+
+    /// Parses `text` under the limits of `config` with the experimental `features`.
+    pub fn parse_with(
+        text: &str,
+        config: &QueryConfig,
+        features: Features,
+    ) -> Result<Self, QueryError> {
+        let expr = parse_expr(text, config, features)?;
+        Self::from_expr(text, expr)
+    }
+
+    /// A query from a tree parsed from `text` (by [`parse_expr`] or the parser with the
+    /// options [`parser_options`] gives), so that a caller that needs the tree too
+    /// parses once.
+    pub fn from_expr(text: &str, mut expr: Expr) -> Result<Self, QueryError> {
         functions::prepare_info(&mut expr)?;
         Ok(Self {
             text: text.to_string(),
@@ -367,6 +365,7 @@ impl Query {
 pub struct Engine {
     config: QueryConfig,
     budget: MemoryBudget,
+    features: Features,
 }
 
 impl Engine {
@@ -375,6 +374,7 @@ impl Engine {
         Self {
             config,
             budget: MemoryBudget::default(),
+            features: Features::default(),
         }
     }
 
@@ -387,14 +387,37 @@ impl Engine {
         self
     }
 
+    /// The engine, accepting the experimental language `features` (all off by
+    /// default, as in Prometheus; see [`TimeSeriesConfig::promql_features`](crate::TimeSeriesConfig::promql_features)).
+    pub fn with_features(mut self, features: Features) -> Self {
+        self.features = features;
+        self
+    }
+
     /// The engine's limits and defaults.
     pub fn config(&self) -> &QueryConfig {
         &self.config
     }
 
-    /// Parses a query under the engine's limits.
+    /// The experimental language features the engine accepts.
+    pub fn features(&self) -> Features {
+        self.features
+    }
+
+    /// The options the engine parses with.
+    pub fn parser_options(&self) -> ParserOptions {
+        parser_options(&self.config, self.features)
+    }
+
+    /// Parses a query under the engine's limits and features.
     pub fn parse(&self, text: &str) -> Result<Query, QueryError> {
-        Query::parse_limited(text, &self.config)
+        Query::parse_with(text, &self.config, self.features)
+    }
+
+    /// Parses a query into its syntax tree under the engine's limits and features (for
+    /// callers that show the tree rather than run it).
+    pub fn parse_expr(&self, text: &str) -> Result<Expr, QueryError> {
+        parse_expr(text, &self.config, self.features)
     }
 
     /// Parses and evaluates `query` at `time_ms`. A range vector at the root returns a
@@ -477,6 +500,7 @@ impl Engine {
         let planner = Planner {
             query_start: start,
             query_end: end,
+            query_step: step,
             lookback,
             default_step: DEFAULT_SUBQUERY_STEP_MS,
             max_points: self.config.max_points_per_series,
@@ -583,27 +607,57 @@ mod limit_tests {
     use super::*;
 
     #[test]
-    fn should_bound_the_nesting_of_queries() {
-        assert_eq!(nesting_bound("up"), 0);
-        assert_eq!(nesting_bound("sum by (job) (rate(x[5m]))"), 3);
-        assert_eq!(nesting_bound("a + b * c"), 2);
-        assert_eq!(nesting_bound(r#"x{a!="(((", b=~"a|b"} > bool 1"#), 2);
-        assert_eq!(nesting_bound("a and b or c unless d"), 3);
-        assert_eq!(nesting_bound("# a comment ((((\nup"), 0);
-        let deep = format!("{}up{}", "abs(".repeat(1500), ")".repeat(1500));
-        assert_eq!(nesting_bound(&deep), 1500);
-        let long = vec!["1"; 2000].join("+");
-        assert_eq!(nesting_bound(&long), 1999);
+    fn should_bound_the_size_and_nesting_of_queries() {
         let config = QueryConfig::default();
+        let deep = format!("{}up{}", "abs(".repeat(1500), ")".repeat(1500));
+        let long = vec!["1"; 2000].join("+");
         for q in [deep.as_str(), long.as_str()] {
             let err = Query::parse_limited(q, &config).unwrap_err();
             assert_eq!(err.status(), 400);
+            assert!(matches!(err, QueryError::Parse(_)), "{err}");
+            assert!(
+                err.to_string().contains("nests more than 512 levels"),
+                "{err}"
+            );
             assert!(err.to_string().contains("max_query_depth"), "{err}");
         }
         let ok = format!("{}up{}", "abs(".repeat(200), ")".repeat(200));
         assert!(Query::parse_limited(&ok, &config).is_ok());
+        let tight = QueryConfig {
+            max_query_depth: 8,
+            ..QueryConfig::default()
+        };
+        assert!(Query::parse_limited(&ok, &tight).is_err());
         let big = "a".repeat(config.max_query_bytes + 1);
         let err = Query::parse_limited(&big, &config).unwrap_err();
         assert!(err.to_string().contains("max_query_bytes"), "{err}");
+    }
+
+    #[test]
+    fn should_report_parse_errors_with_their_position() {
+        let err = Query::parse("sum(rate(x[5m])").unwrap_err();
+        assert!(matches!(err, QueryError::Parse(_)));
+        assert!(err.to_string().starts_with("1:"), "{err}");
+        assert!(err.to_string().contains(": parse error: "), "{err}");
+        let err = Query::parse("foo\n  + on(").unwrap_err();
+        assert!(err.to_string().contains("parse error"), "{err}");
+    }
+
+    #[test]
+    fn should_need_the_features_for_experimental_syntax() {
+        let config = QueryConfig::default();
+        for q in [
+            "limitk(1, x)",
+            "x[5m + step()]",
+            "rate(x[5m] anchored)",
+            "a + fill(0) b",
+        ] {
+            assert!(Query::parse_limited(q, &config).is_err(), "{q}");
+            assert!(
+                Query::parse_with(q, &config, Features::all()).is_ok(),
+                "{q}"
+            );
+        }
+        assert!(Query::parse(r#"x{a="1" or b="2"}"#).is_ok());
     }
 }

@@ -3,7 +3,7 @@
 
 use opendata_timeseries::config::QueryConfig;
 use opendata_timeseries::model::Matcher;
-use promql_parser::parser::Expr;
+use opendata_timeseries::promql::parser::Expr;
 
 use crate::api::{ApiError, ApiResult};
 
@@ -119,19 +119,15 @@ impl Params {
 pub const SELECTOR_MAX_DEPTH: usize = 8;
 
 /// Parses a series selector (`up{job="x"}`, `{__name__=~"a.*"}`) into matcher sets.
+/// A selector is shallow (a name and braces): the parser refuses anything nested deeper
+/// than [`SELECTOR_MAX_DEPTH`].
 pub fn parse_selector(s: &str) -> Result<Vec<Vec<Matcher>>, String> {
-    // A selector is shallow (a name and braces): anything nested deeper is refused
-    // before the parser sees it.
-    opendata_timeseries::promql::check_limits(s, &QueryConfig::default())
+    let config = QueryConfig {
+        max_query_depth: SELECTOR_MAX_DEPTH,
+        ..QueryConfig::default()
+    };
+    let expr = opendata_timeseries::promql::parse_expr(s, &config, Default::default())
         .map_err(|e| e.to_string())?;
-    let depth = opendata_timeseries::promql::nesting_bound(s);
-    if depth > SELECTOR_MAX_DEPTH {
-        return Err(format!(
-            "a series selector nests {depth} levels deep; a selector may nest at most \
-             {SELECTOR_MAX_DEPTH}"
-        ));
-    }
-    let expr = opendata_timeseries::promql::parse_expr(s)?;
     let Expr::VectorSelector(vs) = expr else {
         return Err(format!("'{s}' is not a series selector"));
     };

@@ -20,7 +20,7 @@
 use std::fmt::Write as _;
 use std::future::Future;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{RawQuery, State};
@@ -30,14 +30,12 @@ use axum::routing::get;
 use bytes::Bytes;
 use opendata_timeseries::TimeSeriesRead;
 use opendata_timeseries::model::{Exemplar, FloatHistogram, Labels, Matcher};
-use opendata_timeseries::promql::{
-    Engine, QueryError, QueryOptions, QueryResult, Value, check_limits, format_float,
-    selector_matchers,
+use opendata_timeseries::promql::parser::{
+    self, AtModifier, DurationExpr, Expr, LabelModifier, UnaryOp, ValueType, VectorMatchCardinality,
 };
-use promql_parser::label::Matcher as ParserMatcher;
-use promql_parser::parser::value::ValueType;
-use promql_parser::parser::{
-    self, AtModifier, Expr, LabelModifier, Offset, VectorMatchCardinality,
+use opendata_timeseries::promql::{
+    Engine, QueryError, QueryOptions, QueryResult, Value, drop_tree, format_float,
+    selector_matchers, with_stack,
 };
 use serde_json::{Value as Json, json};
 
@@ -166,13 +164,14 @@ async fn with_parsed<T: Send + 'static>(
     text: String,
     show: impl FnOnce(&Expr) -> T + Send + 'static,
 ) -> ApiResult<T> {
-    let config = state.engine.config().clone();
+    let engine = state.engine.clone();
     state
         .query_pool
         .run(async move {
-            check_limits(&text, &config)?;
-            let expr = opendata_timeseries::promql::parse_expr(&text).map_err(QueryError::Parse)?;
-            Ok::<_, ApiError>(show(&expr))
+            let expr = engine.parse_expr(&text)?;
+            let shown = show(&expr);
+            drop_tree(expr);
+            Ok::<_, ApiError>(shown)
         })
         .await?
 }
@@ -422,7 +421,7 @@ async fn format_query(
     body: Bytes,
 ) -> ApiResult<Response> {
     let p = request_params(&method, &headers, raw, &body)?;
-    let pretty = with_parsed(&state, query_text(&p), |e| e.prettify()).await?;
+    let pretty = with_parsed(&state, query_text(&p), |e| e.pretty()).await?;
     Ok(success(Json::String(pretty)))
 }
 
@@ -495,25 +494,14 @@ pub const MAX_EXEMPLARS_PER_QUERY: usize = 100_000;
 
 /// The matcher sets of every selector in `e`.
 fn collect_selectors(e: &Expr, out: &mut Vec<Result<Vec<Vec<Matcher>>, String>>) {
-    match e {
-        Expr::VectorSelector(vs) => out.push(selector_matchers(vs)),
-        Expr::MatrixSelector(ms) => out.push(selector_matchers(&ms.vs)),
-        Expr::Aggregate(a) => {
-            collect_selectors(&a.expr, out);
-            if let Some(p) = a.param.as_deref() {
-                collect_selectors(p, out);
-            }
+    e.walk(&mut |node| {
+        match node {
+            Expr::VectorSelector(vs) => out.push(selector_matchers(vs)),
+            Expr::MatrixSelector(ms) => out.push(selector_matchers(&ms.vs)),
+            _ => {}
         }
-        Expr::Unary(u) => collect_selectors(&u.expr, out),
-        Expr::Binary(b) => {
-            collect_selectors(&b.lhs, out);
-            collect_selectors(&b.rhs, out);
-        }
-        Expr::Paren(p) => collect_selectors(&p.expr, out),
-        Expr::Subquery(s) => collect_selectors(&s.expr, out),
-        Expr::Call(c) => c.args.args.iter().for_each(|a| collect_selectors(a, out)),
-        Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
-    }
+        true
+    });
 }
 
 async fn status_config() -> Response {
@@ -611,16 +599,22 @@ fn format_rfc3339(ms: i64) -> String {
 /// The syntax tree as JSON, in the shape of Prometheus's `parse_query`: every node has
 /// a `type` (`vectorSelector`, `matrixSelector`, `subquery`, `call`, `aggregation`,
 /// `binaryExpr`, `unaryExpr`, `parenExpr`, `numberLiteral`, `stringLiteral`); durations
-/// and offsets are in ms; a named selector's matchers start with its `__name__`
+/// and offsets are in ms (0 for a duration expression that depends on the query's
+/// `step()` or `range()`); a named selector's matchers start with its `__name__`
 /// matcher; `matching` is `null` unless both sides of a binary operator are vectors.
-/// A selector with `or` between matcher sets (an extension of the parser) lists the
-/// other sets in `orMatchers`.
+/// A selector with `or` between matcher sets (an extension of the engine) lists the
+/// other sets in `orMatchers`; the experimental modifiers appear as `anchored` and
+/// `smoothed` on selectors and `fillValues` in `matching` when they are used.
 pub fn ast_json(e: &Expr) -> Json {
+    with_stack(|| ast_json_inner(e))
+}
+
+fn ast_json_inner(e: &Expr) -> Json {
     match e {
         Expr::Aggregate(a) => {
             let (grouping, without) = match &a.modifier {
-                Some(LabelModifier::Include(l)) => (l.labels.clone(), false),
-                Some(LabelModifier::Exclude(l)) => (l.labels.clone(), true),
+                Some(LabelModifier::Include(l)) => (l.clone(), false),
+                Some(LabelModifier::Exclude(l)) => (l.clone(), true),
                 None => (Vec::new(), false),
             };
             json!({
@@ -632,23 +626,40 @@ pub fn ast_json(e: &Expr) -> Json {
                 "without": without,
             })
         }
-        Expr::Unary(u) => json!({"type": "unaryExpr", "op": "-", "expr": ast_json(&u.expr)}),
+        Expr::Unary(u) => json!({
+            "type": "unaryExpr",
+            "op": if u.op == UnaryOp::Neg { "-" } else { "+" },
+            "expr": ast_json(&u.expr),
+        }),
         Expr::Binary(b) => {
             let vectors =
                 b.lhs.value_type() == ValueType::Vector && b.rhs.value_type() == ValueType::Vector;
             let matching = if vectors {
                 let (card, include) = match b.modifier.as_ref().map(|m| &m.card) {
-                    Some(VectorMatchCardinality::ManyToOne(l)) => ("many-to-one", l.labels.clone()),
-                    Some(VectorMatchCardinality::OneToMany(l)) => ("one-to-many", l.labels.clone()),
+                    Some(VectorMatchCardinality::ManyToOne(l)) => ("many-to-one", l.clone()),
+                    Some(VectorMatchCardinality::OneToMany(l)) => ("one-to-many", l.clone()),
                     Some(VectorMatchCardinality::ManyToMany) => ("many-to-many", Vec::new()),
-                    Some(VectorMatchCardinality::OneToOne) | None => ("one-to-one", Vec::new()),
+                    Some(VectorMatchCardinality::OneToOne) | None => {
+                        if b.op.is_set_operator() {
+                            ("many-to-many", Vec::new())
+                        } else {
+                            ("one-to-one", Vec::new())
+                        }
+                    }
                 };
                 let (labels, on) = match b.modifier.as_ref().and_then(|m| m.matching.as_ref()) {
-                    Some(LabelModifier::Include(l)) => (l.labels.clone(), true),
-                    Some(LabelModifier::Exclude(l)) => (l.labels.clone(), false),
+                    Some(LabelModifier::Include(l)) => (l.clone(), true),
+                    Some(LabelModifier::Exclude(l)) => (l.clone(), false),
                     None => (Vec::new(), false),
                 };
-                json!({"card": card, "labels": labels, "on": on, "include": include})
+                let mut m = json!({"card": card, "labels": labels, "on": on, "include": include});
+                if let Some(fill) = b.modifier.as_ref().map(|m| m.fill)
+                    && !fill.is_empty()
+                {
+                    let value = |v: Option<f64>| v.map_or(Json::Null, |v| json!(format_float(v)));
+                    m["fillValues"] = json!({"lhs": value(fill.lhs), "rhs": value(fill.rhs)});
+                }
+                m
             } else {
                 Json::Null
             };
@@ -658,7 +669,7 @@ pub fn ast_json(e: &Expr) -> Json {
                 "lhs": ast_json(&b.lhs),
                 "rhs": ast_json(&b.rhs),
                 "matching": matching,
-                "bool": b.modifier.as_ref().is_some_and(|m| m.return_bool),
+                "bool": b.return_bool(),
             })
         }
         Expr::Paren(p) => json!({"type": "parenExpr", "expr": ast_json(&p.expr)}),
@@ -666,9 +677,9 @@ pub fn ast_json(e: &Expr) -> Json {
             let mut node = json!({
                 "type": "subquery",
                 "expr": ast_json(&s.expr),
-                "range": s.range.as_millis() as u64,
-                "step": s.step.map_or(0, |d| d.as_millis() as u64),
-                "offset": offset_ms(s.offset.as_ref()),
+                "range": duration_json(Some(&s.range)),
+                "step": duration_json(s.step.as_ref()),
+                "offset": duration_json(s.offset.as_ref()),
             });
             add_at(&mut node, s.at.as_ref());
             node
@@ -676,7 +687,7 @@ pub fn ast_json(e: &Expr) -> Json {
         Expr::NumberLiteral(n) => json!({"type": "numberLiteral", "val": format_float(n.val)}),
         Expr::StringLiteral(s) => json!({"type": "stringLiteral", "val": s.val}),
         Expr::VectorSelector(vs) => selector_json(vs, None),
-        Expr::MatrixSelector(ms) => selector_json(&ms.vs, Some(ms.range)),
+        Expr::MatrixSelector(ms) => selector_json(&ms.vs, Some(&ms.range)),
         Expr::Call(c) => json!({
             "type": "call",
             "func": {
@@ -685,20 +696,24 @@ pub fn ast_json(e: &Expr) -> Json {
                 "variadic": c.func.variadic,
                 "returnType": c.func.return_type.to_string(),
             },
-            "args": c.args.args.iter().map(|a| ast_json(a)).collect::<Vec<_>>(),
+            "args": c.args.iter().map(ast_json).collect::<Vec<_>>(),
         }),
-        Expr::Extension(_) => json!({"type": "extension"}),
     }
 }
 
-fn selector_json(vs: &parser::VectorSelector, range: Option<Duration>) -> Json {
+/// A duration in ms: its value when it does not depend on the query, else 0.
+fn duration_json(d: Option<&DurationExpr>) -> Json {
+    json!(d.and_then(DurationExpr::constant_ms).unwrap_or(0))
+}
+
+fn selector_json(vs: &parser::VectorSelector, range: Option<&DurationExpr>) -> Json {
     let name = vs.name.clone().unwrap_or_default();
-    let matchers = |set: &[ParserMatcher], with_name: bool| -> Vec<Json> {
+    let matchers = |set: &[parser::Matcher]| -> Vec<Json> {
         let mut out = Vec::new();
         let explicit = set
             .iter()
             .any(|m| m.name == opendata_timeseries::model::METRIC_NAME && m.value == name);
-        if with_name && !name.is_empty() && !explicit {
+        if !name.is_empty() && !explicit {
             out.push(json!({"name": opendata_timeseries::model::METRIC_NAME, "type": "=", "value": name}));
         }
         out.extend(
@@ -707,39 +722,37 @@ fn selector_json(vs: &parser::VectorSelector, range: Option<Duration>) -> Json {
         );
         out
     };
-    let (first, others): (&[ParserMatcher], &[Vec<ParserMatcher>]) =
-        if vs.matchers.or_matchers.is_empty() {
-            (&vs.matchers.matchers, &[])
+    let (first, others): (&[parser::Matcher], &[Vec<parser::Matcher>]) =
+        if vs.or_matchers.is_empty() {
+            (&vs.matchers, &[])
         } else {
-            (&vs.matchers.or_matchers[0], &vs.matchers.or_matchers[1..])
+            (&vs.or_matchers[0], &vs.or_matchers[1..])
         };
     let mut node = json!({
         "type": if range.is_some() { "matrixSelector" } else { "vectorSelector" },
         "name": name,
-        "matchers": matchers(first, true),
-        "offset": offset_ms(vs.offset.as_ref()),
+        "matchers": matchers(first),
+        "offset": duration_json(vs.offset.as_ref()),
     });
     if let Some(r) = range {
-        node["range"] = json!(r.as_millis() as u64);
+        node["range"] = duration_json(Some(r));
     }
     if !others.is_empty() {
         node["orMatchers"] = Json::from(
             others
                 .iter()
-                .map(|set| Json::from(matchers(set, true)))
+                .map(|set| Json::from(matchers(set)))
                 .collect::<Vec<_>>(),
         );
     }
+    if vs.anchored {
+        node["anchored"] = json!(true);
+    }
+    if vs.smoothed {
+        node["smoothed"] = json!(true);
+    }
     add_at(&mut node, vs.at.as_ref());
     node
-}
-
-fn offset_ms(o: Option<&Offset>) -> i64 {
-    match o {
-        Some(Offset::Pos(d)) => d.as_millis() as i64,
-        Some(Offset::Neg(d)) => -(d.as_millis() as i64),
-        None => 0,
-    }
 }
 
 /// `timestamp` (ms, or `null`) and `startOrEnd` (`"start"`, `"end"` or `null`).
@@ -747,13 +760,7 @@ fn add_at(node: &mut Json, at: Option<&AtModifier>) {
     let (timestamp, start_or_end) = match at {
         Some(AtModifier::Start) => (Json::Null, json!("start")),
         Some(AtModifier::End) => (Json::Null, json!("end")),
-        Some(AtModifier::At(t)) => {
-            let ms = match t.duration_since(UNIX_EPOCH) {
-                Ok(d) => d.as_millis() as i64,
-                Err(e) => -(e.duration().as_millis() as i64),
-            };
-            (json!(ms), Json::Null)
-        }
+        Some(AtModifier::Timestamp(ms)) => (json!(ms), Json::Null),
         None => (Json::Null, Json::Null),
     };
     node["timestamp"] = timestamp;
@@ -990,6 +997,28 @@ mod tests {
         assert_eq!(ast("(x)")["type"], "parenExpr");
         assert_eq!(ast(r#""s""#), json!({"type": "stringLiteral", "val": "s"}));
         assert_eq!(ast("Inf")["val"], "+Inf");
+        assert_eq!(ast("+x")["op"], "+");
+        // The experimental syntax.
+        let all = parser::ParserOptions {
+            features: parser::Features::all(),
+            ..Default::default()
+        };
+        let ext = |q: &str| ast_json(&parser::parse_with(q, &all).unwrap());
+        let a = ext("rate(x[5m] anchored)")["args"][0].clone();
+        assert_eq!(
+            (a["range"].clone(), a["anchored"].clone()),
+            (json!(300_000), json!(true))
+        );
+        assert_eq!(ext("x smoothed")["smoothed"], true);
+        // A duration that depends on the query's step is 0; a constant one is computed.
+        assert_eq!(ext("x[5m + step()]")["range"], 0);
+        assert_eq!(ext("x[2m * 3]")["range"], 360_000);
+        assert_eq!(ext("x offset -(1m + 1m)")["offset"], -120_000);
+        assert_eq!(
+            ext("a + fill_left(1) b")["matching"]["fillValues"],
+            json!({"lhs": "1", "rhs": null})
+        );
+        assert_eq!(ast("a + b")["matching"].get("fillValues"), None);
         assert_eq!(
             ast(r#"{__name__="up"}"#)["matchers"]
                 .as_array()

@@ -803,6 +803,11 @@ impl Expr {
 
     /// The type the expression evaluates to.
     pub fn value_type(&self) -> ValueType {
+        // Recursive through operators and parentheses: as deep as the tree.
+        super::with_stack(|| self.value_type_inner())
+    }
+
+    fn value_type_inner(&self) -> ValueType {
         match self {
             Expr::Aggregate(_) | Expr::VectorSelector(_) => ValueType::Vector,
             Expr::Unary(u) => u.expr.value_type(),

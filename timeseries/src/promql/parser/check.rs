@@ -129,8 +129,9 @@ impl Checker<'_> {
                     return Err(self.err(
                         ms.span,
                         format!(
-                            "anchored modifier can only be used with: {}",
-                            ANCHORED_FUNCTIONS.join(", ")
+                            "anchored modifier can only be used with: {} - not with {}",
+                            ANCHORED_FUNCTIONS.join(", "),
+                            f.name
                         ),
                     ));
                 }
@@ -138,8 +139,9 @@ impl Checker<'_> {
                     return Err(self.err(
                         ms.span,
                         format!(
-                            "smoothed modifier can only be used with: {}",
-                            SMOOTHED_FUNCTIONS.join(", ")
+                            "smoothed modifier can only be used with: {} - not with {}",
+                            SMOOTHED_FUNCTIONS.join(", "),
+                            f.name
                         ),
                     ));
                 }

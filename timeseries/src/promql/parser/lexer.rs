@@ -417,28 +417,33 @@ fn lex_string(input: &str, i: usize) -> Result<(String, usize), ParseError> {
         return Err(unterminated(b.len()));
     }
     let raw = &input[i..=j];
-    let value = unescape(&input[i + 1..j], quote);
-    match value {
+    match unescape(&input[i + 1..j], quote) {
         Some(Ok(s)) => Ok((s, j + 1 - i)),
-        Some(Err(_)) | None => Err(ParseError::at(
+        Some(Err(e)) => Ok((latin1_fallback(&e.into_bytes()), j + 1 - i)),
+        None => Err(ParseError::at(
             input,
             Span::new(i, j + 1),
-            format!(
-                "error unquoting string {}: {}",
-                go_quote(raw),
-                if value.is_some() {
-                    "invalid UTF-8"
-                } else {
-                    "invalid syntax"
-                }
-            ),
+            format!("error unquoting string {}: invalid syntax", go_quote(raw)),
         )),
     }
 }
 
+/// A Go string's bytes that are not UTF-8 (escapes such as `\xc5` make them) as text:
+/// the UTF-8 runs as they are, every other byte as the character of the same number
+/// (U+0080 to U+00FF). The engine reads such characters back as the bytes they stand
+/// for where a query makes a label name, and refuses the name as upstream does.
+fn latin1_fallback(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        out.extend(chunk.invalid().iter().map(|&b| char::from(b)));
+    }
+    out
+}
+
 /// Go's escapes: `\a \b \f \n \r \t \v \\`, the string's own quote, `\xHH`, `\OOO`,
 /// `\uHHHH`, `\UHHHHHHHH`: `None` for bad syntax, `Some(Err)` when the bytes are
-/// not UTF-8 (Go strings may hold any bytes; ours cannot).
+/// not UTF-8 (Go strings may hold any bytes; ours cannot: see [`latin1_fallback`]).
 fn unescape(body: &str, quote: u8) -> Option<Result<String, std::string::FromUtf8Error>> {
     let mut out: Vec<u8> = Vec::with_capacity(body.len());
     let b = body.as_bytes();
@@ -607,7 +612,9 @@ mod tests {
         assert_eq!(kinds("`multi\nline`")[0], Tok::Str("multi\nline".into()));
         assert!(err(r#""\q""#).contains("error unquoting string"));
         assert!(err(r#""\'""#).contains("invalid syntax"));
-        assert!(err(r#""\xff""#).contains("invalid UTF-8"));
+        // Bytes that are not UTF-8 stand as U+0080..U+00FF.
+        assert_eq!(kinds(r#""a\xc5z""#)[0], Tok::Str("a\u{c5}z".into()));
+        assert_eq!(kinds(r#""\xc3\xa9""#)[0], Tok::Str("é".into()));
         assert_eq!(
             err("foo{a=\"b}"),
             "1:7: parse error: unterminated quoted string"
