@@ -864,7 +864,12 @@ async fn bench_query(full: bool) -> Result<(), String> {
         ),
     ];
     let mut failures = Vec::new();
+    // TS_BENCH_QUERY=<substring> runs only the matching queries.
+    let only_query = std::env::var("TS_BENCH_QUERY").ok();
     for (kind, promql, query, touched, labels, expected) in &cases {
+        if only_query.as_deref().is_some_and(|q| !promql.contains(q)) {
+            continue;
+        }
         let what = match query {
             Query::Instant { .. } => "at the end".to_string(),
             Query::Range { .. } => format!("over {hours} h at a {} s step", step / 1000),

@@ -531,16 +531,6 @@ impl FloatHistogram {
                 })
                 .collect()
         };
-        let mut pos: std::collections::BTreeMap<i32, FieldAcc> = Default::default();
-        let mut neg: std::collections::BTreeMap<i32, FieldAcc> = Default::default();
-        for h in &aligned {
-            for &(i, _) in &h.positive {
-                pos.entry(i).or_default();
-            }
-            for &(i, _) in &h.negative {
-                neg.entry(i).or_default();
-            }
-        }
         let (mut count, mut sum, mut zero) = (
             FieldAcc::default(),
             FieldAcc::default(),
@@ -550,18 +540,9 @@ impl FloatHistogram {
             count.add(h.count, mean);
             sum.add(h.sum, mean);
             zero.add(h.zero_count, mean);
-            let lookup = |side: &[(i32, f64)], i: i32| {
-                side.binary_search_by_key(&i, |b| b.0)
-                    .map(|k| side[k].1)
-                    .unwrap_or(0.0)
-            };
-            for (i, acc) in pos.iter_mut() {
-                acc.add(lookup(&h.positive, *i), mean);
-            }
-            for (i, acc) in neg.iter_mut() {
-                acc.add(lookup(&h.negative, *i), mean);
-            }
         }
+        let pos = sum_side(aligned.iter().map(|h| h.positive.as_slice()), mean);
+        let neg = sum_side(aligned.iter().map(|h| h.negative.as_slice()), mean);
         let base = &aligned[0];
         let out = FloatHistogram {
             counter_reset_hint: hint,
@@ -570,8 +551,8 @@ impl FloatHistogram {
             zero_count: zero.value(mean),
             count: count.value(mean),
             sum: sum.value(mean),
-            positive: pos.into_iter().map(|(i, a)| (i, a.value(mean))).collect(),
-            negative: neg.into_iter().map(|(i, a)| (i, a.value(mean))).collect(),
+            positive: pos,
+            negative: neg,
             custom_values: base.custom_values.clone(),
         };
         Ok(Sum {
@@ -656,30 +637,51 @@ impl FloatHistogram {
         if self.zero_count < prev_zero {
             return true;
         }
-        let mut prev = previous.clone();
-        prev.reduce_resolution(self.schema);
-        let dropped = |curr: &[(i32, f64)], prev: &[(i32, f64)], positive: bool| {
-            prev.iter().any(|&(i, c)| {
-                if c == 0.0 {
-                    return false;
-                }
-                if !self.uses_custom_buckets() {
-                    let upper = exponential_upper_bound(i, self.schema);
-                    if upper <= self.zero_threshold {
-                        // Inside the (wider) zero bucket: counted there.
-                        return false;
-                    }
-                }
-                let _ = positive;
-                let now = curr
-                    .binary_search_by_key(&i, |b| b.0)
-                    .map(|k| curr[k].1)
-                    .unwrap_or(0.0);
-                now < c
-            })
+        // Each bucket of `previous` (at this schema: merged runs of its buckets) must not
+        // hold more than the same bucket does now; buckets inside the (possibly wider)
+        // zero bucket are counted there. A merge walk, without allocating.
+        let custom = self.uses_custom_buckets();
+        let (from, to) = (previous.schema, self.schema);
+        let map = |i: i32| {
+            if !custom && from > to {
+                target_index(i, from, to)
+            } else {
+                i
+            }
         };
-        dropped(&self.positive, &prev.positive, true)
-            || dropped(&self.negative, &prev.negative, false)
+        let zero_index = (!custom && self.zero_threshold > 0.0)
+            .then(|| exponential_index(self.zero_threshold, to));
+        let inside_zero = |i: i32| match zero_index {
+            None => false,
+            Some(z) => i < z || (i == z && exponential_upper_bound(i, to) <= self.zero_threshold),
+        };
+        let dropped = |curr: &[(i32, f64)], prev: &[(i32, f64)]| {
+            let (mut j, mut k) = (0, 0);
+            while j < prev.len() {
+                let t = map(prev[j].0);
+                let mut c = 0.0;
+                while j < prev.len() && map(prev[j].0) == t {
+                    c += prev[j].1;
+                    j += 1;
+                }
+                if c == 0.0 || inside_zero(t) {
+                    continue;
+                }
+                while k < curr.len() && curr[k].0 < t {
+                    k += 1;
+                }
+                let now = if k < curr.len() && curr[k].0 == t {
+                    curr[k].1
+                } else {
+                    0.0
+                };
+                if now < c {
+                    return true;
+                }
+            }
+            false
+        };
+        dropped(&self.positive, &previous.positive) || dropped(&self.negative, &previous.negative)
     }
 
     /// Validates a histogram as received: schema, finite non-negative counts that add
@@ -1177,6 +1179,69 @@ fn remap_custom(buckets: &[(i32, f64)], from: &[f64], to: &[f64]) -> Vec<(i32, f
         }
     }
     out
+}
+
+/// The bucket-by-bucket sum (or mean) of one side of aligned histograms: every index any
+/// of them has, each histogram counting 0 where it has no bucket. Dense over the index
+/// range when that is small, by index otherwise.
+fn sum_side<'h>(
+    sides: impl Iterator<Item = &'h [(i32, f64)]> + Clone,
+    mean: bool,
+) -> Vec<(i32, f64)> {
+    let (mut lo, mut hi) = (i32::MAX, i32::MIN);
+    for side in sides.clone() {
+        if let (Some(first), Some(last)) = (side.first(), side.last()) {
+            lo = lo.min(first.0);
+            hi = hi.max(last.0);
+        }
+    }
+    if lo > hi {
+        return Vec::new();
+    }
+    let width = (hi as i64 - lo as i64 + 1) as usize;
+    if width <= 4 * MAX_BUCKETS {
+        let mut accs = vec![FieldAcc::default(); width];
+        let mut present = vec![false; width];
+        for side in sides {
+            let mut k = 0;
+            for (slot, acc) in accs.iter_mut().enumerate() {
+                let index = lo + slot as i32;
+                let v = if k < side.len() && side[k].0 == index {
+                    present[slot] = true;
+                    k += 1;
+                    side[k - 1].1
+                } else {
+                    0.0
+                };
+                acc.add(v, mean);
+            }
+        }
+        return accs
+            .into_iter()
+            .enumerate()
+            .filter(|(slot, _)| present[*slot])
+            .map(|(slot, a)| (lo + slot as i32, a.value(mean)))
+            .collect();
+    }
+    let mut by_index: std::collections::BTreeMap<i32, FieldAcc> = Default::default();
+    for side in sides.clone() {
+        for &(i, _) in side {
+            by_index.entry(i).or_default();
+        }
+    }
+    for side in sides {
+        for (i, acc) in by_index.iter_mut() {
+            let v = side
+                .binary_search_by_key(i, |b| b.0)
+                .map(|k| side[k].1)
+                .unwrap_or(0.0);
+            acc.add(v, mean);
+        }
+    }
+    by_index
+        .into_iter()
+        .map(|(i, a)| (i, a.value(mean)))
+        .collect()
 }
 
 /// A compensated sum or mean of one histogram field (the float aggregations' method).

@@ -120,15 +120,15 @@ fn histogram_change(
     }
     // A reset between the first two samples makes the first one irrelevant (its
     // layout too): it counts as an empty histogram in the second one's layout.
-    let mut start: FloatHistogram = FloatHistogram::clone(first);
+    let mut start: std::borrow::Cow<'_, FloatHistogram> = std::borrow::Cow::Borrowed(first);
     if counter && win.len() > 1 {
         let second = &win[1].histogram;
         if second.detect_reset(first) {
-            start = FloatHistogram {
+            start = std::borrow::Cow::Owned(FloatHistogram {
                 schema: second.schema,
                 custom_values: second.custom_values.clone(),
                 ..Default::default()
-            };
+            });
         }
     }
     let custom = start.uses_custom_buckets();
