@@ -373,10 +373,17 @@ impl FloatHistogram {
         }
         let schema = self.schema;
         let t = self.zero_threshold;
-        self.positive
-            .retain(|&(i, _)| exponential_upper_bound(i, schema) > t);
-        self.negative
-            .retain(|&(i, _)| exponential_upper_bound(i, schema) > t);
+        // Only the first few buckets can lie inside: compare indexes, with the bound of
+        // the one bucket the threshold falls in computed once.
+        let z = exponential_index(t, schema);
+        let z_inside = exponential_upper_bound(z, schema) <= t;
+        let outside = |i: i32| i > z || (i == z && !z_inside);
+        if self.positive.first().is_some_and(|b| !outside(b.0)) {
+            self.positive.retain(|&(i, _)| outside(i));
+        }
+        if self.negative.first().is_some_and(|b| !outside(b.0)) {
+            self.negative.retain(|&(i, _)| outside(i));
+        }
     }
 
     /// Widens this or `other`'s zero bucket so both have the same; returns `other`'s
@@ -485,7 +492,8 @@ impl FloatHistogram {
                 .any(|h| h.counter_reset_hint == CounterResetHint::NotCounterReset);
         let mut reconciled = false;
         // The common layout.
-        let aligned: Vec<FloatHistogram> = if custom {
+        use std::borrow::Cow;
+        let aligned: Vec<Cow<'_, FloatHistogram>> = if custom {
             let mut bounds: Vec<f64> = first.custom_values.to_vec();
             for h in &hs[1..] {
                 if !floats_match(&bounds, &h.custom_values) {
@@ -496,19 +504,29 @@ impl FloatHistogram {
             let bounds: Arc<[f64]> = Arc::from(bounds);
             hs.iter()
                 .map(|h| {
-                    let mut c = FloatHistogram::clone(h);
-                    if !floats_match(&c.custom_values, &bounds) {
-                        c.positive = remap_custom(&c.positive, &c.custom_values, &bounds);
-                        c.custom_values = bounds.clone();
+                    if floats_match(&h.custom_values, &bounds) {
+                        return Cow::Borrowed(*h);
                     }
-                    c
+                    let mut c = FloatHistogram::clone(h);
+                    c.positive = remap_custom(&c.positive, &c.custom_values, &bounds);
+                    c.custom_values = bounds.clone();
+                    Cow::Owned(c)
                 })
                 .collect()
         } else {
             let schema = hs.iter().map(|h| h.schema).min().unwrap_or(0);
             let mut threshold = hs.iter().map(|h| h.zero_threshold).fold(0.0, f64::max);
-            let reduced: Vec<FloatHistogram> =
-                hs.iter().map(|h| h.copy_to_schema(schema)).collect();
+            // Copied only where the schema must come down.
+            let reduced: Vec<Cow<'_, FloatHistogram>> = hs
+                .iter()
+                .map(|h| {
+                    if h.schema == schema {
+                        Cow::Borrowed(*h)
+                    } else {
+                        Cow::Owned(h.copy_to_schema(schema))
+                    }
+                })
+                .collect();
             // Widen until no histogram has a populated bucket straddling the threshold.
             loop {
                 let widest = reduced
@@ -522,12 +540,16 @@ impl FloatHistogram {
             }
             reduced
                 .into_iter()
-                .map(|mut h| {
+                .map(|h| {
+                    if h.zero_threshold == threshold {
+                        return h;
+                    }
                     let (zc, t) = h.zero_count_for_larger_threshold(threshold);
+                    let mut h = h.into_owned();
                     h.zero_count = zc;
                     h.zero_threshold = t;
                     h.trim_buckets_in_zero_bucket();
-                    h
+                    Cow::Owned(h)
                 })
                 .collect()
         };
@@ -808,10 +830,16 @@ impl FloatHistogram {
             let mut kept = Vec::with_capacity(self.positive.len());
             for &(i, c) in &self.positive {
                 let (mut l, u) = self.bucket_bounds(i, true);
-                if l == f64::NEG_INFINITY && u > 0.0 {
+                // The first bucket with a positive bound is taken to start at 0; its
+                // real lower end is unknown, so a negative lower cutoff drops it.
+                let from_zero = l == f64::NEG_INFINITY && u > 0.0 && u.is_finite();
+                if from_zero {
                     l = 0.0;
                 }
-                let (k, rep) = if l.is_finite() && u.is_finite() {
+                let (k, rep) = if from_zero && !upper && cutoff < 0.0 && cutoff > f64::NEG_INFINITY
+                {
+                    (0.0, 0.0)
+                } else if l.is_finite() && u.is_finite() {
                     linear(l, u, c)
                 } else if l == f64::NEG_INFINITY && u == f64::INFINITY {
                     // Neither end is finite: kept only when nothing is cut.
@@ -832,6 +860,7 @@ impl FloatHistogram {
                 } else {
                     // (l, +Inf): kept whole on the upper side of the cutoff.
                     match (upper, l >= cutoff) {
+                        (false, _) if cutoff == f64::INFINITY => (0.0, 0.0),
                         (false, true) => (c, l),
                         (false, false) => (c, cutoff),
                         (true, _) => {
