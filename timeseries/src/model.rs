@@ -103,6 +103,23 @@ impl Labels {
     }
 }
 
+/// Something at a timestamp: a float or a histogram sample.
+pub(crate) trait Timed: Clone {
+    fn ts(&self) -> i64;
+}
+
+impl Timed for Sample {
+    fn ts(&self) -> i64 {
+        self.timestamp_ms
+    }
+}
+
+impl Timed for HistogramSample {
+    fn ts(&self) -> i64 {
+        self.timestamp_ms
+    }
+}
+
 /// A float sample.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Sample {

@@ -12,7 +12,8 @@ use opendata_common::budget::{BudgetSpent, Reservation};
 
 use super::{InstantSample, QueryError, RangeSeries, Value};
 use crate::model::{
-    FloatHistogram, HistogramSample, Label, Labels, METRIC_NAME, Sample, Series, is_stale_marker,
+    FloatHistogram, HistogramSample, Label, Labels, METRIC_NAME, Sample, Series, Timed,
+    is_stale_marker,
 };
 
 /// Bit pattern marking "no point at this step" in a step column. A signalling NaN no
@@ -194,15 +195,18 @@ impl RangeVec<'_> {
 /// Bytes of the memory budget one point or sample is counted as: a timestamp and a value.
 pub(super) const POINT_BYTES: u64 = 16;
 
-/// Index windows of a series' samples, step by step.
-pub(super) struct Windows<'s> {
-    samples: &'s [Sample],
+/// Index windows of a series' samples (floats or histograms), step by step.
+pub(super) struct Windows<'s, T = Sample> {
+    samples: &'s [T],
     lo: usize,
     hi: usize,
 }
 
-impl<'s> Windows<'s> {
-    pub fn new(samples: &'s [Sample]) -> Self {
+/// Windows over histogram samples.
+pub(super) type HWindows<'s> = Windows<'s, HistogramSample>;
+
+impl<'s, T: Timed> Windows<'s, T> {
+    pub fn new(samples: &'s [T]) -> Self {
         Self {
             samples,
             lo: 0,
@@ -215,49 +219,15 @@ impl<'s> Windows<'s> {
     #[inline]
     pub fn window(&mut self, end: i64, range: i64) -> (usize, usize) {
         let s = self.samples;
-        debug_assert!(self.hi == 0 || s[self.hi - 1].timestamp_ms <= end);
-        while self.hi < s.len() && s[self.hi].timestamp_ms <= end {
+        debug_assert!(self.hi == 0 || s[self.hi - 1].ts() <= end);
+        while self.hi < s.len() && s[self.hi].ts() <= end {
             self.hi += 1;
         }
         let start = end - range;
         if self.lo > self.hi {
             self.lo = self.hi;
         }
-        while self.lo < self.hi && s[self.lo].timestamp_ms <= start {
-            self.lo += 1;
-        }
-        (self.lo, self.hi)
-    }
-}
-
-/// Index windows of a series' histogram samples, step by step (as [`Windows`]).
-pub(super) struct HWindows<'s> {
-    samples: &'s [HistogramSample],
-    lo: usize,
-    hi: usize,
-}
-
-impl<'s> HWindows<'s> {
-    pub fn new(samples: &'s [HistogramSample]) -> Self {
-        Self {
-            samples,
-            lo: 0,
-            hi: 0,
-        }
-    }
-
-    /// The index range of samples in `(end - range, end]`; ends must not decrease.
-    #[inline]
-    pub fn window(&mut self, end: i64, range: i64) -> (usize, usize) {
-        let s = self.samples;
-        while self.hi < s.len() && s[self.hi].timestamp_ms <= end {
-            self.hi += 1;
-        }
-        let start = end - range;
-        if self.lo > self.hi {
-            self.lo = self.hi;
-        }
-        while self.lo < self.hi && s[self.lo].timestamp_ms <= start {
+        while self.lo < self.hi && s[self.lo].ts() <= start {
             self.lo += 1;
         }
         (self.lo, self.hi)

@@ -16,7 +16,7 @@ use roaring::RoaringBitmap;
 
 use super::select::{Postings, select};
 use crate::error::Result;
-use crate::model::{FloatHistogram, HistogramSample, Labels, Matcher, Sample};
+use crate::model::{FloatHistogram, HistogramSample, Labels, Matcher, Sample, Timed};
 use crate::serde::{chunk, histogram_chunk};
 
 pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
@@ -228,23 +228,6 @@ impl SeriesData {
             })
             .collect();
         Ok(overlay(inorder, over))
-    }
-}
-
-/// Something at a timestamp: a float or a histogram sample.
-pub(crate) trait Timed: Clone {
-    fn ts(&self) -> i64;
-}
-
-impl Timed for Sample {
-    fn ts(&self) -> i64 {
-        self.timestamp_ms
-    }
-}
-
-impl Timed for HistogramSample {
-    fn ts(&self) -> i64 {
-        self.timestamp_ms
     }
 }
 

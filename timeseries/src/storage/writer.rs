@@ -353,6 +353,22 @@ struct BucketWal {
 }
 
 impl Inner {
+    /// The write-ahead record being built for `bucket` in this write, started if new.
+    fn bucket_wal<'w>(&self, wals: &'w mut Vec<BucketWal>, bucket: u32) -> &'w mut BucketWal {
+        let k = match wals.iter().position(|w| w.bucket == bucket) {
+            Some(k) => k,
+            None => {
+                wals.push(BucketWal {
+                    bucket,
+                    head: self.shared.head.bucket(bucket),
+                    wal: WalBuilder::new(),
+                });
+                wals.len() - 1
+            }
+        };
+        &mut wals[k]
+    }
+
     /// Applies a batch to the head and adds its write-ahead records to `ops`. Runs on the
     /// commit task, serially with every other write.
     fn prepare(&self, batch: &WriteBatch, ops: &mut WriteOps, now: i64) -> Result<WriteOutcome> {
@@ -466,18 +482,7 @@ impl Inner {
                 if accepted.is_empty() {
                     continue;
                 }
-                let k = match wals.iter().position(|w| w.bucket == bucket) {
-                    Some(k) => k,
-                    None => {
-                        wals.push(BucketWal {
-                            bucket,
-                            head: self.shared.head.bucket(bucket),
-                            wal: WalBuilder::new(),
-                        });
-                        wals.len() - 1
-                    }
-                };
-                let w = &mut wals[k];
+                let w = self.bucket_wal(&mut wals, bucket);
                 let mut data = w.head.data.write();
                 if data.closing {
                     drop(data);
@@ -557,18 +562,7 @@ impl Inner {
                 }
             }
             for (bucket, accepted) in by_bucket {
-                let k = match wals.iter().position(|w| w.bucket == bucket) {
-                    Some(k) => k,
-                    None => {
-                        wals.push(BucketWal {
-                            bucket,
-                            head: self.shared.head.bucket(bucket),
-                            wal: WalBuilder::new(),
-                        });
-                        wals.len() - 1
-                    }
-                };
-                let w = &mut wals[k];
+                let w = self.bucket_wal(&mut wals, bucket);
                 let mut data = w.head.data.write();
                 if data.closing {
                     drop(data);
