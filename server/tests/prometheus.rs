@@ -29,6 +29,34 @@ fn free_port() -> u16 {
 
 use opendata_testing::now_ms;
 
+/// Our database under `dir`, served by the time series API on a free port: the
+/// database and the base URL.
+async fn serve_ours(dir: &std::path::Path) -> (TimeSeriesDb, String) {
+    let db = TimeSeriesDb::open(Config {
+        storage: StorageConfig::local(dir.join("opendata")),
+        timeseries: TimeSeriesConfig::default(),
+    })
+    .await
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ours = format!("http://{}", listener.local_addr().unwrap());
+    let pools = Pools::start(&PoolsConfig::default()).unwrap();
+    let app = router(
+        Opened::Writer(db.clone()),
+        Engine::new(db.config().query.clone()),
+        pools.query.clone(),
+        pools.ingest.clone(),
+        1 << 20,
+        opendata_common::budget::MemoryBudget::default(),
+    );
+    // The pools live as long as the server task.
+    tokio::spawn(async move {
+        let _pools = pools;
+        axum::serve(listener, app).await.unwrap()
+    });
+    (db, ours)
+}
+
 type SeriesMap = BTreeMap<BTreeMap<String, String>, Vec<(i64, u64)>>;
 
 fn parse_matrix(body: &Value) -> SeriesMap {
@@ -61,24 +89,7 @@ async fn should_store_what_a_real_prometheus_remote_writes() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let db = TimeSeriesDb::open(Config {
-        storage: StorageConfig::local(dir.path().join("opendata")),
-        timeseries: TimeSeriesConfig::default(),
-    })
-    .await
-    .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let ours = format!("http://{}", listener.local_addr().unwrap());
-    let pools = Pools::start(&PoolsConfig::default()).unwrap();
-    let app = router(
-        Opened::Writer(db.clone()),
-        Engine::new(db.config().query.clone()),
-        pools.query.clone(),
-        pools.ingest.clone(),
-        1 << 20,
-        opendata_common::budget::MemoryBudget::default(),
-    );
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let (db, ours) = serve_ours(dir.path()).await;
 
     let prom_port = free_port();
     let prom = format!("http://127.0.0.1:{prom_port}");
@@ -377,24 +388,7 @@ async fn should_answer_native_histogram_queries_as_a_real_prometheus_does() {
     };
     let promtool = std::env::var("OPENDATA_TEST_PROMTOOL").unwrap_or_else(|_| "promtool".into());
     let dir = tempfile::tempdir().unwrap();
-    let db = TimeSeriesDb::open(Config {
-        storage: StorageConfig::local(dir.path().join("opendata")),
-        timeseries: TimeSeriesConfig::default(),
-    })
-    .await
-    .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let ours = format!("http://{}", listener.local_addr().unwrap());
-    let pools = Pools::start(&PoolsConfig::default()).unwrap();
-    let app = router(
-        Opened::Writer(db.clone()),
-        Engine::new(db.config().query.clone()),
-        pools.query.clone(),
-        pools.ingest.clone(),
-        1 << 20,
-        opendata_common::budget::MemoryBudget::default(),
-    );
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let (db, ours) = serve_ours(dir.path()).await;
 
     // The target: native histograms in the protobuf exposition format.
     let scrapes = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
